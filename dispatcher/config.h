@@ -1,0 +1,106 @@
+// Configuration value types and the loader for /etc/itk.conf + /etc/itk.d/*.conf (inih).
+// Loading is done once by the master (start, SIGHUP, --check); the result is immutable afterwards.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace itk {
+
+// Where a value came from, for error messages: "file:line".
+struct Origin {
+  std::string file;
+  int line = 0;
+  std::string str() const;
+};
+
+struct IdRange {
+  uint32_t min = 0;
+  uint32_t max = 0;
+  bool contains(uint32_t v) const { return v >= min && v <= max; }
+};
+
+// The identity a worker switches to. Resolved by the master at load, so the worker never calls NSS.
+struct Identity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (getgrouplist for names; just {gid} for #numeric)
+  std::string user_name;      // for logs; "#1001" for numeric ids
+  bool operator==(const Identity& o) const { return uid == o.uid && gid == o.gid && groups == o.groups; }
+};
+
+struct VHost {
+  std::string server_name;            // lower-case
+  std::vector<std::string> aliases;   // lower-case; may start with "*."
+  std::string document_root;          // absolute path
+  Identity identity;
+  int nice_value = 0;                 // -20..19
+  bool has_nice = false;              // NiceValue given (else the acceptor's nice is kept)
+  unsigned max_clients_vhost = 0;     // 0 = only MaxClients limits it
+  std::vector<std::string> directory_index = {"index.html"};
+  bool is_default = false;
+  Origin origin;                      // where its [vhost] section starts
+  uint32_t slot = 0;                  // scoreboard slot, assigned by the master (stable across reloads)
+};
+
+struct ServerConfig {
+  unsigned start_servers = 0;             // 0 at parse time = number of online CPUs (filled by load_config)
+  unsigned max_clients = 256;
+  unsigned timeout = 60;                  // seconds: send/receive inactivity in a worker
+  unsigned keep_alive_timeout = 5;        // seconds: idle wait for the next request on a connection
+  unsigned max_keep_alive_requests = 100; // 0 = unlimited
+  unsigned request_read_timeout = 20;     // seconds: whole request head must arrive within this
+  unsigned limit_request_line = 8190;
+  unsigned limit_request_field_size = 8190;
+  unsigned limit_request_fields = 100;
+  uint64_t limit_request_body = 1073741824;
+  unsigned graceful_shutdown_timeout = 30; // seconds SIGTERM waits for in-flight requests
+  IdRange limit_uid_range{1000, 59999};
+  IdRange limit_gid_range{1000, 59999};
+  std::string user = "itk";               // acceptor user (name or #uid)
+  Identity acceptor;                      // resolved User: uid, its primary gid, no supplementary groups
+};
+
+struct Config {
+  std::string config_file;
+  std::string config_dir;
+  ServerConfig server;
+  std::vector<VHost> vhosts;  // in load order: drop-ins in lexical order, sections in file order
+  size_t default_vhost = 0;   // index into vhosts: the Default = yes one, else the first
+};
+
+struct ConfigError {
+  Origin origin;      // file and line; line 0 when the error is about a whole file
+  std::string key;    // empty when not about one key
+  std::string message;
+  std::string str() const;  // "file:line: Key: message"
+};
+
+struct LoadResult {
+  std::unique_ptr<Config> config;   // set only when errors is empty
+  std::vector<ConfigError> errors;  // every error found, in file order
+};
+
+struct LoadOptions {
+  std::string config_file = "/etc/itk.conf";
+  std::string config_dir = "/etc/itk.d";
+  bool config_file_explicit = false;  // a missing default /etc/itk.conf means "all defaults"; an explicit one is an error
+  bool check_filesystem = true;       // DocumentRoot exists and is a directory
+};
+
+// Parses and validates everything; never throws for bad input, never stops at the first error.
+LoadResult load_config(const LoadOptions& opts);
+
+// Parses one INI text as if it were the file `name` (used by the loader and by tests).
+// `is_dropin` selects which sections are allowed ([server] in the main file, [vhost] in drop-ins).
+void parse_config_text(const std::string& text, const std::string& name, bool is_dropin, Config& out,
+                       std::vector<ConfigError>& errors);
+
+// Cross-vhost and semantic checks (duplicates, identities, ranges, filesystem) after every file is parsed.
+void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError>& errors);
+
+}  // namespace itk

@@ -1,0 +1,66 @@
+// Checks that need the whole configuration: at least one vhost, the default vhost, StartServers, DocumentRoot on disk.
+// Checks of one key (identities, ranges, duplicate names, Default) run in config.cc, where the key's line is known.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "config.h"
+#include "log.h"
+
+namespace itk {
+
+namespace {
+
+constexpr long kMaxStartServers = 64;
+
+unsigned online_cpus() {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return static_cast<unsigned>(std::clamp(n, 1L, kMaxStartServers));
+}
+
+// Reported at the [vhost] line (the key's own line is not kept after parsing), so the message names the path
+// and the vhost.
+void check_document_root(const VHost& v, std::vector<ConfigError>& errors) {
+  std::string what = "`" + v.document_root + "`";
+  if (!v.server_name.empty()) what += " (vhost " + v.server_name + ")";
+  struct stat st {};
+  if (stat(v.document_root.c_str(), &st) < 0) {
+    int err = errno;
+    errors.push_back(
+        {v.origin, "DocumentRoot",
+         strprintf("%s: %s (create the directory, or correct DocumentRoot)", what.c_str(), strerror(err))});
+    return;
+  }
+  if (!S_ISDIR(st.st_mode))
+    errors.push_back({v.origin, "DocumentRoot", strprintf("%s is not a directory", what.c_str())});
+}
+
+}  // namespace
+
+void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError>& errors) {
+  if (cfg.vhosts.empty()) {
+    const std::string& dir = cfg.config_dir.empty() ? std::string("/etc/itk.d") : cfg.config_dir;
+    errors.push_back({Origin{dir, 0}, "", strprintf("no vhost configured (add a drop-in to %s)", dir.c_str())});
+  }
+
+  // Apache's rule: without an explicit default, the first vhost loaded answers unknown Host names.
+  cfg.default_vhost = 0;
+  for (size_t i = 0; i < cfg.vhosts.size(); i++) {
+    if (cfg.vhosts[i].is_default) {
+      cfg.default_vhost = i;
+      break;
+    }
+  }
+
+  if (cfg.server.start_servers == 0) cfg.server.start_servers = online_cpus();
+
+  // An empty DocumentRoot was already reported as missing or invalid at its line.
+  if (check_filesystem)
+    for (const VHost& v : cfg.vhosts)
+      if (!v.document_root.empty()) check_document_root(v, errors);
+}
+
+}  // namespace itk

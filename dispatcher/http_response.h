@@ -1,0 +1,23 @@
+// Building response heads and the small bodies itk writes itself (errors, redirects).
+#pragma once
+
+#include <ctime>
+#include <string>
+#include <string_view>
+
+namespace itk {
+
+const char* status_text(int status);
+
+// RFC 9110 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+std::string http_date(time_t t);
+// Parses the three date formats of RFC 9110 §5.6.7; returns -1 if not a date.
+time_t parse_http_date(std::string_view s);
+
+// A complete response (head + small HTML body) for an error or a redirect.
+// `extra_headers` are full lines each ending in "\r\n" (e.g. "Allow: GET, HEAD\r\n").
+// With head_only (HEAD requests) the body is left out but Content-Length still counts it.
+std::string error_response(int status, bool keep_alive, std::string_view extra_headers = {},
+                           bool head_only = false);
+
+}  // namespace itk

@@ -1,0 +1,47 @@
+// Socket I/O helpers: full writes and lingering close.
+#include "io.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cerrno>
+
+namespace itk {
+
+int64_t now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool send_all(int fd, std::string_view data, bool more) {
+  while (!data.empty()) {
+    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void lingering_close(int fd, int ms) {
+  (void)shutdown(fd, SHUT_WR);
+  int64_t deadline = now_ms() + ms;
+  char sink[16384];
+  size_t total = 0;
+  while (total < (1u << 20)) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    int r = poll(&p, 1, static_cast<int>(left));
+    if (r <= 0) break;
+    ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+    if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) break;
+    if (n > 0) total += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace itk

@@ -1,0 +1,25 @@
+// sd_notify wrapper and STATUS formatting.
+#include "notify.h"
+
+#include <systemd/sd-daemon.h>
+
+#include <cstring>
+
+#include "log.h"
+
+namespace itk {
+
+std::string format_status(const StatusCounts& c) {
+  std::string s = strprintf("vhosts: %zu, acceptors: %u busy/%u idle, workers: %u, served: %llu, refused: %llu",
+                            c.vhosts, c.acceptors_busy, c.acceptors_idle, c.workers,
+                            static_cast<unsigned long long>(c.served), static_cast<unsigned long long>(c.refused));
+  if (!c.note.empty()) s += "; " + c.note;
+  return s;
+}
+
+void notify(const std::string& state) {
+  int rc = sd_notify(0, state.c_str());
+  if (rc < 0) log(Level::warning, "sd_notify(%s) failed: %s", state.c_str(), strerror(-rc));
+}
+
+}  // namespace itk

@@ -1,0 +1,25 @@
+// sd_notify messages and the STATUS= line shown by `systemctl status itk`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace itk {
+
+struct StatusCounts {
+  size_t vhosts = 0;
+  unsigned acceptors_busy = 0;
+  unsigned acceptors_idle = 0;
+  unsigned workers = 0;
+  uint64_t served = 0;
+  uint64_t refused = 0;
+  std::string note;  // e.g. "reload failed: FILE:LINE: ..." ; empty when all is well
+};
+
+// "vhosts: 2, acceptors: 0 busy/2 idle, workers: 0, served: 10, refused: 0[; NOTE]"
+std::string format_status(const StatusCounts& c);
+
+// Sends `state` (e.g. "READY=1\nSTATUS=...") to $NOTIFY_SOCKET if set; failures are logged once.
+void notify(const std::string& state);
+
+}  // namespace itk

@@ -1,0 +1,53 @@
+// Shared-memory scoreboard: live workers per vhost and in total, acceptor activity and request
+// counters. Mapped MAP_SHARED by the master before the first fork, so every itk process sees it.
+// It only ever informs admission and STATUS; the master re-checks any pid it reads here before
+// signalling it, since a worker (tenant uid) can write to this mapping.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace itk {
+
+constexpr uint32_t kMaxVHostSlots = 65536;
+constexpr uint32_t kMaxWorkers = 16384;   // upper bound of MaxClients
+constexpr uint32_t kMaxAcceptors = 256;   // live acceptors, across a reload's old and new generations
+
+struct WorkerEntry {
+  std::atomic<pid_t> pid;     // 0 = free, -1 = claimed, pid not yet known
+  std::atomic<uint32_t> slot; // vhost slot it counts against
+};
+
+struct AcceptorEntry {
+  std::atomic<pid_t> pid;
+  std::atomic<uint32_t> reading;  // connections whose head is being read
+};
+
+struct Scoreboard {
+  std::atomic<uint32_t> workers;  // live workers, all vhosts
+  std::atomic<uint64_t> served;   // responses written by workers
+  std::atomic<uint64_t> refused;  // 503s from admission
+  std::atomic<uint32_t> next_entry;  // where the next free worker_table search starts
+  AcceptorEntry acceptors[kMaxAcceptors];
+  std::atomic<uint32_t> vhost_workers[kMaxVHostSlots];
+  WorkerEntry worker_table[kMaxWorkers];
+};
+
+// Maps a zeroed scoreboard; returns nullptr with errno set on failure. Lives until exit.
+Scoreboard* scoreboard_create();
+
+enum class Admission { admitted, vhost_full, server_full };
+
+// Reserves a worker for `slot` if the vhost is under `max_vhost` (0 = no per-vhost limit) and the
+// server under `max_clients`. On success *entry is the reserved worker_table index.
+Admission scoreboard_admit(Scoreboard& sb, uint32_t slot, unsigned max_vhost, unsigned max_clients, uint32_t* entry);
+// Records the forked worker's pid in its entry.
+void scoreboard_set_pid(Scoreboard& sb, uint32_t entry, pid_t pid);
+// Gives back a reservation (fork failed, or the worker was reaped).
+void scoreboard_release(Scoreboard& sb, uint32_t entry);
+// Finds a live worker's entry by pid (for workers reaped by the master after their acceptor died).
+bool scoreboard_find(const Scoreboard& sb, pid_t pid, uint32_t* entry);
+
+}  // namespace itk

@@ -1,0 +1,175 @@
+// Worker role: drop to the vhost's user, then serve the connection's requests until it closes,
+// times out, or asks for a vhost of another identity.
+#include "worker.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "http_response.h"
+#include "io.h"
+#include "log.h"
+#include "privileges.h"
+#include "static_handler.h"
+#include "unique_fd.h"
+
+namespace itk {
+namespace {
+
+enum class Next { request, closed, timeout, error, stopping };
+
+// Waits for `fd` to be readable for at most `ms`; SIGTERM (blocked otherwise) interrupts the wait,
+// so a graceful stop never waits out a keep-alive timeout.
+int wait_readable(int fd, int64_t ms, const sigset_t& during) {
+  pollfd p{fd, POLLIN, 0};
+  timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
+  return ppoll(&p, 1, &ts, &during);
+}
+
+struct Conn {
+  int fd;
+  std::string buf;  // unparsed bytes; starts with the next request
+  const sigset_t* wait_mask;
+  bool stopping = false;  // SIGTERM arrived: finish the request in hand, then close
+};
+
+// Reads the next request head into `parser`. Idle wait before its first byte: KeepAliveTimeout;
+// the whole head then has RequestReadTimeout, as in the acceptor.
+Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc) {
+  int64_t idle_deadline = now_ms() + static_cast<int64_t>(sc.keep_alive_timeout) * 1000;
+  int64_t head_deadline = 0;
+  for (;;) {
+    if (!c.buf.empty()) {
+      if (head_deadline == 0) head_deadline = now_ms() + static_cast<int64_t>(sc.request_read_timeout) * 1000;
+      HeadState st = parser.parse(c.buf);
+      if (st == HeadState::complete) return Next::request;
+      if (st == HeadState::error) return Next::error;
+    } else if (c.stopping) {
+      return Next::stopping;
+    }
+    int64_t left = (head_deadline ? head_deadline : idle_deadline) - now_ms();
+    if (left <= 0) return c.buf.empty() ? Next::closed : Next::timeout;
+    int r = wait_readable(c.fd, left, *c.wait_mask);
+    if (r < 0 && errno == EINTR) {
+      // Only SIGTERM is unblocked during the wait, so EINTR means a graceful stop was asked for.
+      c.stopping = true;
+      if (c.buf.empty()) return Next::stopping;
+      continue;  // a head already begun is finished, then served, then the connection closes
+    }
+    if (r <= 0) continue;  // the deadline check above decides
+    char tmp[16384];
+    ssize_t n = recv(c.fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    if (n == 0) return Next::closed;
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return Next::closed;
+    }
+    c.buf.append(tmp, static_cast<size_t>(n));
+  }
+}
+
+// SIGTERM is blocked outside waits; the handler only has to exist so that ppoll returns EINTR.
+void on_term(int) {}
+
+}  // namespace
+
+[[noreturn]] void worker_main(const ProcessContext& ctx, WorkerStart start) {
+  const Runtime& rt = *ctx.rt;
+  const ServerConfig& sc = rt.config->server;
+  const VHost* first = start.vhost;
+  log_set_role("worker " + first->server_name);
+  (void)prctl(PR_SET_NAME, "itk-worker", 0, 0, 0);
+
+  // Signals: SIGTERM means "finish the response in hand, then close"; it is delivered only inside waits.
+  struct sigaction sa {};
+  sa.sa_handler = on_term;
+  sigemptyset(&sa.sa_mask);
+  (void)sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGHUP, SIG_IGN);
+  sigset_t blocked, during_wait;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGTERM);
+  sigprocmask(SIG_SETMASK, &blocked, &during_wait);
+  sigdelset(&during_wait, SIGTERM);
+  sigdelset(&during_wait, SIGCHLD);
+
+  become_tenant(first->identity, first->has_nice ? std::optional<int>(first->nice_value) : std::nullopt);
+
+  int fd = start.conn_fd;
+  timeval tv{static_cast<time_t>(sc.timeout), 0};
+  (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+
+  // DocumentRoots are opened as the tenant: a root the tenant cannot enter is a misconfiguration (500).
+  std::vector<std::pair<const VHost*, unique_fd>> roots;
+  auto root_of = [&](const VHost* vh) -> int {
+    for (auto& [v, rfd] : roots)
+      if (v == vh) return rfd.get();
+    unique_fd rfd(open(vh->document_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!rfd) log(Level::err, "cannot open DocumentRoot %s as uid %u: %s; the vhost's user must be able to enter it",
+                  vh->document_root.c_str(), static_cast<unsigned>(vh->identity.uid), strerror(errno));
+    int raw = rfd.get();
+    roots.emplace_back(vh, std::move(rfd));
+    return raw;
+  };
+
+  Conn c{fd, std::move(start.buffer), &during_wait};
+  c.buf.erase(0, start.head_length);
+  RequestHead head = std::move(start.head);
+  // A SIGTERM that came before this point is still pending and ends the connection after this response.
+  sigset_t pending;
+  if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) c.stopping = true;
+  const VHost* vh = first;
+  unsigned served = 0;
+
+  for (;;) {
+    served++;
+    bool keep = head.keep_alive && !head.has_body() && sc.keep_alive_timeout > 0 &&
+                (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
+    ResponseOutcome r = serve_static(rt, *vh, root_of(vh), head, fd, keep);
+    ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+    if (!r.ok || !r.keep_alive) break;
+
+    HeadParser parser(rt.limits);
+    Next next = read_next(c, parser, sc);
+    if (next == Next::error || next == Next::timeout) {
+      int status = next == Next::timeout ? 408 : parser.error_status();
+      log(Level::info, "request refused with %d: %s", status,
+          next == Next::timeout ? "head not complete within RequestReadTimeout" : parser.error_reason().c_str());
+      (void)send_all(fd, error_response(status, false));
+      ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+    if (next != Next::request) break;
+    head = parser.head();
+    c.buf.erase(0, parser.head_length());
+    const VHost* target = rt.vhosts.lookup(head.host);
+    if (!head.host.empty() && VHostTable::normalize_host(head.host).empty()) {
+      (void)send_all(fd, error_response(400, false));
+      break;
+    }
+    // A worker can only ever be one identity; mpm-itk closes here too and clients retry on a new connection.
+    if (!(target->identity == first->identity) || target->has_nice != first->has_nice ||
+        (target->has_nice && target->nice_value != first->nice_value))
+      break;
+    vh = target;
+  }
+  lingering_close(fd, 2000);
+  _exit(0);
+}
+
+}  // namespace itk

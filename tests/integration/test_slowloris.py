@@ -1,0 +1,105 @@
+# Slowloris: hundreds of connections that never finish their request line must neither pin the
+# acceptors nor get workers; normal clients are served meanwhile and the slow ones are timed out.
+
+import os
+import select
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+SLOW_COUNT = 300
+NORMAL_COUNT = 20
+READ_TIMEOUT = 4  # RequestReadTimeout in this test's config
+
+slow = []  # the slow client sockets, shared by the scenarios below
+
+
+def setup():
+    tree = h.two_tenant_tree(server={"RequestReadTimeout": READ_TIMEOUT})
+    return h.Daemon(tree).start()
+
+
+def slow_connections_opened(d):
+    failures = []
+    for i in range(SLOW_COUNT):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(h.IO_TIMEOUT)
+        try:
+            s.connect(("127.0.0.1", d.port))
+            s.sendall(b"GET /slow HT")
+        except OSError as e:
+            s.close()
+            failures.append(f"connection {i}: {e}")
+            continue
+        slow.append(s)
+    h.check(not failures, f"expected {SLOW_COUNT} slow connections to connect and send half a request line; "
+                          f"{len(failures)} failed, first: {failures[:3]}")
+
+
+def normal_requests_answered_meanwhile(d):
+    for i in range(NORMAL_COUNT):
+        host, want = (("a.test", "vhost a"), ("b.test", "vhost b"))[i % 2]
+        try:
+            resp = h.fetch(d.port, "/", host, timeout=5)
+        except h.Fail as e:
+            raise h.Fail(f"normal request {i + 1} of {NORMAL_COUNT} to {host} while {len(slow)} slow "
+                         f"connections are open: expected an answer within 5s: {e}") from None
+        h.expect_status(resp, 200, f"normal request {i + 1} to {host} with {len(slow)} slow connections open")
+        h.expect_body_contains(resp, want, f"normal request {i + 1} to {host}")
+
+
+def no_worker_for_incomplete_heads(d):
+    # Workers exist only for parsed heads; the normal requests above closed theirs.
+    settled = h.wait_until(lambda: len(d.workers()) <= 2, 5)
+    h.check(settled, f"expected no itk-worker for the {len(slow)} incomplete heads, "
+                     f"found {len(d.workers())} workers")
+
+
+def slow_connections_timed_out(d):
+    pending = {s: b"" for s in slow}
+    closed = {}
+    deadline = time.monotonic() + READ_TIMEOUT + 15
+    while pending and time.monotonic() < deadline:
+        readable, _, _ = select.select(list(pending), [], [], 0.5)
+        for s in readable:
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if data:
+                pending[s] += data
+                continue
+            closed[s] = pending.pop(s)
+            s.close()
+    still_open = len(pending)
+    for s in list(pending):
+        s.close()
+    slow.clear()
+    unexpected = [data[:80] for data in closed.values()
+                  if data and not (data.startswith(b"HTTP/1.1 408") or data.startswith(b"HTTP/1.0 408"))]
+    h.check(still_open == 0, f"expected every slow connection closed (408 or plain close) within "
+                             f"RequestReadTimeout = {READ_TIMEOUT}s + 15s; {still_open} still open")
+    h.check(not unexpected, f"expected 408 or nothing on the slow connections, {len(unexpected)} got other "
+                            f"bytes, first: {unexpected[:3]}")
+
+
+def still_serving_afterwards(d):
+    h.check(d.running(), f"expected itkd still running, it exited with status {d.proc.poll()}")
+    for host in ("a.test", "b.test"):
+        resp = h.fetch(d.port, "/", host)
+        h.expect_status(resp, 200, f"GET / on {host} after the slowloris connections")
+
+
+SCENARIOS = [
+    slow_connections_opened,
+    normal_requests_answered_meanwhile,
+    no_worker_for_incomplete_heads,
+    slow_connections_timed_out,
+    still_serving_afterwards,
+]
+
+if __name__ == "__main__":
+    h.main(SCENARIOS, setup)
