@@ -1,14 +1,11 @@
 // Static responses: method rules, path decoding, openat2 beneath the root, validators, ranges, sendfile.
 #include "static_handler.h"
 
-#include <sys/sendfile.h>
-#include <sys/socket.h>
-
 #include <cerrno>
 #include <cstring>
 
+#include "client_conn.h"
 #include "http_response.h"
-#include "io.h"
 #include "log.h"
 #include "static_file.h"
 
@@ -17,60 +14,45 @@ namespace {
 
 constexpr std::string_view kAllow = "Allow: GET, HEAD, OPTIONS\r\n";
 
-bool send_file_range(int sock, int file, uint64_t offset, uint64_t length) {
-  off_t off = static_cast<off_t>(offset);
-  while (length > 0) {
-    size_t chunk = length > (1u << 30) ? (1u << 30) : static_cast<size_t>(length);
-    ssize_t n = sendfile(sock, file, &off, chunk);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (n == 0) return false;  // the file shrank under us: the promised length cannot be kept
-    length -= static_cast<uint64_t>(n);
-  }
-  return true;
-}
-
-ResponseOutcome simple(int fd, int status, bool keep_alive, bool head_only, std::string_view extra = {}) {
+ResponseOutcome simple(ClientConn& conn, int status, bool keep_alive, bool head_only, std::string_view extra = {}) {
   // A request itk could not make sense of ends the connection, as nginx and Apache do: whatever
   // the client sends next is not trusted to be framed the way it thinks.
   if (status == 400) keep_alive = false;
-  return {send_all(fd, error_response(status, keep_alive, extra, head_only)), status, keep_alive};
+  return {conn_write_all(conn, error_response(status, keep_alive, extra, head_only)), status, keep_alive};
 }
 
 }  // namespace
 
-ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, int fd,
+ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
                              bool keep_alive) {
   const bool is_head = head.method == "HEAD";
   if (head.method == "OPTIONS") {
     std::string out = "HTTP/1.1 200 OK\r\nDate: " + http_date(time(nullptr)) + "\r\nServer: itk\r\n" +
                       std::string(kAllow) + "Content-Length: 0\r\n" +
                       (keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n") + "\r\n";
-    return {send_all(fd, out), 200, keep_alive};
+    return {conn_write_all(conn, out), 200, keep_alive};
   }
-  if (head.method != "GET" && !is_head) return simple(fd, 405, keep_alive, false, kAllow);
-  if (head.target.empty() || head.target[0] != '/') return simple(fd, 400, keep_alive, is_head);
+  if (head.method != "GET" && !is_head) return simple(conn, 405, keep_alive, false, kAllow);
+  if (head.target.empty() || head.target[0] != '/') return simple(conn, 400, keep_alive, is_head);
 
   std::optional<std::string> path = decode_request_path(head.target);
-  if (!path) return simple(fd, 400, keep_alive, is_head);
-  if (root_fd < 0) return simple(fd, 500, keep_alive, is_head);
+  if (!path) return simple(conn, 400, keep_alive, is_head);
+  if (root_fd < 0) return simple(conn, 500, keep_alive, is_head);
 
   OpenResult file = open_beneath(root_fd, *path, vh.directory_index);
   switch (file.outcome) {
     case OpenOutcome::bad_request:
-      return simple(fd, 400, keep_alive, is_head);
+      return simple(conn, 400, keep_alive, is_head);
     case OpenOutcome::not_found:
-      return simple(fd, 404, keep_alive, is_head);
+      return simple(conn, 404, keep_alive, is_head);
     case OpenOutcome::forbidden:
-      return simple(fd, 403, keep_alive, is_head);
+      return simple(conn, 403, keep_alive, is_head);
     case OpenOutcome::directory_redirect: {
       std::string_view target = head.target;
       std::string_view query = target_query(target);
       std::string_view raw_path = target.substr(0, target.size() - query.size());
       std::string location = "Location: " + std::string(raw_path) + "/" + std::string(query) + "\r\n";
-      return simple(fd, 301, keep_alive, is_head, location);
+      return simple(conn, 301, keep_alive, is_head, location);
     }
     case OpenOutcome::file:
       break;
@@ -83,11 +65,11 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
 
   std::string common = "Date: " + http_date(time(nullptr)) + "\r\nServer: itk\r\nLast-Modified: " + http_date(mtime) +
                        "\r\nETag: " + etag + "\r\n";
-  const char* conn = keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+  const char* connection = keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
 
   if (not_modified(pre, etag, mtime)) {
-    std::string out = "HTTP/1.1 304 Not Modified\r\n" + common + conn + "\r\n";
-    return {send_all(fd, out), 304, keep_alive};
+    std::string out = "HTTP/1.1 304 Not Modified\r\n" + common + connection + "\r\n";
+    return {conn_write_all(conn, out), 304, keep_alive};
   }
 
   int status = 200;
@@ -102,7 +84,7 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
         break;
       case RangeResult::unsatisfiable: {
         std::string extra = strprintf("Content-Range: bytes */%llu\r\n", static_cast<unsigned long long>(size));
-        return simple(fd, 416, keep_alive, is_head, extra);
+        return simple(conn, 416, keep_alive, is_head, extra);
       }
       case RangeResult::none:
         break;
@@ -117,11 +99,11 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
     out += strprintf("Content-Range: bytes %llu-%llu/%llu\r\n", static_cast<unsigned long long>(range.first),
                      static_cast<unsigned long long>(range.last), static_cast<unsigned long long>(size));
   out += "Accept-Ranges: bytes\r\n";
-  out += conn;
+  out += connection;
   out += "\r\n";
   const bool body = !is_head && length > 0;
-  if (!send_all(fd, out, body)) return {false, status, false};
-  if (body && !send_file_range(fd, file.fd.get(), status == 206 ? range.first : 0, length)) return {false, status, false};
+  if (!conn_write_all(conn, out, body)) return {false, status, false};
+  if (body && !conn_send_file(conn, file.fd.get(), status == 206 ? range.first : 0, length)) return {false, status, false};
   return {true, status, keep_alive};
 }
 

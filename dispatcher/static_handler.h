@@ -1,6 +1,7 @@
 // Answers one request for a static file under a vhost's DocumentRoot (in the worker, as the tenant).
 #pragma once
 
+#include "client_conn.h"
 #include "http_request.h"
 #include "runtime.h"
 
@@ -12,10 +13,10 @@ struct ResponseOutcome {
   bool keep_alive = false; // what the response told the client
 };
 
-// Writes the whole response for `head` to `fd`. `root_fd` is the vhost's DocumentRoot opened by
+// Writes the whole response for `head` to `conn`. `root_fd` is the vhost's DocumentRoot opened by
 // the tenant (O_PATH|O_DIRECTORY), or -1 if that failed (-> 500). `keep_alive` decides the
 // Connection header.
-ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, int fd,
+ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
                              bool keep_alive);
 
 }  // namespace itk

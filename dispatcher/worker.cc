@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "client_conn.h"
 #include "http_response.h"
 #include "io.h"
 #include "log.h"
@@ -36,7 +37,7 @@ int wait_readable(int fd, int64_t ms, const sigset_t& during) {
 }
 
 struct Conn {
-  int fd;
+  ClientConn& io;
   std::string buf;  // unparsed bytes; starts with the next request
   const sigset_t* wait_mask;
   bool stopping = false;  // SIGTERM arrived: finish the request in hand, then close
@@ -58,7 +59,7 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc) {
     }
     int64_t left = (head_deadline ? head_deadline : idle_deadline) - now_ms();
     if (left <= 0) return c.buf.empty() ? Next::closed : Next::timeout;
-    int r = wait_readable(c.fd, left, *c.wait_mask);
+    int r = conn_buffered(c.io) > 0 ? 1 : wait_readable(c.io.fd, left, *c.wait_mask);
     if (r < 0 && errno == EINTR) {
       // Only SIGTERM is unblocked during the wait, so EINTR means a graceful stop was asked for.
       c.stopping = true;
@@ -67,10 +68,10 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc) {
     }
     if (r <= 0) continue;  // the deadline check above decides
     char tmp[16384];
-    ssize_t n = recv(c.fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    ssize_t n = conn_read(c.io, tmp, sizeof tmp);
     if (n == 0) return Next::closed;
     if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
+      if (errno == EAGAIN) continue;
       return Next::closed;
     }
     c.buf.append(tmp, static_cast<size_t>(n));
@@ -127,7 +128,8 @@ void on_term(int) {}
     return raw;
   };
 
-  Conn c{fd, std::move(start.buffer), &during_wait};
+  ClientConn io{fd};
+  Conn c{io, std::move(start.buffer), &during_wait};
   c.buf.erase(0, start.head_length);
   RequestHead head = std::move(start.head);
   // A SIGTERM that came before this point is still pending and ends the connection after this response.
@@ -140,7 +142,7 @@ void on_term(int) {}
     served++;
     bool keep = head.keep_alive && !head.has_body() && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
-    ResponseOutcome r = serve_static(rt, *vh, root_of(vh), head, fd, keep);
+    ResponseOutcome r = serve_static(rt, *vh, root_of(vh), head, io, keep);
     ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
     if (!r.ok || !r.keep_alive) break;
 
@@ -150,7 +152,7 @@ void on_term(int) {}
       int status = next == Next::timeout ? 408 : parser.error_status();
       log(Level::info, "request refused with %d: %s", status,
           next == Next::timeout ? "head not complete within RequestReadTimeout" : parser.error_reason().c_str());
-      (void)send_all(fd, error_response(status, false));
+      (void)conn_write_all(io, error_response(status, false));
       ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
       break;
     }
@@ -159,7 +161,7 @@ void on_term(int) {}
     c.buf.erase(0, parser.head_length());
     const VHost* target = rt.vhosts.lookup(head.host);
     if (!head.host.empty() && VHostTable::normalize_host(head.host).empty()) {
-      (void)send_all(fd, error_response(400, false));
+      (void)conn_write_all(io, error_response(400, false));
       break;
     }
     // A worker can only ever be one identity; mpm-itk closes here too and clients retry on a new connection.
@@ -168,7 +170,7 @@ void on_term(int) {}
       break;
     vh = target;
   }
-  lingering_close(fd, 2000);
+  conn_finish(io, 2000);
   _exit(0);
 }
 
