@@ -524,17 +524,27 @@ const UintKey kServerUintKeys[] = {
     {"LimitRequestFieldSize", 256, 65536, &ServerConfig::limit_request_field_size},
     {"LimitRequestFields", 1, 1000, &ServerConfig::limit_request_fields},
     {"GracefulShutdownTimeout", 0, 3600, &ServerConfig::graceful_shutdown_timeout},
+    {"CGITimeout", 1, 86400, &ServerConfig::cgi_timeout},
 };
 
 const char* const kServerOtherKeys[] = {"LimitRequestBody", "LimitUIDRange", "LimitGIDRange", "User"};
 const char* const kVHostKeys[] = {"ServerName", "ServerAlias",     "DocumentRoot",   "AssignUserID",
-                                  "NiceValue",  "MaxClientsVHost", "DirectoryIndex", "Default"};
+                                  "NiceValue",  "MaxClientsVHost", "DirectoryIndex", "Default",
+                                  "CGI",        "Handler"};
+// Keys valid in [server] (the default) and in [vhost] (for that vhost).
+const char* const kBothKeys[] = {"CGITimeout"};
 // Keys repeated on purpose: each line adds to the list.
-const char* const kRepeatableKeys[] = {"serveralias", "directoryindex"};
+const char* const kRepeatableKeys[] = {"serveralias", "directoryindex", "cgi", "handler"};
 
 // The documented spelling of a key written in any case, or nullptr for an unknown key.
 const char* canonical(const std::string& lkey, bool& is_server, bool& is_vhost) {
   is_server = is_vhost = false;
+  for (const char* k : kBothKeys) {
+    if (lower(k) == lkey) {
+      is_server = is_vhost = true;
+      return k;
+    }
+  }
   for (const auto& k : kServerUintKeys) {
     if (lower(k.name) == lkey) {
       is_server = true;
@@ -693,6 +703,32 @@ void assign_user_id(Parser& p, VHost& v, const char* key, std::string_view value
   v.identity.user_name = user;
 }
 
+// ".cgi": a dot, then at least one character that is neither '/' nor another dot.
+std::string check_extension(std::string_view ext) {
+  if (ext.size() < 2 || ext[0] != '.' || ext.find_first_of("/.", 1) != std::string_view::npos)
+    return strprintf("`%.*s` is not a file extension (write it with its dot, e.g. .cgi)", static_cast<int>(ext.size()),
+                     ext.data());
+  return {};
+}
+
+// One extension runs one way: directly or through one handler.
+std::string claim_extension(const VHost& v, const std::string& ext) {
+  for (const auto& e : v.cgi_extensions)
+    if (e == ext) return strprintf("%s is already listed in CGI", ext.c_str());
+  for (const auto& h : v.handlers)
+    if (h.extension == ext) return strprintf("%s already has a Handler (%s)", ext.c_str(), h.program.c_str());
+  return {};
+}
+
+std::string check_program(const std::string& path) {
+  if (path.empty() || path[0] != '/') return strprintf("`%s` must be an absolute path", path.c_str());
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    return strprintf("%s: %s (install it or fix the path)", path.c_str(), strerror(errno));
+  if (!S_ISREG(st.st_mode) || (st.st_mode & 0111) == 0) return strprintf("%s is not an executable file", path.c_str());
+  return {};
+}
+
 void vhost_key(Parser& p, const std::string& lkey, const char* key, std::string_view value) {
   VHost& v = p.cfg.vhosts.back();
   if (lkey == "servername") {
@@ -737,6 +773,26 @@ void vhost_key(Parser& p, const std::string& lkey, const char* key, std::string_
       else
         v.directory_index.push_back(w);
     }
+  } else if (lkey == "cgi") {
+    for (const std::string& w : split_words(value)) {
+      std::string e = check_extension(w);
+      if (e.empty()) e = claim_extension(v, lower(w));
+      if (!e.empty()) p.error(key, e);
+      else v.cgi_extensions.push_back(lower(w));
+    }
+  } else if (lkey == "handler") {
+    std::vector<std::string> w = split_words(value);
+    if (w.size() != 2) return p.error(key, "expected `.ext /path/to/program` (one extension per Handler line)");
+    std::string e = check_extension(w[0]);
+    if (e.empty()) e = claim_extension(v, lower(w[0]));
+    if (e.empty()) e = check_program(w[1]);
+    if (!e.empty()) return p.error(key, e);
+    v.handlers.push_back({lower(w[0]), w[1]});
+  } else if (lkey == "cgitimeout") {
+    uint64_t n = 0;
+    std::string e = parse_uint(value, 1, 86400, n);
+    if (!e.empty()) return p.error(key, e);
+    v.cgi_timeout = static_cast<unsigned>(n);
   } else if (lkey == "default") {
     bool b = false;
     std::string e = parse_bool(value, b);
@@ -753,7 +809,7 @@ void vhost_key(Parser& p, const std::string& lkey, const char* key, std::string_
   }
 }
 
-bool is_future_key(const std::string& lkey) { return lkey == "cgi" || lkey == "fastcgi" || lkey.rfind("tls", 0) == 0; }
+bool is_future_key(const std::string& lkey) { return lkey == "fastcgi" || lkey.rfind("tls", 0) == 0; }
 
 int on_key(void* user, const char* /*section*/, const char* name_c, const char* value_c) {
   Parser& p = *static_cast<Parser*>(user);
@@ -780,11 +836,11 @@ int on_key(void* user, const char* /*section*/, const char* name_c, const char* 
       p.error(name, strprintf("unknown key in [%s]", in_server ? "server" : "vhost"));
     return 1;
   }
-  if (in_server && is_vhost) {
+  if (in_server && !is_server) {
     p.error(key, "belongs in a [vhost] section of a drop-in");
     return 1;
   }
-  if (!in_server && is_server) {
+  if (!in_server && !is_vhost) {
     p.error(key, strprintf("is a [server] key: set it in %s",
                            p.cfg.config_file.empty() ? "/etc/itk.conf" : p.cfg.config_file.c_str()));
     return 1;

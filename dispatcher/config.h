@@ -33,6 +33,12 @@ struct Identity {
   bool operator==(const Identity& o) const { return uid == o.uid && gid == o.gid && groups == o.groups; }
 };
 
+// A program that runs files with one extension (php-cgi for ".php"): the file is its argument.
+struct Handler {
+  std::string extension;  // lower-case, with the dot: ".php"
+  std::string program;    // absolute path
+};
+
 struct VHost {
   std::string server_name;            // lower-case
   std::vector<std::string> aliases;   // lower-case; may start with "*."
@@ -43,6 +49,9 @@ struct VHost {
   unsigned max_clients_vhost = 0;     // 0 = only MaxClients limits it
   std::vector<std::string> directory_index = {"index.html"};
   bool is_default = false;
+  std::vector<std::string> cgi_extensions;  // lower-case, with the dot: files run directly as CGI
+  std::vector<Handler> handlers;            // files run through a program as CGI
+  unsigned cgi_timeout = 0;                 // seconds; 0 = the [server] CGITimeout
   Origin origin;                      // where its [vhost] section starts
   uint32_t slot = 0;                  // scoreboard slot, assigned by the master (stable across reloads)
 };
@@ -59,6 +68,7 @@ struct ServerConfig {
   unsigned limit_request_fields = 100;
   uint64_t limit_request_body = 1073741824;
   unsigned graceful_shutdown_timeout = 30; // seconds SIGTERM waits for in-flight requests
+  unsigned cgi_timeout = 60;              // seconds a CGI request may run in all
   IdRange limit_uid_range{1000, 59999};
   IdRange limit_gid_range{1000, 59999};
   std::string user = "itk";               // acceptor user (name or #uid)

@@ -56,6 +56,8 @@ void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError
   }
 
   if (cfg.server.start_servers == 0) cfg.server.start_servers = online_cpus();
+  for (VHost& v : cfg.vhosts)
+    if (v.cgi_timeout == 0) v.cgi_timeout = cfg.server.cgi_timeout;
 
   // An empty DocumentRoot was already reported as missing or invalid at its line.
   if (check_filesystem)

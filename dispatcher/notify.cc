@@ -19,7 +19,12 @@ std::string format_status(const StatusCounts& c) {
 
 void notify(const std::string& state) {
   int rc = sd_notify(0, state.c_str());
-  if (rc < 0) log(Level::warning, "sd_notify(%s) failed: %s", state.c_str(), strerror(-rc));
+  // Only the master notifies; saying once that the channel is broken is enough.
+  static bool reported = false;
+  if (rc < 0 && !reported) {
+    reported = true;
+    log(Level::warning, "sd_notify to $NOTIFY_SOCKET failed: %s; systemd will not see READY/STATUS", strerror(-rc));
+  }
 }
 
 }  // namespace itk

@@ -15,11 +15,13 @@
 #include <cstring>
 #include <vector>
 
+#include "cgi.h"
 #include "client_conn.h"
 #include "http_response.h"
 #include "io.h"
 #include "log.h"
 #include "privileges.h"
+#include "static_file.h"
 #include "static_handler.h"
 #include "unique_fd.h"
 
@@ -76,6 +78,37 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc) {
     }
     c.buf.append(tmp, static_cast<size_t>(n));
   }
+}
+
+// One request: a script when the vhost has CGI and the path names one, else a static file.
+// A script's local redirect (Location: /path without Status) is served as a GET of that path.
+ResponseOutcome serve(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& io,
+                      std::string& buffered, bool keep_alive) {
+  if (vh.cgi_extensions.empty() && vh.handlers.empty())
+    return serve_static(rt, vh, root_fd, head, io, keep_alive && !head.has_body());
+  RequestHead current = head;
+  for (int hop = 0; hop < 10; hop++) {
+    std::optional<std::string> path = decode_request_path(current.target);
+    ScriptMatch m = path ? match_script(root_fd, *path, vh) : ScriptMatch{};
+    if (m.kind != ScriptMatch::script) break;
+    CgiOutcome o = run_cgi(rt, vh, current, m, io, buffered, keep_alive);
+    if (o.local_redirect.empty()) return o.response;
+    keep_alive = keep_alive && o.response.keep_alive;
+    // RFC 3875 §6.2.2: the server serves the new path itself, as a GET without the original body.
+    current.method = "GET";
+    current.target = o.local_redirect;
+    current.content_length.reset();
+    current.chunked = false;
+    current.expect_continue = false;
+    std::erase_if(current.headers, [](const auto& h) {
+      return h.first == "content-length" || h.first == "transfer-encoding" || h.first == "content-type";
+    });
+    if (hop == 9) {
+      log(Level::err, "more than 10 local redirects from scripts, starting at %s", head.target.c_str());
+      return {conn_write_all(io, error_response(500, false)), 500, false};
+    }
+  }
+  return serve_static(rt, vh, root_fd, current, io, keep_alive && !current.has_body());
 }
 
 // SIGTERM is blocked outside waits; the handler only has to exist so that ppoll returns EINTR.
@@ -140,9 +173,9 @@ void on_term(int) {}
 
   for (;;) {
     served++;
-    bool keep = head.keep_alive && !head.has_body() && sc.keep_alive_timeout > 0 &&
+    bool keep = head.keep_alive && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
-    ResponseOutcome r = serve_static(rt, *vh, root_of(vh), head, io, keep);
+    ResponseOutcome r = serve(rt, *vh, root_of(vh), head, io, c.buf, keep);
     ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
     if (!r.ok || !r.keep_alive) break;
 

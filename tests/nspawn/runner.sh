@@ -14,6 +14,14 @@ config=/etc/itk-test
 . "$config/env"  # ITK_PORT
 export ITK_PORT ITK_TESTS=$tests
 
+# Unit files and drop-ins as booted, so that a scenario may change them (hardening, ports) for itself.
+unit_dirs=(/etc/systemd/system /run/systemd/system)
+units_saved=/run/itk-test/units
+for d in "${unit_dirs[@]}"; do
+  mkdir -p "$d" "$units_saved$d"
+  cp -a "$d/." "$units_saved$d/"
+done
+
 # The state a scenario starts from: the boot config, itk.service stopped, itk.socket listening. The first
 # scenario gets the container exactly as booted (socket activation checks that nothing started itk yet).
 reset_itk() {
@@ -24,6 +32,18 @@ reset_itk() {
   rm -rf /etc/itk.d /etc/itk.conf
   cp -a "$config/baseline/itk.d" /etc/itk.d
   cp -a "$config/baseline/itk.conf" /etc/itk.conf
+  local d changed=0
+  for d in "${unit_dirs[@]}"; do
+    if ! diff -r -q --no-dereference "$units_saved$d" "$d" >/dev/null 2>&1; then
+      changed=1
+      find "$d" -mindepth 1 -delete
+      cp -a "$units_saved$d/." "$d/"
+    fi
+  done
+  if ((changed)); then
+    systemctl daemon-reload
+    systemctl stop itk.socket 2>/dev/null || true  # so that a changed ListenStream takes effect
+  fi
   systemctl reset-failed itk.service itk.socket 2>/dev/null || true
   systemctl start itk.socket || echo "runner: itk.socket does not start: $(systemctl status itk.socket --no-pager 2>&1)"
 }

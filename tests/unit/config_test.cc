@@ -447,7 +447,6 @@ TEST(VHost, UnknownKeysAndSections) {
                                 "a.conf:1: NiceValue: key outside a section: put it under [vhost]",
                                 "a.conf:2: [server] belongs in itk.conf, not in a drop-in",
                                 "a.conf:8: Frobnicate: unknown key in [vhost]",
-                                "a.conf:9: CGI: not supported by this version of itk",
                                 "a.conf:10: FastCGI: not supported by this version of itk",
                                 "a.conf:11: TLSCertificateFile: not supported by this version of itk",
                                 "a.conf:12: MaxClients: is a [server] key: set it in itk.conf",
@@ -1166,6 +1165,39 @@ TEST(Examples, VHostExampleIsComplete) {
   EXPECT_EQ(v.max_clients_vhost, 20u);
   EXPECT_EQ(v.directory_index, (std::vector<std::string>{"index.html", "index.htm"}));
   EXPECT_FALSE(v.is_default);
+}
+
+// ---- CGI ----
+
+TEST(VHostCGI, ExtensionsHandlersAndTimeout) {
+  Parsed p = parse_dropin(vhost("a.test",
+                                "CGI = .cgi .PL\n"
+                                "CGI = .sh\n"
+                                "Handler = .php /bin/sh\n"
+                                "Handler = .py /bin/sh\n"
+                                "CGITimeout = 5\n"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  const VHost& v = p.cfg.vhosts[0];
+  EXPECT_EQ(v.cgi_extensions, (std::vector<std::string>{".cgi", ".pl", ".sh"}));
+  ASSERT_EQ(v.handlers.size(), 2u);
+  EXPECT_EQ(v.handlers[0].extension, ".php");
+  EXPECT_EQ(v.handlers[0].program, "/bin/sh");
+  EXPECT_EQ(v.cgi_timeout, 5u);
+}
+
+TEST(VHostCGI, Errors) {
+  EXPECT_EQ(vhost_error("CGI = cgi"), "a.conf:5: CGI: `cgi` is not a file extension (write it with its dot, e.g. .cgi)");
+  EXPECT_EQ(vhost_error("CGI = .a/b"), "a.conf:5: CGI: `.a/b` is not a file extension (write it with its dot, e.g. .cgi)");
+  EXPECT_EQ(vhost_error("Handler = .php"),
+            "a.conf:5: Handler: expected `.ext /path/to/program` (one extension per Handler line)");
+  EXPECT_EQ(vhost_error("Handler = .php bin/php-cgi"), "a.conf:5: Handler: `bin/php-cgi` must be an absolute path");
+  EXPECT_EQ(vhost_error("Handler = .php /nonexistent/php-cgi"),
+            "a.conf:5: Handler: /nonexistent/php-cgi: No such file or directory (install it or fix the path)");
+  EXPECT_EQ(vhost_error("Handler = .php /etc/passwd"), "a.conf:5: Handler: /etc/passwd is not an executable file");
+  EXPECT_EQ(vhost_error("CGITimeout = 0"), "a.conf:5: CGITimeout: `0` is out of range (allowed: 1..86400)");
+  Parsed p = parse_dropin(vhost("a.test", "CGI = .php\nHandler = .php /bin/sh\n"));
+  ASSERT_EQ(p.errors.size(), 1u) << dump(p.errors);
+  EXPECT_EQ(p.errors[0].str(), "a.conf:6: Handler: .php is already listed in CGI");
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
-# Isolation with real users: a tenant's 0640 file is served on its own vhost only, also when another tenant
-# points a symlink at it or gets a DocumentRoot that contains it; root's 0600 files are never served; a
-# worker runs as its vhost's user with no capability left.
+# Isolation with real users: a tenant's 0640 file is served on its own vhosts only (also through symlinks or a
+# DocumentRoot that contains it), root's 0600 files never; a worker runs as its vhost's user, no capabilities.
 # timeout: 60
 . "$ITK_TESTS/lib.sh"
 

@@ -1,6 +1,5 @@
-# Reload: `systemctl reload itk` with a new valid drop-in serves the new vhost without restarting the master
-# or cutting an in-flight download; with a broken drop-in the reload fails, itk keeps serving the old
-# vhosts, and the journal (and STATUS, when SIGHUP reaches itkd anyway) names the file:line.
+# Reload: `systemctl reload itk` serves a new drop-in's vhost without a restart or a cut download; with a
+# broken drop-in it fails, the old vhosts stay served, and the journal and STATUS name the file:line.
 # timeout: 90
 . "$ITK_TESTS/lib.sh"
 

@@ -1,0 +1,565 @@
+// CGI execution in the worker: script lookup beneath the DocumentRoot, a child with exactly fds
+// 0-2 and a clean environment, request body in, response out, all bounded by CGITimeout.
+#include "cgi.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "body_decoder.h"
+#include "cgi_env.h"
+#include "cgi_response.h"
+#include "http_response.h"
+#include "io.h"
+#include "log.h"
+#include "unique_fd.h"
+
+namespace itk {
+namespace {
+
+constexpr size_t kMaxCgiHead = 65536;
+
+std::string lower_ext(std::string_view name) {
+  size_t slash = name.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
+  size_t dot = base.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return {};
+  std::string ext(base.substr(dot));
+  for (char& c : ext)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return ext;
+}
+
+// Whether `name` runs as CGI for this vhost, and through which program ("" = itself).
+bool script_program(const VHost& vh, std::string_view name, std::string& program) {
+  std::string ext = lower_ext(name);
+  if (ext.empty()) return false;
+  for (const auto& e : vh.cgi_extensions)
+    if (e == ext) {
+      program.clear();
+      return true;
+    }
+  for (const auto& h : vh.handlers)
+    if (h.extension == ext) {
+      program = h.program;
+      return true;
+    }
+  return false;
+}
+
+// O_PATH open of `path` (decoded, starting with '/') beneath the root; the kernel refuses escapes.
+int open_path_beneath(int root_fd, const std::string& path, struct stat& st) {
+  std::string rel = path.size() > 1 ? path.substr(1) : ".";
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how));
+  if (fd < 0) return -errno;
+  unique_fd owner(fd);
+  if (fstat(fd, &st) != 0) return -errno;
+  return 0;
+}
+
+std::string sockaddr_host(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof buf);
+  else if (ss.ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, buf, sizeof buf);
+  return buf;
+}
+
+std::string sockaddr_port(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) return std::to_string(ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port));
+  if (ss.ss_family == AF_INET6) return std::to_string(ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port));
+  return {};
+}
+
+ResponseOutcome answer(ClientConn& conn, int status, bool keep_alive, bool head_only, std::string_view extra = {}) {
+  return {conn_write_all(conn, error_response(status, keep_alive, extra, head_only)), status, keep_alive};
+}
+
+// The script's stderr goes to the journal line by line, tagged by the worker's role (its vhost).
+class StderrLog {
+ public:
+  explicit StderrLog(std::string script) : script_(std::move(script)) {}
+  void add(const char* data, size_t n) {
+    pending_.append(data, n);
+    size_t eol;
+    while ((eol = pending_.find('\n')) != std::string::npos) {
+      emit(pending_.substr(0, eol));
+      pending_.erase(0, eol + 1);
+    }
+    if (pending_.size() > 4096) {
+      emit(pending_);
+      pending_.clear();
+    }
+  }
+  void flush() {
+    if (!pending_.empty()) emit(pending_);
+    pending_.clear();
+  }
+
+ private:
+  void emit(const std::string& line) {
+    log(Level::warning, "%s: %.*s", script_.c_str(), static_cast<int>(std::min<size_t>(line.size(), 4096)), line.c_str());
+  }
+  std::string script_;
+  std::string pending_;
+};
+
+// Reads a whole chunked body into an anonymous memory file so the script gets CONTENT_LENGTH,
+// which RFC 3875 requires and php-cgi relies on. Bounded by LimitRequestBody.
+int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, unsigned timeout_s, unique_fd& out,
+                  uint64_t& size, const char*& why) {
+  out.reset(memfd_create("itk-request-body", MFD_CLOEXEC));
+  if (!out) {
+    why = "memfd_create failed";
+    return 500;
+  }
+  std::string decoded;
+  int64_t deadline = now_ms() + static_cast<int64_t>(timeout_s) * 1000;
+  for (;;) {
+    size_t used = 0;
+    BodyDecoder::State st = body.feed(buffered, decoded, used);
+    buffered.erase(0, used);
+    if (!decoded.empty()) {
+      if (!write_all_fd(out.get(), decoded)) {
+        why = "writing the request body to memory failed";
+        return 500;
+      }
+      decoded.clear();
+    }
+    if (st == BodyDecoder::State::complete) break;
+    if (st == BodyDecoder::State::error) {
+      why = body.error_reason();
+      return body.error_status();
+    }
+    if (conn_buffered(conn) == 0) {
+      pollfd p{conn.fd, POLLIN, 0};
+      int64_t left = deadline - now_ms();
+      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
+        why = "request body not received within Timeout";
+        return 408;
+      }
+    }
+    char tmp[65536];
+    ssize_t n = conn_read(conn, tmp, sizeof tmp);
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+      why = "client closed the connection during the request body";
+      return -1;
+    }
+    if (n > 0) {
+      buffered.append(tmp, static_cast<size_t>(n));
+      deadline = now_ms() + static_cast<int64_t>(timeout_s) * 1000;
+    }
+  }
+  size = body.decoded();
+  if (lseek(out.get(), 0, SEEK_SET) != 0) {
+    why = "lseek on the request body failed";
+    return 500;
+  }
+  return 0;
+}
+
+[[noreturn]] void exec_script(const std::string& program, const std::string& script_filename,
+                              const std::vector<std::string>& env, int in, int out, int err) {
+  // Its own process group, so that the worker can end the script and whatever it started in one kill.
+  (void)setpgid(0, 0);
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(127);
+  close_range(3, ~0U, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Ignored signals stay ignored across exec: give the script the defaults.
+  for (int s : {SIGPIPE, SIGHUP, SIGTERM, SIGCHLD}) signal(s, SIG_DFL);
+  std::string dir = script_filename.substr(0, script_filename.rfind('/'));
+  if (chdir(dir.empty() ? "/" : dir.c_str()) != 0) {
+    dprintf(2, "cannot enter the script's directory %s: %s\n", dir.c_str(), strerror(errno));
+    _exit(127);
+  }
+  std::vector<char*> envp;
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const std::string& exe = program.empty() ? script_filename : program;
+  std::vector<char*> argv{const_cast<char*>(exe.c_str())};
+  if (!program.empty()) argv.push_back(const_cast<char*>(script_filename.c_str()));
+  argv.push_back(nullptr);
+  execve(exe.c_str(), argv.data(), envp.data());
+  dprintf(2, "cannot execute %s: %s\n", exe.c_str(), strerror(errno));
+  _exit(127);
+}
+
+}  // namespace
+
+ScriptMatch match_script(int root_fd, const std::string& path, const VHost& vh) {
+  ScriptMatch m;
+  if (root_fd < 0 || path.empty() || path[0] != '/') return m;
+  for (size_t pos = 1;;) {
+    size_t next = path.find('/', pos);
+    std::string prefix = path.substr(0, next);
+    if (prefix.size() > 1 && prefix.back() != '/') {
+      struct stat st {};
+      if (open_path_beneath(root_fd, prefix, st) != 0) return m;  // the static path answers 403/404 the same way
+      if (S_ISREG(st.st_mode)) {
+        std::string rest = next == std::string::npos ? "" : path.substr(next);
+        if (script_program(vh, prefix, m.program)) {
+          m.kind = ScriptMatch::script;
+          m.script_name = prefix;
+          m.path_info = rest;
+        } else if (!rest.empty()) {
+          m.kind = ScriptMatch::not_found;  // extra path after a static file: Apache's AcceptPathInfo default
+        }
+        return m;
+      }
+      if (!S_ISDIR(st.st_mode)) return m;
+    }
+    if (next == std::string::npos) break;
+    pos = next + 1;
+  }
+  if (path.back() == '/') {
+    for (const std::string& index : vh.directory_index) {
+      struct stat st {};
+      int rc = open_path_beneath(root_fd, path + index, st);
+      if (rc == -ENOENT) continue;
+      if (rc != 0 || !S_ISREG(st.st_mode)) return m;
+      if (script_program(vh, index, m.program)) {
+        m.kind = ScriptMatch::script;
+        m.script_name = path + index;
+      }
+      return m;
+    }
+  }
+  return m;
+}
+
+CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, const ScriptMatch& m,
+                   ClientConn& conn, std::string& buffered, bool keep_alive) {
+  const ServerConfig& sc = rt.config->server;
+  const bool is_head = head.method == "HEAD";
+  CgiOutcome result;
+  const std::string script_filename = vh.document_root + m.script_name;
+  if (m.program.empty() && access(script_filename.c_str(), X_OK) != 0) {
+    log(Level::info, "%s is not executable by uid %u: 403", script_filename.c_str(), static_cast<unsigned>(getuid()));
+    result.response = answer(conn, 403, keep_alive && !head.has_body(), is_head);
+    return result;
+  }
+
+  // --- request body ---
+  BodyDecoder body(head.content_length, head.chunked, sc.limit_request_body);
+  if (head.expect_continue && head.has_body() && buffered.empty())
+    (void)conn_write_all(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+  RequestHead env_head = head;
+  unique_fd stdin_fd;
+  unique_fd body_pipe;  // our end, when the body is streamed
+  if (head.chunked) {
+    uint64_t size = 0;
+    const char* why = "";
+    int status = spool_chunked(conn, body, buffered, sc.timeout, stdin_fd, size, why);
+    if (status != 0) {
+      log(Level::info, "request body refused: %s", why);
+      if (status > 0) result.response = answer(conn, status, false, is_head);
+      else result.response = {false, 400, false};
+      return result;
+    }
+    env_head.chunked = false;
+    env_head.content_length = size;
+    std::erase_if(env_head.headers, [](const auto& h) { return h.first == "transfer-encoding"; });
+  } else if (head.has_body()) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+      result.response = answer(conn, 500, false, is_head);
+      return result;
+    }
+    stdin_fd.reset(p[0]);
+    body_pipe.reset(p[1]);
+    (void)fcntl(body_pipe.get(), F_SETFL, O_NONBLOCK);
+  } else {
+    stdin_fd.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  }
+
+  // --- environment ---
+  CgiRequest req;
+  req.vhost = &vh;
+  req.head = &env_head;
+  req.script_name = m.script_name;
+  req.script_filename = script_filename;
+  req.path_info = m.path_info;
+  std::string_view target = head.target;
+  size_t q = target.find('?');
+  req.query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(conn.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    req.remote_addr = sockaddr_host(ss);
+    req.remote_port = sockaddr_port(ss);
+  }
+  len = sizeof ss;
+  if (getsockname(conn.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    req.server_addr = sockaddr_host(ss);
+    req.server_port = sockaddr_port(ss);
+  }
+  std::vector<std::string> env = cgi_environment(req);
+
+  int outp[2], errp[2];
+  if (pipe2(outp, O_CLOEXEC) != 0) {
+    result.response = answer(conn, 500, false, is_head);
+    return result;
+  }
+  unique_fd out_r(outp[0]), out_w(outp[1]);
+  if (pipe2(errp, O_CLOEXEC) != 0) {
+    result.response = answer(conn, 500, false, is_head);
+    return result;
+  }
+  unique_fd err_r(errp[0]), err_w(errp[1]);
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    log(Level::err, "fork for %s failed: %s", script_filename.c_str(), strerror(errno));
+    result.response = answer(conn, 503, false, is_head, "Retry-After: 2\r\n");
+    return result;
+  }
+  if (pid == 0) exec_script(m.program, script_filename, env, stdin_fd.get(), out_w.get(), err_w.get());
+  (void)setpgid(pid, pid);  // also from here, so the group exists before any kill below
+  stdin_fd.reset();
+  out_w.reset();
+  err_w.reset();
+  (void)fcntl(out_r.get(), F_SETFL, O_NONBLOCK);
+  (void)fcntl(err_r.get(), F_SETFL, O_NONBLOCK);
+  unique_fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+
+  // --- relay ---
+  const int64_t deadline = now_ms() + static_cast<int64_t>(vh.cgi_timeout) * 1000;
+  StderrLog errlog(m.script_name);
+  std::string to_child;          // decoded body bytes not yet written to the script
+  bool body_done = body.state() == BodyDecoder::State::complete || head.chunked;
+  std::string head_buf;
+  bool head_sent = false, chunked_out = false, discard_body = false, timed_out = false, client_gone = false;
+  std::optional<uint64_t> declared;
+  uint64_t sent = 0;
+  int status = 0;
+  bool exited = false;
+  int wstatus = 0;
+
+  auto write_body = [&](const char* data, size_t n) -> bool {
+    if (discard_body || n == 0) return true;
+    if (declared) {
+      if (sent >= *declared) {
+        keep_alive = false;  // the script wrote more than it declared: the extra is dropped
+        return true;
+      }
+      n = static_cast<size_t>(std::min<uint64_t>(n, *declared - sent));
+    }
+    bool ok;
+    if (chunked_out) {
+      std::string frame = strprintf("%zx\r\n", n);
+      frame.append(data, n);
+      frame += "\r\n";
+      ok = conn_write_all(conn, frame);
+    } else {
+      ok = conn_write_all(conn, std::string_view(data, n));
+    }
+    sent += n;
+    return ok;
+  };
+
+  auto start_response = [&]() -> bool {
+    size_t end = find_cgi_head_end(head_buf);
+    CgiHead ch;
+    std::string err = parse_cgi_head(std::string_view(head_buf).substr(0, end), ch);
+    if (!err.empty()) {
+      log(Level::err, "%s: malformed response header block: %s", m.script_name.c_str(), err.c_str());
+      return false;
+    }
+    if (ch.local_redirect) {
+      result.local_redirect = *ch.location;
+      discard_body = true;
+      head_sent = true;  // nothing goes to the client from this script
+      return true;
+    }
+    status = ch.status;
+    declared = ch.content_length;
+    const bool no_body = is_head || status == 204 || status == 304 || status < 200;
+    if (!declared && !no_body) {
+      if (head.version_minor >= 1) chunked_out = true;
+      else keep_alive = false;  // HTTP/1.0 without a length: the end of the body is the close
+    }
+    if (!body_done || !body_pipe) {
+      // The request body must be read completely before the connection can carry another request.
+    }
+    std::string out = strprintf("HTTP/1.1 %d %s\r\nDate: %s\r\nServer: itk\r\n", status,
+                                ch.reason.empty() ? status_text(status) : ch.reason.c_str(), http_date(time(nullptr)).c_str());
+    for (const auto& [n, v] : ch.headers) out += n + ": " + v + "\r\n";
+    if (declared && status != 304 && status != 204) out += strprintf("Content-Length: %llu\r\n", static_cast<unsigned long long>(*declared));
+    if (chunked_out) out += "Transfer-Encoding: chunked\r\n";
+    out += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+    out += "\r\n";
+    head_sent = true;
+    discard_body = no_body;
+    if (!conn_write_all(conn, out, true)) return false;
+    std::string rest = head_buf.substr(end);
+    head_buf.clear();
+    return write_body(rest.data(), rest.size());
+  };
+
+  bool ok = true;
+  while (out_r || err_r || !exited) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd fds[5];
+    int n = 0, i_out = -1, i_err = -1, i_in = -1, i_client = -1, i_pid = -1;
+    if (out_r) fds[i_out = n++] = {out_r.get(), POLLIN, 0};
+    if (err_r) fds[i_err = n++] = {err_r.get(), POLLIN, 0};
+    if (body_pipe && !to_child.empty()) fds[i_in = n++] = {body_pipe.get(), POLLOUT, 0};
+    bool want_body = body_pipe && to_child.empty() && !body_done;
+    fds[i_client = n++] = {conn.fd, static_cast<short>((want_body ? POLLIN : 0) | POLLRDHUP), 0};
+    if (pidfd && !exited) fds[i_pid = n++] = {pidfd.get(), POLLIN, 0};
+    // Body bytes that arrived with the head (or are decrypted already) are not signalled by poll.
+    if (want_body && (!buffered.empty() || conn_buffered(conn) > 0)) fds[i_client].revents = POLLIN;
+    else if (poll(fds, static_cast<nfds_t>(n), static_cast<int>(std::min<int64_t>(left, 1000))) < 0 && errno != EINTR) break;
+    if (!pidfd && !exited && waitpid(pid, &wstatus, WNOHANG) == pid) exited = true;
+
+    if (i_client >= 0 && (fds[i_client].revents & (POLLRDHUP | POLLHUP | POLLERR)) && !want_body) {
+      client_gone = true;
+      break;
+    }
+    if (want_body && (fds[i_client].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
+      {
+        char tmp[65536];
+        if (buffered.empty()) {
+          ssize_t r = conn_read(conn, tmp, sizeof tmp);
+          if (r == 0 || (r < 0 && errno != EAGAIN)) {
+            client_gone = true;
+            break;
+          }
+          if (r > 0) buffered.append(tmp, static_cast<size_t>(r));
+        }
+        size_t used = 0;
+        BodyDecoder::State st = body.feed(buffered, to_child, used);
+        buffered.erase(0, used);
+        if (st == BodyDecoder::State::error) {
+          log(Level::info, "request body refused: %s", body.error_reason());
+          if (!head_sent) {
+            kill(-pid, SIGKILL);
+            result.response = answer(conn, body.error_status(), false, is_head);
+            head_sent = true;
+            discard_body = true;
+            ok = result.response.ok;
+            status = body.error_status();
+          }
+          keep_alive = false;
+          break;
+        }
+        if (st == BodyDecoder::State::complete) body_done = true;
+      }
+    }
+    if (i_in >= 0 && (fds[i_in].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      ssize_t w = write(body_pipe.get(), to_child.data(), to_child.size());
+      if (w > 0) to_child.erase(0, static_cast<size_t>(w));
+      else if (w < 0 && errno != EAGAIN) {
+        // The script stopped reading its input: the rest of the body is dropped.
+        body_pipe.reset();
+        to_child.clear();
+        keep_alive = false;
+      }
+    }
+    if (body_pipe && body_done && to_child.empty()) body_pipe.reset();  // EOF on the script's stdin
+
+    if (i_err >= 0 && (fds[i_err].revents & (POLLIN | POLLHUP | POLLERR))) {
+      char tmp[4096];
+      ssize_t r = read(err_r.get(), tmp, sizeof tmp);
+      if (r > 0) errlog.add(tmp, static_cast<size_t>(r));
+      else if (r == 0 || errno != EAGAIN) err_r.reset();
+    }
+    if (i_out >= 0 && (fds[i_out].revents & (POLLIN | POLLHUP | POLLERR))) {
+      char tmp[65536];
+      ssize_t r = read(out_r.get(), tmp, sizeof tmp);
+      if (r > 0) {
+        if (!head_sent) {
+          head_buf.append(tmp, static_cast<size_t>(r));
+          if (find_cgi_head_end(head_buf) != std::string::npos) {
+            if (!start_response()) {
+              ok = head_sent;  // a write failure after the head was sent means the client is gone
+              if (!head_sent) break;
+              client_gone = true;
+              break;
+            }
+          } else if (head_buf.size() > kMaxCgiHead) {
+            log(Level::err, "%s: no end of the header block within 64 KiB", m.script_name.c_str());
+            break;
+          }
+        } else if (!write_body(tmp, static_cast<size_t>(r))) {
+          client_gone = true;
+          break;
+        }
+      } else if (r == 0 || errno != EAGAIN) {
+        out_r.reset();
+      }
+    }
+    if (i_pid >= 0 && (fds[i_pid].revents & POLLIN)) {
+      if (waitpid(pid, &wstatus, WNOHANG) == pid) exited = true;
+    }
+    // The response ends when the script closes its output; it need not have exited yet.
+    if (!out_r) break;
+  }
+
+  // Whatever the script started ends with the request (a process that left the group is the
+  // cgroup's to catch).
+  (void)kill(-pid, SIGKILL);
+  if (!exited) (void)waitpid(pid, &wstatus, 0);
+  if (err_r) {
+    char tmp[4096];
+    ssize_t r;
+    while ((r = read(err_r.get(), tmp, sizeof tmp)) > 0) errlog.add(tmp, static_cast<size_t>(r));
+  }
+  errlog.flush();
+
+  if (client_gone) {
+    log(Level::info, "%s: client went away; script stopped", m.script_name.c_str());
+    result.response = {false, status, false};
+    return result;
+  }
+  if (!head_sent) {
+    int code = timed_out ? 504 : 502;
+    if (timed_out)
+      log(Level::err, "%s: no response within CGITimeout (%u s); script killed", m.script_name.c_str(), vh.cgi_timeout);
+    else if (WIFSIGNALED(wstatus))
+      log(Level::err, "%s: killed by signal %d before its header block", m.script_name.c_str(), WTERMSIG(wstatus));
+    else if (head_buf.empty() || find_cgi_head_end(head_buf) == std::string::npos)
+      log(Level::err, "%s: exited (status %d) without a complete header block", m.script_name.c_str(),
+          WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+    result.response = answer(conn, code, false, is_head);
+    return result;
+  }
+  if (!result.local_redirect.empty()) {
+    result.response = {true, 200, keep_alive && body_done};
+    return result;
+  }
+  if (timed_out) {
+    log(Level::err, "%s: still running at CGITimeout (%u s); script killed, response cut short", m.script_name.c_str(),
+        vh.cgi_timeout);
+    keep_alive = false;
+  }
+  if (chunked_out && !timed_out) ok = ok && conn_write_all(conn, "0\r\n\r\n");
+  if (declared && sent < *declared && !discard_body) keep_alive = false;
+  if (!body_done) keep_alive = false;
+  if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) != SIGKILL) keep_alive = false;
+  result.response = {ok, status, keep_alive && ok && !timed_out && (!chunked_out || !timed_out)};
+  return result;
+}
+
+}  // namespace itk

@@ -1,0 +1,37 @@
+// CGI in the worker (already the vhost's user): which requests are scripts, and running one
+// with its body streamed in and its output streamed out.
+#pragma once
+
+#include <string>
+
+#include "client_conn.h"
+#include "http_request.h"
+#include "runtime.h"
+#include "static_handler.h"
+
+namespace itk {
+
+struct ScriptMatch {
+  enum Kind { none, script, not_found, forbidden } kind = none;  // none: not a script, serve statically
+  std::string script_name;  // decoded URL path of the script
+  std::string path_info;    // decoded rest
+  std::string program;      // handler program, or empty to run the script itself
+};
+
+// Finds the script a decoded request path names, if any: the first path prefix that is a regular
+// file with a CGI or Handler extension (the rest is PATH_INFO), or a DirectoryIndex entry with such
+// an extension when the path is a directory with a trailing '/'. Resolved beneath `root_fd`.
+ScriptMatch match_script(int root_fd, const std::string& decoded_path, const VHost& vh);
+
+struct CgiOutcome {
+  ResponseOutcome response;
+  std::string local_redirect;  // set when the script answered with a local Location: serve that path
+};
+
+// Runs the script for `head`. `buffered` holds the bytes read after the head (body, then maybe
+// the next request); the body bytes are consumed from it. `keep_alive` is what the client asked
+// for and the server allows; the outcome says what the response really did.
+CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, const ScriptMatch& m,
+                   ClientConn& conn, std::string& buffered, bool keep_alive);
+
+}  // namespace itk
