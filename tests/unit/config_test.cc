@@ -2,6 +2,8 @@
 // limit, drop-in order. Only ids that exist on any Debian (root, daemon, nobody) or numeric #ids are used.
 #include "config.h"
 
+#include <sys/wait.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <ini.h>
 #include <pwd.h>
@@ -1056,14 +1058,31 @@ TEST_F(LoadTest, UnreadableFiles) {
                             }));
 }
 
-TEST_F(LoadTest, UnreadableFileAsNonRoot) {
-  if (geteuid() == 0) GTEST_SKIP() << "root reads a mode 000 file; this case needs an unprivileged user";
+TEST_F(LoadTest, UnreadableFile) {
   write("itk.d/a.conf", vhost("a.test"));
   ASSERT_EQ(chmod(dropin("a.conf").c_str(), 0), 0);
-  LoadResult r = load_config(opts_);
-  EXPECT_EQ(strs(r.errors), (std::vector<std::string>{dropin("a.conf") + ": cannot open: Permission denied",
-                                                      opts_.config_dir + ": no vhost configured (add a drop-in to " +
-                                                          opts_.config_dir + ")"}));
+  std::vector<std::string> expected{dropin("a.conf") + ": cannot open: Permission denied",
+                                    opts_.config_dir + ": no vhost configured (add a drop-in to " + opts_.config_dir + ")"};
+  if (geteuid() != 0) {
+    LoadResult r = load_config(opts_);
+    EXPECT_EQ(strs(r.errors), expected);
+    return;
+  }
+  // Root reads a mode 000 file, so the load runs in a child that has become nobody (65534).
+  ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);
+  ASSERT_EQ(chmod((dir_ + "/itk.d").c_str(), 0755), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)
+      _exit(3);
+    LoadResult r = load_config(opts_);
+    _exit(strs(r.errors) == expected ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: errors differ from the expected ones, 3: could not become nobody";
 }
 
 TEST_F(LoadTest, DocumentRootOnDisk) {
