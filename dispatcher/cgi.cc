@@ -395,9 +395,9 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
       if (head.version_minor >= 1) chunked_out = true;
       else keep_alive = false;  // HTTP/1.0 without a length: the end of the body is the close
     }
-    if (!body_done || !body_pipe) {
-      // The request body must be read completely before the connection can carry another request.
-    }
+    // The connection can carry another request only once this one's body has been read to its end;
+    // if the script answers before that, say now that the connection will close.
+    if (!body_done) keep_alive = false;
     std::string out = strprintf("HTTP/1.1 %d %s\r\nDate: %s\r\nServer: itk\r\n", status,
                                 ch.reason.empty() ? status_text(status) : ch.reason.c_str(), http_date(time(nullptr)).c_str());
     for (const auto& [n, v] : ch.headers) out += n + ": " + v + "\r\n";
@@ -414,10 +414,17 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   };
 
   bool ok = true;
+  int64_t body_progress = now_ms();  // a client that stops sending its body is cut off after Timeout
+  bool body_stalled = false;
   while (out_r || err_r || !exited) {
     int64_t left = deadline - now_ms();
     if (left <= 0) {
       timed_out = true;
+      break;
+    }
+    if (body_pipe && !body_done && to_child.empty() &&
+        now_ms() - body_progress > static_cast<int64_t>(sc.timeout) * 1000) {
+      body_stalled = true;
       break;
     }
     pollfd fds[5];
@@ -427,6 +434,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
     if (body_pipe && !to_child.empty()) fds[i_in = n++] = {body_pipe.get(), POLLOUT, 0};
     bool want_body = body_pipe && to_child.empty() && !body_done;
     fds[i_client = n++] = {conn.fd, static_cast<short>((want_body ? POLLIN : 0) | POLLRDHUP), 0};
+    if (want_body) left = std::min<int64_t>(left, static_cast<int64_t>(sc.timeout) * 1000);
     if (pidfd && !exited) fds[i_pid = n++] = {pidfd.get(), POLLIN, 0};
     // Body bytes that arrived with the head (or are decrypted already) are not signalled by poll.
     if (want_body && (!buffered.empty() || conn_buffered(conn) > 0)) fds[i_client].revents = POLLIN;
@@ -446,7 +454,10 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
             client_gone = true;
             break;
           }
-          if (r > 0) buffered.append(tmp, static_cast<size_t>(r));
+          if (r > 0) {
+            buffered.append(tmp, static_cast<size_t>(r));
+            body_progress = now_ms();
+          }
         }
         size_t used = 0;
         BodyDecoder::State st = body.feed(buffered, to_child, used);
@@ -528,6 +539,13 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   }
   errlog.flush();
 
+  if (body_stalled && !head_sent) {
+    log(Level::info, "%s: request body not received within Timeout (%u s); script stopped", m.script_name.c_str(),
+        sc.timeout);
+    result.response = answer(conn, 408, false, is_head);
+    return result;
+  }
+  if (body_stalled) client_gone = true;
   if (client_gone) {
     log(Level::info, "%s: client went away; script stopped", m.script_name.c_str());
     result.response = {false, status, false};
