@@ -1,5 +1,5 @@
-// Acceptor role: many connections per process while their heads arrive, so slow or silent
-// clients cannot occupy it; a worker takes each connection once its vhost is known.
+// Acceptor role: many connections per process while their TLS handshakes and heads arrive, so slow or
+// silent clients cannot occupy it; a worker takes each connection once its vhost is known.
 #include "acceptor.h"
 
 #include <fcntl.h>
@@ -8,18 +8,26 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <cerrno>
 #include <cstring>
 #include <list>
 #include <unordered_map>
 
+#include "client_conn.h"
 #include "http_response.h"
 #include "io.h"
+#include "key_client.h"
 #include "log.h"
 #include "privileges.h"
+#include "tls.h"
 #include "unique_fd.h"
 #include "worker.h"
 
@@ -31,6 +39,10 @@ constexpr size_t kMaxAcceptsPerWake = 64;
 
 struct PendingConn {
   unique_fd fd;
+  SslPtr tls;              // https: the session; null on plain TCP
+  bool handshaken = false; // the TLS handshake is complete (always false on plain TCP)
+  std::string sni;         // the name the TLS client asked for, once handshaken
+  uint32_t interest = 0;   // epoll events watched now
   std::string buf;
   std::unique_ptr<HeadParser> parser;
   int64_t deadline = 0;
@@ -43,6 +55,7 @@ struct PendingConn {
 struct WorkerInfo {
   uint32_t entry;
   std::string vhost;
+  std::string leaf;  // its connection cgroup, if per-vhost cgroups are on
 };
 
 class Acceptor {
@@ -52,7 +65,10 @@ class Acceptor {
 
  private:
   void setup();
-  void accept_ready(int lfd);
+  void accept_ready(int lfd, bool https);
+  void watch(PendingConn& c, uint32_t events);
+  void handshake(PendingConn& c);
+  ssize_t receive(PendingConn& c, char* buf, size_t len);
   void on_readable(PendingConn& c);
   void on_writable(PendingConn& c);
   void dispatch(PendingConn& c);
@@ -62,15 +78,19 @@ class Acceptor {
   void reap();
   void begin_stop();
   void update_reading();
+  bool place_in_cgroup(const VHost& vh, std::string& leaf, bool& full);
 
   const ProcessContext& ctx_;
   const Runtime& rt_;
+  const TlsContexts* tls_ = nullptr;  // this generation's contexts when there is an https listener
   uint32_t index_;
   unique_fd epoll_;
   unique_fd sigfd_;
   std::list<PendingConn> reading_;    // ordered by deadline (all get the same timeout)
   std::list<PendingConn> lingering_;  // ordered by deadline (all get the same linger time)
   std::unordered_map<pid_t, WorkerInfo> workers_;
+  std::vector<std::string> dying_leaves_;  // killed connection cgroups whose processes are still exiting
+  uint64_t leaves_made_ = 0;
   bool stopping_ = false;
   int64_t accept_paused_until_ = 0;
   bool listening_ = true;
@@ -106,11 +126,25 @@ void Acceptor::setup() {
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;
   epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, sigfd_.get(), &ev);
+  bool https = false;
+  for (const Listener& l : *ctx_.listeners) https = https || l.kind == ListenerKind::https;
+  if (https) {
+    // The channel to the key process is this acceptor's own; the registration socket is not kept, and a
+    // worker keeps neither (close_range at fork).
+    const TlsInheritance& inherited = ctx_.tls;
+    tls_ = inherited.contexts;
+    std::string e = tls_ ? key_client_connect(inherited.key_registration_fd) : "no TLS contexts were inherited";
+    if (inherited.key_registration_fd >= 0) (void)close(inherited.key_registration_fd);
+    if (!e.empty()) {
+      log(Level::err, "cannot serve https: %s", e.c_str());
+      _exit(1);
+    }
+  }
   for (const Listener& l : *ctx_.listeners) {
     epoll_event lev{};
     // EPOLLEXCLUSIVE: one acceptor wakes per connection instead of all of them.
     lev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    lev.data.u64 = static_cast<uint64_t>(l.fd) << 1 | 1;
+    lev.data.u64 = static_cast<uint64_t>(l.fd) << 2 | (l.kind == ListenerKind::https ? 2 : 0) | 1;
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, l.fd, &lev) < 0) {
       log(Level::err, "cannot watch listening fd %d: %s", l.fd, strerror(errno));
       _exit(1);
@@ -122,7 +156,7 @@ void Acceptor::update_reading() {
   ctx_.sb->acceptors[index_].reading.store(static_cast<uint32_t>(reading_.size()), std::memory_order_relaxed);
 }
 
-void Acceptor::accept_ready(int lfd) {
+void Acceptor::accept_ready(int lfd, bool https) {
   if (stopping_ || now_ms() < accept_paused_until_) return;
   for (size_t i = 0; i < kMaxAcceptsPerWake; i++) {
     int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -141,19 +175,81 @@ void Acceptor::accept_ready(int lfd) {
     c.self = std::prev(reading_.end());
     c.fd.reset(fd);
     c.parser = std::make_unique<HeadParser>(rt_.limits);
+    // One deadline for the handshake and the head together: a slow TLS client is a slowloris too.
     c.deadline = now_ms() + static_cast<int64_t>(rt_.config->server.request_read_timeout) * 1000;
+    if (https) {
+      c.tls = tls_new_connection(*tls_, fd);
+      if (!c.tls) {
+        log(Level::err, "cannot start TLS on a connection: %s", tls_error_text().c_str());
+        reading_.erase(c.self);
+        continue;
+      }
+    }
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.events = c.interest = EPOLLIN | EPOLLRDHUP;
     ev.data.ptr = &c;
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
       log(Level::err, "cannot watch connection fd %d: %s", fd, strerror(errno));
       reading_.erase(c.self);
       continue;
     }
-    // Most clients send the head together with the connect: try it at once.
+    // Most clients send their ClientHello or head together with the connect: try it at once.
     on_readable(c);
   }
   update_reading();
+}
+
+void Acceptor::watch(PendingConn& c, uint32_t events) {
+  events |= EPOLLRDHUP;
+  if (c.interest == events) return;
+  epoll_event ev{};
+  ev.events = c.interest = events;
+  ev.data.ptr = &c;
+  epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
+}
+
+// One step of the non-blocking handshake; a signature it needs is one round trip to the key process.
+void Acceptor::handshake(PendingConn& c) {
+  ERR_clear_error();
+  int r = SSL_do_handshake(c.tls.get());
+  if (r == 1) {
+    c.handshaken = true;
+    c.sni = tls_server_name(c.tls.get());
+    watch(c, EPOLLIN);
+    return on_readable(c);  // the request may have come with the client's Finished
+  }
+  int e = SSL_get_error(c.tls.get(), r);
+  if (e == SSL_ERROR_WANT_READ) return watch(c, EPOLLIN);
+  if (e == SSL_ERROR_WANT_WRITE) return watch(c, EPOLLOUT);
+  // Old protocol versions, no shared cipher or ALPN, port scanners: the client's problem, said once.
+  log(Level::info, "TLS handshake failed: %s",
+      e == SSL_ERROR_SSL ? tls_error_text().c_str() : "the connection ended");
+  ERR_clear_error();
+  close_conn(c);
+  update_reading();
+}
+
+// Reads request bytes: >0, 0 at the end, -1 with errno (EAGAIN: wait for the event now watched).
+ssize_t Acceptor::receive(PendingConn& c, char* buf, size_t len) {
+  if (!c.tls || c.lingering) {
+    // After an error response only the raw stream is drained, encrypted or not: nothing is parsed.
+    ssize_t n = recv(c.fd.get(), buf, len, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) errno = EAGAIN;
+    return n;
+  }
+  ERR_clear_error();
+  int n = SSL_read(c.tls.get(), buf, static_cast<int>(len));
+  if (n > 0) return n;
+  int e = SSL_get_error(c.tls.get(), n);
+  ERR_clear_error();
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    watch(c, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+    errno = EAGAIN;
+    return -1;
+  }
+  if (e == SSL_ERROR_ZERO_RETURN) return 0;
+  errno = EPROTO;
+  return -1;
 }
 
 void Acceptor::close_conn(PendingConn& c) {
@@ -165,6 +261,12 @@ void Acceptor::close_conn(PendingConn& c) {
 }
 
 void Acceptor::refuse(PendingConn& c, int status, const char* why, std::string_view extra) {
+  if (c.tls && !c.handshaken) {
+    // No TLS session yet, so no way to answer: a handshake past RequestReadTimeout just ends.
+    close_conn(c);
+    update_reading();
+    return;
+  }
   if (status != 408) log(Level::info, "request refused with %d: %s", status, why);
   c.out = error_response(status, false, extra);
   c.out_off = 0;
@@ -176,16 +278,25 @@ void Acceptor::refuse(PendingConn& c, int status, const char* why, std::string_v
 }
 
 void Acceptor::on_writable(PendingConn& c) {
+  if (!c.lingering) {
+    // TLS only: the handshake, or a read that needed to write first, is waiting for room.
+    if (c.tls && !c.handshaken) return handshake(c);
+    return on_readable(c);
+  }
   while (c.out_off < c.out.size()) {
-    ssize_t n = send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n;
+    if (c.tls) {
+      ERR_clear_error();
+      int r = SSL_write(c.tls.get(), c.out.data() + c.out_off, static_cast<int>(c.out.size() - c.out_off));
+      int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(c.tls.get(), r);
+      ERR_clear_error();
+      n = r > 0 ? r : -1;
+      errno = e == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+    } else {
+      n = send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) {
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
-        ev.data.ptr = &c;
-        epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
-        return;
-      }
+      if (errno == EAGAIN || errno == EINTR) return watch(c, EPOLLIN | EPOLLOUT);
       close_conn(c);
       return;
     }
@@ -193,26 +304,29 @@ void Acceptor::on_writable(PendingConn& c) {
   }
   if (!c.out.empty()) {
     c.out.clear();
+    if (c.tls) {
+      ERR_clear_error();
+      (void)SSL_shutdown(c.tls.get());  // close_notify, if there is room for it; nothing is waited for
+      ERR_clear_error();
+    }
     (void)shutdown(c.fd.get(), SHUT_WR);
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
-    ev.data.ptr = &c;
-    epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
+    watch(c, EPOLLIN);
   }
 }
 
 void Acceptor::on_readable(PendingConn& c) {
+  if (c.tls && !c.handshaken && !c.lingering) return handshake(c);
   const size_t cap = rt_.limits.total + 1;
   for (;;) {
     char tmp[16384];
-    ssize_t n = recv(c.fd.get(), tmp, sizeof tmp, MSG_DONTWAIT);
+    ssize_t n = receive(c, tmp, sizeof tmp);
     if (n == 0) {
       close_conn(c);
       update_reading();
       return;
     }
     if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) break;
+      if (errno == EAGAIN) break;
       close_conn(c);
       update_reading();
       return;
@@ -232,13 +346,25 @@ void Acceptor::dispatch(PendingConn& c) {
   if (!head.host.empty() && VHostTable::normalize_host(head.host).empty())
     return refuse(c, 400, "invalid Host");
   const VHost* vh = rt_.vhosts.lookup(head.host);
+  if (c.tls && tls_misdirected(rt_.vhosts, c.sni, vh))
+    return refuse(c, 421, "Host names another vhost than the TLS server name (SNI)");
   const ServerConfig& sc = rt_.config->server;
   // Workers that already exited must not count: under load their SIGCHLD may still be queued
   // behind other events, and one WNOHANG waitpid is cheap next to the fork that follows.
   reap();
+  // With per-vhost cgroups the kernel counts the vhost's connections (its leaves) and the
+  // scoreboard only bounds MaxClients; without them the scoreboard counts both.
+  std::string leaf;
+  bool vhost_full = false;
+  const bool by_cgroup = ctx_.cgroups && ctx_.cgroups->enabled && place_in_cgroup(*vh, leaf, vhost_full);
+  if (vhost_full) {
+    ctx_.sb->refused.fetch_add(1, std::memory_order_relaxed);
+    return refuse(c, 503, "vhost at MaxClientsVHost", "Retry-After: 2\r\n");
+  }
   uint32_t entry = 0;
-  Admission a = scoreboard_admit(*ctx_.sb, vh->slot, vh->max_clients_vhost, sc.max_clients, &entry);
+  Admission a = scoreboard_admit(*ctx_.sb, vh->slot, by_cgroup ? 0 : vh->max_clients_vhost, sc.max_clients, &entry);
   if (a != Admission::admitted) {
+    if (!leaf.empty()) (void)rmdir(leaf.c_str());
     ctx_.sb->refused.fetch_add(1, std::memory_order_relaxed);
     return refuse(c, 503, a == Admission::vhost_full ? "vhost at MaxClientsVHost" : "server at MaxClients",
                   "Retry-After: 2\r\n");
@@ -248,13 +374,32 @@ void Acceptor::dispatch(PendingConn& c) {
   if (pid < 0) {
     log(Level::err, "fork of a worker for %s failed: %s", vh->server_name.c_str(), strerror(errno));
     scoreboard_release(*ctx_.sb, entry);
+    if (!leaf.empty()) (void)rmdir(leaf.c_str());
     return refuse(c, 503, "fork failed", "Retry-After: 2\r\n");
   }
   if (pid == 0) {
     scoreboard_set_pid(*ctx_.sb, entry, getpid());
+    // Into the connection's cgroup before anything else: a worker that is not counted and confined
+    // there must not serve.
+    if (!leaf.empty() && !cgroup_join(leaf)) {
+      log(Level::err, "cannot move the worker into %s: %s", leaf.c_str(), strerror(errno));
+      _exit(1);
+    }
     // The worker keeps exactly the connection (as fd 3) and stdio; everything else of the acceptor goes.
     if (dup2(c.fd.get(), 3) < 0) _exit(1);
     close_range(4, ~0U, 0);
+    // The key channel went with close_range; the ticket keys and the other clients' sessions and bytes
+    // must not stay in a process that runs as one tenant either.
+    key_client_forget();
+    tls_ticket_keys_wipe();
+    for (auto* list : {&reading_, &lingering_}) {
+      for (PendingConn& other : *list) {
+        if (&other == &c) continue;
+        (void)other.fd.release();  // closed by close_range already
+        other.tls.reset();         // SSL_free wipes the session's keys
+        if (!other.buf.empty()) OPENSSL_cleanse(other.buf.data(), other.buf.size());
+      }
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -264,15 +409,44 @@ void Acceptor::dispatch(PendingConn& c) {
     ws.head_length = c.parser->head_length();
     ws.head = c.parser->head();
     ws.buffer = std::move(c.buf);
+    ws.tls = std::move(c.tls);
+    ws.sni = std::move(c.sni);
     worker_main(ctx_, std::move(ws));
   }
   scoreboard_set_pid(*ctx_.sb, entry, pid);
-  workers_.emplace(pid, WorkerInfo{entry, vh->server_name});
+  workers_.emplace(pid, WorkerInfo{entry, vh->server_name, leaf});
   close_conn(c);
   update_reading();
 }
 
+bool Acceptor::place_in_cgroup(const VHost& vh, std::string& leaf, bool& full) {
+  const std::string vdir = cgroup_vhost_dir(*ctx_.cgroups, vh);
+  const int max = static_cast<int>(vh.max_clients_vhost);
+  if (max && cgroup_descendants(vdir) >= max) {
+    full = true;
+    return false;
+  }
+  leaf = vdir + strprintf("/c%u-%llu", index_, static_cast<unsigned long long>(++leaves_made_));
+  if (mkdir(leaf.c_str(), 0755) != 0) {
+    log(Level::err, "cannot create cgroup %s: %s; counting %s in shared memory", leaf.c_str(), strerror(errno),
+        vh.server_name.c_str());
+    leaf.clear();
+    return false;
+  }
+  // Another acceptor may have placed a connection between the count and the mkdir: count again,
+  // now including ours, so that the limit is never exceeded.
+  if (max && cgroup_descendants(vdir) > max) {
+    (void)rmdir(leaf.c_str());
+    leaf.clear();
+    full = true;
+    return false;
+  }
+  return true;
+}
+
 void Acceptor::expire(int64_t now) {
+  for (auto it = dying_leaves_.begin(); it != dying_leaves_.end();)
+    it = cgroup_kill_and_remove(*it) ? dying_leaves_.erase(it) : std::next(it);
   while (!reading_.empty() && reading_.front().deadline <= now)
     refuse(reading_.front(), 408, "head not complete within RequestReadTimeout");
   while (!lingering_.empty() && lingering_.front().deadline <= now) close_conn(lingering_.front());
@@ -291,6 +465,8 @@ void Acceptor::reap() {
     else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
       log(Level::warning, "worker %d for %s exited with status %d", pid, it->second.vhost.c_str(), WEXITSTATUS(status));
     scoreboard_release(*ctx_.sb, it->second.entry);
+    // Whatever the connection started (a daemonized CGI child included) ends with it.
+    if (!it->second.leaf.empty() && !cgroup_kill_and_remove(it->second.leaf)) dying_leaves_.push_back(it->second.leaf);
     workers_.erase(it);
   }
 }
@@ -328,7 +504,7 @@ void Acceptor::run() {
           else begin_stop();
         }
       } else if (ev.data.u64 & 1) {
-        accept_ready(static_cast<int>(ev.data.u64 >> 1));
+        accept_ready(static_cast<int>(ev.data.u64 >> 2), (ev.data.u64 & 2) != 0);
       } else {
         auto* c = static_cast<PendingConn*>(ev.data.ptr);
         // A connection closed earlier in this batch cannot appear: each event refers to a distinct fd,

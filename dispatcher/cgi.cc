@@ -21,6 +21,7 @@
 #include "body_decoder.h"
 #include "cgi_env.h"
 #include "cgi_response.h"
+#include "cgroup.h"
 #include "http_response.h"
 #include "io.h"
 #include "log.h"
@@ -245,7 +246,7 @@ ScriptMatch match_script(int root_fd, const std::string& path, const VHost& vh) 
 }
 
 CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, const ScriptMatch& m,
-                   ClientConn& conn, std::string& buffered, bool keep_alive) {
+                   ClientConn& conn, std::string& buffered, bool keep_alive, bool in_leaf) {
   const ServerConfig& sc = rt.config->server;
   const bool is_head = head.method == "HEAD";
   CgiOutcome result;
@@ -532,6 +533,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   // cgroup's to catch).
   (void)kill(-pid, SIGKILL);
   if (!exited) (void)waitpid(pid, &wstatus, 0);
+  if (in_leaf) cgroup_kill_others();
   if (err_r) {
     char tmp[4096];
     ssize_t r;

@@ -31,7 +31,9 @@ struct CgiOutcome {
 // Runs the script for `head`. `buffered` holds the bytes read after the head (body, then maybe
 // the next request); the body bytes are consumed from it. `keep_alive` is what the client asked
 // for and the server allows; the outcome says what the response really did.
+// `in_leaf`: the worker runs in its own connection cgroup, so whatever the script left running
+// (even outside its process group) is killed when the request ends.
 CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, const ScriptMatch& m,
-                   ClientConn& conn, std::string& buffered, bool keep_alive);
+                   ClientConn& conn, std::string& buffered, bool keep_alive, bool in_leaf);
 
 }  // namespace itk

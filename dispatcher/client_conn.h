@@ -1,17 +1,32 @@
-// The byte stream of one client connection as the worker sees it: plain TCP today; a TLS
-// connection adds its session here, and request handling never needs to know which it is.
+// The byte stream of one client connection as the worker sees it: plain TCP, or a TLS session the
+// acceptor established and the worker inherited by fork. Request handling never needs to know which.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
 #include <string_view>
+
+#include "tls_ptr.h"
 
 namespace itk {
 
 struct ClientConn {
-  int fd = -1;  // blocking socket, SO_SNDTIMEO set by the worker
+  ClientConn() = default;
+  explicit ClientConn(int socket) : fd(socket) {}
+
+  int fd = -1;              // blocking socket, SO_SNDTIMEO set by the worker
+  SslPtr tls;               // the TLS session on `fd`, or null for plain TCP
+  std::string server_name;  // the name the TLS client asked for (SNI), lower-case; empty without one
+  bool tls_failed = false;  // a fatal TLS error happened: OpenSSL must not be asked to write again
 };
+
+// Worker side of the hand-over: the acceptor's session (WorkerStart::tls) continues in the worker (same
+// memory, same socket), so nothing is renegotiated and no key is needed again. Moves it, if any, into `c`
+// (whose fd, now blocking, has a new number). `timeout_s` bounds a read that waits for the rest of a TLS
+// record, as Timeout does for writes.
+void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned timeout_s);
 
 // Non-blocking read: >0 bytes, 0 at end of stream, -1 with errno (EAGAIN: nothing available now).
 ssize_t conn_read(ClientConn& c, void* buf, size_t len);
@@ -20,10 +35,11 @@ ssize_t conn_read(ClientConn& c, void* buf, size_t len);
 size_t conn_buffered(const ClientConn& c);
 // Writes all of `data`; `more` says a body follows at once (lets TCP coalesce head and body).
 bool conn_write_all(ClientConn& c, std::string_view data, bool more = false);
-// Sends `len` bytes of `file` from `offset` (sendfile on plain TCP).
+// Sends `len` bytes of `file` from `offset` (sendfile on plain TCP and with kernel TLS, else read and
+// encrypt in chunks).
 bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len);
-// Ends the connection after the last response: closes the sending side cleanly, then drains what
-// the client still sends for up to `linger_ms` so it reads the response instead of a reset.
+// Ends the connection after the last response: closes the sending side cleanly (TLS: close_notify),
+// then drains what the client still sends for up to `linger_ms` so it reads the response instead of a reset.
 void conn_finish(ClientConn& c, int linger_ms);
 
 }  // namespace itk

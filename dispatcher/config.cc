@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "log.h"
+#include "tls_config.h"
 #include "unique_fd.h"
 
 namespace itk {
@@ -530,9 +531,10 @@ const UintKey kServerUintKeys[] = {
 const char* const kServerOtherKeys[] = {"LimitRequestBody", "LimitUIDRange", "LimitGIDRange", "User"};
 const char* const kVHostKeys[] = {"ServerName", "ServerAlias",     "DocumentRoot",   "AssignUserID",
                                   "NiceValue",  "MaxClientsVHost", "DirectoryIndex", "Default",
-                                  "CGI",        "Handler"};
+                                  "CGI",        "Handler",         "MaxProcessesVHost", "MemoryMaxVHost",
+                                  "CPUWeightVHost"};
 // Keys valid in [server] (the default) and in [vhost] (for that vhost).
-const char* const kBothKeys[] = {"CGITimeout"};
+const char* const kBothKeys[] = {"TLSCertificateFile", "TLSCertificateKeyFile", "CGITimeout"};
 // Keys repeated on purpose: each line adds to the list.
 const char* const kRepeatableKeys[] = {"serveralias", "directoryindex", "cgi", "handler"};
 
@@ -582,8 +584,31 @@ std::string parse_id_range(std::string_view v, IdRange& out) {
   return "";
 }
 
+// TLSCertificateFile and TLSCertificateKeyFile: in [server] the default certificate, in [vhost] its own.
+// The files are checked once every file is parsed (validate_tls), where both halves of the pair are known.
+bool tls_key(Parser& p, const std::string& lkey, const char* key, std::string_view value, TlsFiles& f) {
+  bool cert = lkey == "tlscertificatefile";
+  if (!cert && lkey != "tlscertificatekeyfile") return false;
+  std::string path(trim(value));
+  // The line is recorded even for a bad value, so the pair check does not report the key a second time.
+  (cert ? f.certificate_at : f.key_at) = p.here();
+  if (path.empty() || path[0] != '/') {
+    p.error(key, strprintf("`%s` is not an absolute path", path.c_str()));
+    return true;
+  }
+  for (char c : path) {
+    if (static_cast<unsigned char>(c) < 32 || c == 127) {
+      p.error(key, strprintf("`%s` contains a control character", path.c_str()));
+      return true;
+    }
+  }
+  (cert ? f.certificate_file : f.key_file) = path;
+  return true;
+}
+
 void server_key(Parser& p, const std::string& lkey, const char* key, std::string_view value) {
   ServerConfig& s = p.cfg.server;
+  if (tls_key(p, lkey, key, value, s.tls)) return;
   for (const auto& k : kServerUintKeys) {
     if (lower(k.name) != lkey) continue;
     uint64_t n = 0;
@@ -703,6 +728,29 @@ void assign_user_id(Parser& p, VHost& v, const char* key, std::string_view value
   v.identity.user_name = user;
 }
 
+// "512M", "2G", "1048576": bytes with an optional K/M/G/T suffix (powers of 1024), as systemd's MemoryMax=.
+std::string parse_size(std::string_view v, uint64_t& out) {
+  std::string_view digits = v;
+  uint64_t mult = 1;
+  if (!v.empty()) {
+    switch (v.back()) {
+      case 'K': case 'k': mult = 1ull << 10; break;
+      case 'M': case 'm': mult = 1ull << 20; break;
+      case 'G': case 'g': mult = 1ull << 30; break;
+      case 'T': case 't': mult = 1ull << 40; break;
+      default: break;
+    }
+    if (mult != 1) digits.remove_suffix(1);
+  }
+  uint64_t n = 0;
+  std::string e = parse_uint(digits, 1, (uint64_t{1} << 50), n);
+  if (!e.empty()) return strprintf("`%.*s` is not a size (bytes, or a number with K, M, G or T)",
+                                   static_cast<int>(v.size()), v.data());
+  out = n * mult;
+  if (out < (1u << 20)) return "below 1M: too small for a vhost's processes";
+  return {};
+}
+
 // ".cgi": a dot, then at least one character that is neither '/' nor another dot.
 std::string check_extension(std::string_view ext) {
   if (ext.size() < 2 || ext[0] != '.' || ext.find_first_of("/.", 1) != std::string_view::npos)
@@ -731,6 +779,7 @@ std::string check_program(const std::string& path) {
 
 void vhost_key(Parser& p, const std::string& lkey, const char* key, std::string_view value) {
   VHost& v = p.cfg.vhosts.back();
+  if (tls_key(p, lkey, key, value, v.tls)) return;
   if (lkey == "servername") {
     std::vector<std::string> w = split_words(value);
     if (w.size() != 1) return p.error(key, "give one name here and put the other names in ServerAlias");
@@ -788,6 +837,21 @@ void vhost_key(Parser& p, const std::string& lkey, const char* key, std::string_
     if (e.empty()) e = check_program(w[1]);
     if (!e.empty()) return p.error(key, e);
     v.handlers.push_back({lower(w[0]), w[1]});
+  } else if (lkey == "maxprocessesvhost") {
+    uint64_t n = 0;
+    std::string e = parse_uint(value, 1, 4194304, n);
+    if (!e.empty()) return p.error(key, e);
+    v.max_processes_vhost = n;
+  } else if (lkey == "memorymaxvhost") {
+    uint64_t n = 0;
+    std::string e = parse_size(value, n);
+    if (!e.empty()) return p.error(key, e);
+    v.memory_max_vhost = n;
+  } else if (lkey == "cpuweightvhost") {
+    uint64_t n = 0;
+    std::string e = parse_uint(value, 1, 10000, n);
+    if (!e.empty()) return p.error(key, e);
+    v.cpu_weight_vhost = static_cast<unsigned>(n);
   } else if (lkey == "cgitimeout") {
     uint64_t n = 0;
     std::string e = parse_uint(value, 1, 86400, n);
@@ -1012,6 +1076,7 @@ LoadResult load_config(const LoadOptions& opts) {
   }
 
   validate_config(*cfg, opts.check_filesystem, errors);
+  validate_tls(*cfg, opts.check_filesystem, errors, result.warnings);
 
   size_t last = file_rank.size();
   auto rank = [&](const ConfigError& x) {

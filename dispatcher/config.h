@@ -33,6 +33,16 @@ struct Identity {
   bool operator==(const Identity& o) const { return uid == o.uid && gid == o.gid && groups == o.groups; }
 };
 
+// A certificate and its private key as configured. The master reads the certificate; only the key
+// process (and a short-lived checking child at load) ever reads the key file.
+struct TlsFiles {
+  std::string certificate_file;  // PEM: the certificate, then its chain
+  std::string key_file;          // PEM private key, unencrypted (RSA or EC)
+  Origin certificate_at;         // where each key was given, for errors
+  Origin key_at;
+  bool empty() const { return certificate_file.empty() && key_file.empty(); }
+};
+
 // A program that runs files with one extension (php-cgi for ".php"): the file is its argument.
 struct Handler {
   std::string extension;  // lower-case, with the dot: ".php"
@@ -52,6 +62,10 @@ struct VHost {
   std::vector<std::string> cgi_extensions;  // lower-case, with the dot: files run directly as CGI
   std::vector<Handler> handlers;            // files run through a program as CGI
   unsigned cgi_timeout = 0;                 // seconds; 0 = the [server] CGITimeout
+  uint64_t max_processes_vhost = 0;         // pids.max of its cgroup; 0 = no limit
+  uint64_t memory_max_vhost = 0;            // memory.max of its cgroup, bytes; 0 = no limit
+  unsigned cpu_weight_vhost = 0;            // cpu.weight of its cgroup (1..10000); 0 = the default 100
+  TlsFiles tls;                             // its certificate for TLS clients that name it (SNI)
   Origin origin;                      // where its [vhost] section starts
   uint32_t slot = 0;                  // scoreboard slot, assigned by the master (stable across reloads)
 };
@@ -73,6 +87,7 @@ struct ServerConfig {
   IdRange limit_gid_range{1000, 59999};
   std::string user = "itk";               // acceptor user (name or #uid)
   Identity acceptor;                      // resolved User: uid, its primary gid, no supplementary groups
+  TlsFiles tls;                           // default certificate: TLS clients without SNI or with an unknown name
 };
 
 struct Config {
@@ -93,6 +108,7 @@ struct ConfigError {
 struct LoadResult {
   std::unique_ptr<Config> config;   // set only when errors is empty
   std::vector<ConfigError> errors;  // every error found, in file order
+  std::vector<ConfigError> warnings;  // served anyway (an expired certificate); the caller reports them
 };
 
 struct LoadOptions {

@@ -1,4 +1,4 @@
-// Socket activation: accept only listening stream sockets with the names itk knows.
+// Socket activation: accept only listening stream sockets with the names itk knows ("http", "https").
 #include "listen_fds.h"
 
 #include <fcntl.h>
@@ -41,16 +41,15 @@ bool collect_listeners(std::vector<Listener>& out, std::string& error) {
     Listener l;
     l.fd = fd;
     l.name = name;
+    // "https" needs a certificate in the configuration; the master checks that before it serves.
     if (name == "http") {
       l.kind = ListenerKind::http;
     } else if (name == "https") {
-      error = "a listening socket named \"https\" (TLS) was passed in, but this itkd does not serve TLS yet; "
-              "disable itk-tls.socket or remove FileDescriptorName=https";
-      ok = false;
-      continue;
+      l.kind = ListenerKind::https;
     } else {
-      error = strprintf("listening socket fd %d is named \"%s\"; itk serves sockets named \"http\": set "
-                        "FileDescriptorName=http in the socket unit (systemd-socket-activate: --fdname=http)",
+      error = strprintf("listening socket fd %d is named \"%s\"; itk serves sockets named \"http\" and \"https\" "
+                        "(TLS): set FileDescriptorName=http or FileDescriptorName=https in the socket unit "
+                        "(systemd-socket-activate: --fdname=http)",
                         fd, name.c_str());
       ok = false;
       continue;

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
 
   itk::LoadResult r = itk::load_config(opts);
   if (check) {
+    for (const auto& w : r.warnings) fprintf(stderr, "warning: %s\n", w.str().c_str());
     for (const auto& e : r.errors) fprintf(stderr, "%s\n", e.str().c_str());
     if (!r.errors.empty()) {
       fprintf(stderr, "itkd: configuration has %zu error(s)\n", r.errors.size());
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
   }
 
   itk::log_set_role("master");
+  for (const auto& w : r.warnings) itk::log(itk::Level::warning, "%s", w.str().c_str());
   if (!r.errors.empty()) {
     for (const auto& e : r.errors) itk::log(itk::Level::err, "%s", e.str().c_str());
     itk::log(itk::Level::err, "configuration has %zu error(s); not starting (see `itkd --check`)", r.errors.size());

@@ -1,4 +1,5 @@
-// Master role: supervise acceptors, reload on SIGHUP, stop gracefully on SIGTERM, report to systemd.
+// Master role: supervise acceptors and the key process, reload on SIGHUP, rotate session ticket keys,
+// stop gracefully on SIGTERM, report to systemd.
 #include "master.h"
 
 #include <fcntl.h>
@@ -7,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -15,22 +17,41 @@
 #include <cstring>
 #include <fstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "acceptor.h"
 #include "io.h"
+#include "key_server.h"
 #include "log.h"
 #include "notify.h"
 #include "runtime.h"
+#include "tls.h"
+#include "tls_config.h"
 #include "unique_fd.h"
 
 namespace itk {
 namespace {
+
+// Loading even a few thousand keys takes well under this.
+constexpr int kKeyProcessReadyMs = 30000;
+// After the key process of the running configuration failed to start again.
+constexpr int64_t kKeyProcessRetryMs = 5000;
+
+// The TLS side of one generation: contexts for its acceptors and the key process that signs for them.
+// It lives as long as the master uses it for new acceptors or an acceptor of it runs; when the last
+// reference goes, the registration socket closes and the key process exits once its channels have.
+struct TlsGeneration {
+  std::unique_ptr<TlsContexts> contexts;
+  unique_fd registration;  // the acceptors' end; acceptors get it by fork and keep only their own channel
+  pid_t key_pid = 0;
+};
 
 struct AcceptorProc {
   pid_t pid = 0;
   uint64_t generation = 0;
   uint32_t index = 0;
   int64_t started_ms = 0;
+  std::shared_ptr<TlsGeneration> tls;
 };
 
 // Parent pid of `pid` from /proc, or -1. Used before signalling a pid read from the scoreboard,
@@ -52,6 +73,9 @@ class Master {
 
  private:
   void assign_slots(Config& cfg);
+  bool start_tls(const Config& cfg, std::shared_ptr<TlsGeneration>& out, std::string& error);
+  void replace_acceptors();
+  void on_key_process_exit(pid_t pid, int status);
   void spawn_acceptor();
   void on_child_exit(pid_t pid, int status);
   void reap();
@@ -59,11 +83,25 @@ class Master {
   void begin_stop();
   void signal_workers(int sig);
   void publish_status(bool force);
+  void sync_cgroups(int64_t grace_ms);
+  void run_removals();
   bool children_left() const;
 
   LoadOptions opts_;
   std::vector<Listener> listeners_;
+  bool https_ = false;                   // an https listener was passed in
+  std::shared_ptr<TlsGeneration> tls_;   // of the current generation; null without https
+  std::unordered_set<pid_t> key_pids_;   // key processes not yet reaped, of any generation
+  int64_t next_ticket_rotation_ = 0;
+  int64_t tls_retry_at_ = 0;             // when to start a key process again after a failed restart
   Scoreboard* sb_ = nullptr;
+  CgroupTree cgroups_;
+  struct PendingRemoval {
+    std::string dir;
+    int64_t at_ms;
+  };
+  std::vector<PendingRemoval> removals_;  // cgroups of removed vhosts, killed after a grace period
+  bool sweep_ = false;                    // an orphaned worker ended: its leaf may be left empty
   std::unique_ptr<Runtime> current_;
   uint64_t generation_ = 0;
   std::vector<AcceptorProc> acceptors_;
@@ -86,6 +124,81 @@ void Master::assign_slots(Config& cfg) {
     // sharing only makes limits stricter. A restart resets the numbering.
     vh.slot = it->second % kMaxVHostSlots;
   }
+}
+
+// Builds the contexts (certificates only, read here) and forks the key process, which reads the keys
+// itself: the master, which every acceptor is forked from, never holds a private key byte.
+bool Master::start_tls(const Config& cfg, std::shared_ptr<TlsGeneration>& out, std::string& error) {
+  out.reset();
+  if (!https_) return true;
+  if (!tls_configured(cfg)) {
+    error = "a listening socket named \"https\" was passed in, but no certificate is configured: set "
+            "TLSCertificateFile and TLSCertificateKeyFile in [server] or in a vhost, or disable itk-tls.socket";
+    return false;
+  }
+  auto g = std::make_shared<TlsGeneration>();
+  g->contexts = TlsContexts::build(cfg, error);
+  if (!g->contexts) return false;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    error = strprintf("socketpair for the key process failed: %s", strerror(errno));
+    return false;
+  }
+  unique_fd mine(sv[0]), theirs(sv[1]);
+  const pid_t master = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    error = strprintf("fork of the key process failed: %s", strerror(errno));
+    return false;
+  }
+  if (pid == 0) {
+    // Its descriptors: stdio and the registration socket as fd 3 (no listener, no other generation's).
+    if (dup2(theirs.get(), 3) < 0) _exit(1);
+    close_range(4, ~0U, 0);
+    key_server_main(cfg, 3, master);
+  }
+  theirs.reset();
+  key_pids_.insert(pid);
+  g->key_pid = pid;
+  g->registration = std::move(mine);
+  std::string e = key_server_wait_ready(g->registration.get(), kKeyProcessReadyMs);
+  if (!e.empty()) {
+    (void)kill(pid, SIGKILL);  // it has exited already unless it hung
+    error = "key process: " + e;
+    return false;
+  }
+  out = std::move(g);
+  return true;
+}
+
+// A new set of acceptors for the current runtime and TLS generation; the old ones finish their heads
+// and exit. Used by reload, by the ticket key rotation and after a key process restart.
+void Master::replace_acceptors() {
+  generation_++;
+  for (unsigned i = 0; i < current_->config->server.start_servers; i++) spawn_acceptor();
+  for (const AcceptorProc& a : acceptors_)
+    if (a.generation != generation_) (void)kill(a.pid, SIGTERM);
+}
+
+void Master::on_key_process_exit(pid_t pid, int status) {
+  key_pids_.erase(pid);
+  bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!tls_ || pid != tls_->key_pid || stopping_) {
+    if (!clean) log(Level::warning, "key process %d ended with status 0x%x", pid, status);
+    return;
+  }
+  log(Level::err, "the key process %d ended (status 0x%x); starting a new one with new acceptors", pid, status);
+  std::shared_ptr<TlsGeneration> g;
+  std::string error;
+  if (!start_tls(*current_->config, g, error)) {
+    log(Level::err, "%s; trying again in %lld s", error.c_str(), static_cast<long long>(kKeyProcessRetryMs / 1000));
+    tls_->key_pid = 0;
+    tls_retry_at_ = now_ms() + kKeyProcessRetryMs;
+    return;
+  }
+  tls_ = std::move(g);
+  tls_retry_at_ = 0;
+  replace_acceptors();
 }
 
 void Master::spawn_acceptor() {
@@ -112,15 +225,27 @@ void Master::spawn_acceptor() {
   if (pid == 0) {
     int max_listener = 2;
     for (const Listener& l : listeners_) max_listener = std::max(max_listener, l.fd);
-    close_range(static_cast<unsigned>(max_listener) + 1, ~0U, 0);
+    int keep = max_listener + 1;
+    TlsInheritance inherited;
+    if (tls_) {
+      // The key process's registration socket, right above the listeners; the acceptor closes it once
+      // it has its own channel.
+      inherited.contexts = tls_->contexts.get();
+      inherited.key_registration_fd = keep;
+      if (dup2(tls_->registration.get(), keep) < 0) _exit(1);
+      keep++;
+    }
+    close_range(static_cast<unsigned>(keep), ~0U, 0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    ProcessContext ctx{current_.get(), sb_, &listeners_};
+    ProcessContext ctx{current_.get(), sb_, &listeners_, &cgroups_, inherited};
+    if (cgroups_.enabled && !cgroup_join(cgroups_.serving + "/acceptors"))
+      log(Level::err, "cannot move acceptor into %s/acceptors: %s", cgroups_.serving.c_str(), strerror(errno));
     acceptor_main(ctx, index);
   }
   sb_->acceptors[index].pid.store(pid);
-  acceptors_.push_back({pid, generation_, index, now_ms()});
+  acceptors_.push_back({pid, generation_, index, now_ms(), tls_});
 }
 
 void Master::signal_workers(int sig) {
@@ -138,6 +263,7 @@ void Master::signal_workers(int sig) {
 }
 
 void Master::on_child_exit(pid_t pid, int status) {
+  if (key_pids_.count(pid)) return on_key_process_exit(pid, status);
   for (size_t i = 0; i < acceptors_.size(); i++) {
     if (acceptors_[i].pid != pid) continue;
     AcceptorProc a = acceptors_[i];
@@ -168,6 +294,7 @@ void Master::on_child_exit(pid_t pid, int status) {
   // Not an acceptor: a worker whose acceptor ended before it (we are its subreaper).
   uint32_t entry;
   if (scoreboard_find(*sb_, pid, &entry)) scoreboard_release(*sb_, entry);
+  sweep_ = cgroups_.enabled;
 }
 
 void Master::reap() {
@@ -183,6 +310,7 @@ void Master::reload() {
   notify("RELOADING=1");
   log(Level::notice, "reloading configuration from %s and %s", opts_.config_file.c_str(), opts_.config_dir.c_str());
   LoadResult r = load_config(opts_);
+  for (const ConfigError& w : r.warnings) log(Level::warning, "%s", w.str().c_str());
   if (!r.errors.empty()) {
     for (const ConfigError& e : r.errors) log(Level::err, "reload refused: %s", e.str().c_str());
     note_ = "reload failed: " + r.errors.front().str();
@@ -192,16 +320,67 @@ void Master::reload() {
     notify("READY=1");
     return;
   }
+  // New certificates and keys come with the new generation; connections of the old one keep theirs.
+  std::shared_ptr<TlsGeneration> tls;
+  std::string tls_error;
+  if (!start_tls(*r.config, tls, tls_error)) {
+    log(Level::err, "reload refused: %s", tls_error.c_str());
+    log(Level::err, "TLS setup failed; still serving the previous configuration");
+    note_ = "reload failed: " + tls_error;
+    publish_status(true);
+    notify("READY=1");
+    return;
+  }
   assign_slots(*r.config);
   generation_++;
   current_ = make_runtime(std::move(r.config), generation_);
+  sync_cgroups(static_cast<int64_t>(current_->config->server.graceful_shutdown_timeout) * 1000);
   note_.clear();
+  tls_ = std::move(tls);
+  tls_retry_at_ = 0;
   for (unsigned i = 0; i < current_->config->server.start_servers; i++) spawn_acceptor();
   for (const AcceptorProc& a : acceptors_)
     if (a.generation != generation_) (void)kill(a.pid, SIGTERM);
   log(Level::notice, "configuration reloaded: %zu vhosts", current_->config->vhosts.size());
   publish_status(true);
   notify("READY=1");
+}
+
+void Master::sync_cgroups(int64_t grace_ms) {
+  if (!cgroups_.enabled) return;
+  for (const std::string& name : cgroup_sync_vhosts(cgroups_, *current_->config, current_->config->server.acceptor)) {
+    std::string dir = cgroups_.serving + "/" + name;
+    bool known = false;
+    for (const auto& r : removals_) known = known || r.dir == dir;
+    if (!known) {
+      log(Level::notice, "vhost cgroup %s is no longer configured; what still runs there ends in %lld s", dir.c_str(),
+          static_cast<long long>(grace_ms / 1000));
+      removals_.push_back({dir, now_ms() + grace_ms});
+    }
+  }
+}
+
+void Master::run_removals() {
+  int64_t now = now_ms();
+  for (auto it = removals_.begin(); it != removals_.end();) {
+    if (it->at_ms > now) {
+      ++it;
+      continue;
+    }
+    // A vhost may have come back in a later reload: then its cgroup stays.
+    bool configured = false;
+    for (const VHost& vh : current_->config->vhosts) configured = configured || cgroup_vhost_dir(cgroups_, vh) == it->dir;
+    if (configured || cgroup_kill_and_remove(it->dir)) {
+      it = removals_.erase(it);
+    } else {
+      it->at_ms = now + 1000;  // its processes are still exiting
+      ++it;
+    }
+  }
+  if (sweep_) {
+    sweep_ = false;
+    cgroup_sweep_leaves(cgroups_);
+  }
 }
 
 void Master::begin_stop() {
@@ -231,6 +410,13 @@ void Master::publish_status(bool force) {
   c.served = sb_->served.load();
   c.refused = sb_->refused.load();
   c.note = note_;
+  for (const VHost& vh : current_->config->vhosts) {
+    if (!vh.max_clients_vhost) continue;
+    unsigned live = cgroups_.enabled ? static_cast<unsigned>(std::max(0, cgroup_descendants(cgroup_vhost_dir(cgroups_, vh))))
+                                     : sb_->vhost_workers[vh.slot % kMaxVHostSlots].load();
+    if (live >= vh.max_clients_vhost) c.at_limit++;
+  }
+  c.cgroups = cgroups_.enabled ? "on" : "off (" + cgroups_.reason + ")";
   std::string s = format_status(c);
   last_status_ms_ = now;
   if (s == last_status_) return;
@@ -264,9 +450,38 @@ int Master::run(std::unique_ptr<Config> cfg) {
     return 1;
   }
 
+  cgroups_ = cgroup_setup(cfg->server.acceptor);
+  if (cgroups_.enabled)
+    log(Level::notice, "per-vhost cgroups under %s (controllers:%s%s%s)", cgroups_.serving.c_str(),
+        cgroups_.pids ? " pids" : "", cgroups_.memory ? " memory" : "", cgroups_.cpu ? " cpu" : "");
+  else
+    log(Level::notice, "per-vhost cgroups off: %s; MaxClientsVHost is counted in shared memory", cgroups_.reason.c_str());
+  for (const Listener& l : listeners_) https_ = https_ || l.kind == ListenerKind::https;
+  if (https_) {
+    tls_ticket_keys_rotate();
+    next_ticket_rotation_ = now_ms() + kTicketKeyRotationMs;
+  }
+  std::string tls_error;
+  if (!start_tls(*cfg, tls_, tls_error)) {
+    log(Level::err, "%s", tls_error.c_str());
+    notify("STATUS=" + tls_error);
+    return 1;
+  }
   assign_slots(*cfg);
   generation_ = 1;
   current_ = make_runtime(std::move(cfg), generation_);
+  // Leftovers of a previous run (a crash) are removed at once.
+  sync_cgroups(0);
+  if (cgroups_.enabled) {
+    bool inert = false;
+    for (const VHost& vh : current_->config->vhosts) {
+      inert = inert || (vh.max_processes_vhost && !cgroups_.pids) || (vh.memory_max_vhost && !cgroups_.memory) ||
+              (vh.cpu_weight_vhost && !cgroups_.cpu);
+    }
+    if (inert)
+      log(Level::warning, "MaxProcessesVHost/MemoryMaxVHost/CPUWeightVHost need the pids/memory/cpu controllers, "
+                          "which are not delegated here: the keys whose controller is missing have no effect");
+  }
   for (unsigned i = 0; i < current_->config->server.start_servers; i++) spawn_acceptor();
   log(Level::notice, "serving %zu vhosts with %u acceptors on %zu listening socket(s)", current_->config->vhosts.size(),
       current_->config->server.start_servers, listeners_.size());
@@ -288,12 +503,33 @@ int Master::run(std::unique_ptr<Config> cfg) {
         break;
       }
     } else {
+      if (tls_retry_at_ && now_ms() >= tls_retry_at_) {
+        std::shared_ptr<TlsGeneration> g;
+        std::string error;
+        if (start_tls(*current_->config, g, error)) {
+          log(Level::notice, "key process started again");
+          tls_ = std::move(g);
+          tls_retry_at_ = 0;
+          replace_acceptors();
+        } else {
+          log(Level::err, "%s; trying again in %lld s", error.c_str(), static_cast<long long>(kKeyProcessRetryMs / 1000));
+          tls_retry_at_ = now_ms() + kKeyProcessRetryMs;
+        }
+      }
+      // Acceptors get ticket keys by fork: a rotation is a new set of acceptors, as a reload is.
+      if (https_ && now_ms() >= next_ticket_rotation_) {
+        tls_ticket_keys_rotate();
+        next_ticket_rotation_ = now_ms() + kTicketKeyRotationMs;
+        log(Level::info, "session ticket key rotated; starting acceptors that hold the new one");
+        replace_acceptors();
+      }
       size_t live = 0;
       for (const AcceptorProc& a : acceptors_) live += a.generation == generation_;
-      if (live < current_->config->server.start_servers && now_ms() >= respawn_at_) {
+      if (live < current_->config->server.start_servers && now_ms() >= respawn_at_ && !tls_retry_at_) {
         for (size_t i = live; i < current_->config->server.start_servers; i++) spawn_acceptor();
       }
     }
+    run_removals();
     publish_status(false);
     if (watchdog && now_ms() >= next_watchdog) {
       notify("WATCHDOG=1");
@@ -321,6 +557,19 @@ int Master::run(std::unique_ptr<Config> cfg) {
     }
     // A SIGCHLD can coalesce with another; reaping every wake costs one syscall.
     reap();
+  }
+  // Without acceptors the key processes see their channels close; dropping the registration sockets
+  // lets them exit now rather than at the master's own exit.
+  tls_.reset();
+  acceptors_.clear();
+  for (int i = 0; i < 40 && !key_pids_.empty(); i++) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      key_pids_.erase(pid);
+      continue;
+    }
+    (void)poll(nullptr, 0, 50);
   }
   log(Level::notice, "stopped: %llu requests served", static_cast<unsigned long long>(sb_->served.load()));
   return 0;

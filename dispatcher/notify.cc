@@ -13,6 +13,8 @@ std::string format_status(const StatusCounts& c) {
   std::string s = strprintf("vhosts: %zu, acceptors: %u busy/%u idle, workers: %u, served: %llu, refused: %llu",
                             c.vhosts, c.acceptors_busy, c.acceptors_idle, c.workers,
                             static_cast<unsigned long long>(c.served), static_cast<unsigned long long>(c.refused));
+  s += strprintf(", at limit: %u", c.at_limit);
+  if (!c.cgroups.empty()) s += "; cgroups: " + c.cgroups;
   if (!c.note.empty()) s += "; " + c.note;
   return s;
 }

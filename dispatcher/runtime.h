@@ -6,10 +6,12 @@
 #include <memory>
 #include <vector>
 
+#include "cgroup.h"
 #include "config.h"
 #include "http_request.h"
 #include "listen_fds.h"
 #include "mime.h"
+#include "tls.h"
 #include "scoreboard.h"
 #include "vhost_table.h"
 
@@ -31,6 +33,8 @@ struct ProcessContext {
   const Runtime* rt = nullptr;
   Scoreboard* sb = nullptr;
   const std::vector<Listener>* listeners = nullptr;
+  const CgroupTree* cgroups = nullptr;  // enabled: per-vhost cgroups count and confine workers
+  TlsInheritance tls;                    // acceptors with https listeners: contexts and key channel
 };
 
 }  // namespace itk

@@ -23,6 +23,7 @@
 #include "privileges.h"
 #include "static_file.h"
 #include "static_handler.h"
+#include "tls.h"
 #include "unique_fd.h"
 
 namespace itk {
@@ -83,7 +84,7 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc) {
 // One request: a script when the vhost has CGI and the path names one, else a static file.
 // A script's local redirect (Location: /path without Status) is served as a GET of that path.
 ResponseOutcome serve(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& io,
-                      std::string& buffered, bool keep_alive) {
+                      std::string& buffered, bool keep_alive, bool in_leaf) {
   if (vh.cgi_extensions.empty() && vh.handlers.empty())
     return serve_static(rt, vh, root_fd, head, io, keep_alive && !head.has_body());
   RequestHead current = head;
@@ -91,7 +92,7 @@ ResponseOutcome serve(const Runtime& rt, const VHost& vh, int root_fd, const Req
     std::optional<std::string> path = decode_request_path(current.target);
     ScriptMatch m = path ? match_script(root_fd, *path, vh) : ScriptMatch{};
     if (m.kind != ScriptMatch::script) break;
-    CgiOutcome o = run_cgi(rt, vh, current, m, io, buffered, keep_alive);
+    CgiOutcome o = run_cgi(rt, vh, current, m, io, buffered, keep_alive, in_leaf);
     if (o.local_redirect.empty()) return o.response;
     keep_alive = keep_alive && o.response.keep_alive;
     // RFC 3875 §6.2.2: the server serves the new path itself, as a GET without the original body.
@@ -162,6 +163,7 @@ void on_term(int) {}
   };
 
   ClientConn io{fd};
+  conn_adopt_tls(io, std::move(start.tls), std::move(start.sni), sc.timeout);  // the TLS session the acceptor established, if this is https
   Conn c{io, std::move(start.buffer), &during_wait};
   c.buf.erase(0, start.head_length);
   RequestHead head = std::move(start.head);
@@ -175,7 +177,7 @@ void on_term(int) {}
     served++;
     bool keep = head.keep_alive && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
-    ResponseOutcome r = serve(rt, *vh, root_of(vh), head, io, c.buf, keep);
+    ResponseOutcome r = serve(rt, *vh, root_of(vh), head, io, c.buf, keep, ctx.cgroups && ctx.cgroups->enabled);
     ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
     if (!r.ok || !r.keep_alive) break;
 
@@ -195,6 +197,11 @@ void on_term(int) {}
     const VHost* target = rt.vhosts.lookup(head.host);
     if (!head.host.empty() && VHostTable::normalize_host(head.host).empty()) {
       (void)conn_write_all(io, error_response(400, false));
+      break;
+    }
+    if (io.tls && tls_misdirected(rt.vhosts, io.server_name, target)) {
+      (void)conn_write_all(io, error_response(421, false));
+      ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
       break;
     }
     // A worker can only ever be one identity; mpm-itk closes here too and clients retry on a new connection.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "http_request.h"
+#include "tls_ptr.h"
 #include "runtime.h"
 
 namespace itk {
@@ -15,6 +16,8 @@ struct WorkerStart {
   std::string buffer;            // bytes read so far: the first head and whatever followed it
   size_t head_length = 0;
   RequestHead head;
+  SslPtr tls;                    // the TLS session the acceptor established (https), else null
+  std::string sni;               // the server name the client asked for in it
 };
 
 [[noreturn]] void worker_main(const ProcessContext& ctx, WorkerStart start);

@@ -132,7 +132,16 @@ def status_counts_refusals(d):
                             f"got {d.notify.statuses()[-5:]}")
 
 
+def status_says_cgroup_accounting_is_off(d):
+    # Under systemd-socket-activate itkd has no delegated cgroup: it must say so, and count in shared memory
+    # (the scenarios above are that fallback at work).
+    statuses = d.notify.statuses()
+    h.check(any("cgroups: off (" in s for s in statuses),
+            f"expected STATUS to say 'cgroups: off (<why>)', got {statuses[-3:]}")
+
+
 SCENARIOS = [
+    status_says_cgroup_accounting_is_off,
     vhost_limit_refuses_at_once,
     slot_freed_when_connection_closes,
     slot_freed_when_worker_killed,

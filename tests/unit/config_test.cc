@@ -6,6 +6,9 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <ini.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -441,7 +444,7 @@ TEST(VHost, UnknownKeysAndSections) {
               "Frobnicate = 1\n"             // 8
               "CGI = .cgi\n"                 // 9
               "FastCGI = .php /usr/bin/x\n"  // 10
-              "TLSCertificateFile = /x\n"    // 11
+              "TLSProtocol = TLSv1.3\n"      // 11
               "MaxClients = 5\n") +          // 12
       "[virtualhost]\n"                      // 13
       "ServerName = z.test\n");              // 14: ignored
@@ -450,7 +453,7 @@ TEST(VHost, UnknownKeysAndSections) {
                                 "a.conf:2: [server] belongs in itk.conf, not in a drop-in",
                                 "a.conf:8: Frobnicate: unknown key in [vhost]",
                                 "a.conf:10: FastCGI: not supported by this version of itk",
-                                "a.conf:11: TLSCertificateFile: not supported by this version of itk",
+                                "a.conf:11: TLSProtocol: not supported by this version of itk",
                                 "a.conf:12: MaxClients: is a [server] key: set it in itk.conf",
                                 "a.conf:13: unknown section [virtualhost] (a drop-in holds [vhost] sections)",
                             }));
@@ -1204,6 +1207,22 @@ TEST(VHostCGI, ExtensionsHandlersAndTimeout) {
   EXPECT_EQ(v.cgi_timeout, 5u);
 }
 
+TEST(VHostCgroupLimits, ParsedWithUnits) {
+  Parsed p = parse_dropin(vhost("a.test", "MaxProcessesVHost = 64\nMemoryMaxVHost = 512M\nCPUWeightVHost = 200\n"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_EQ(p.cfg.vhosts[0].max_processes_vhost, 64u);
+  EXPECT_EQ(p.cfg.vhosts[0].memory_max_vhost, 512ull << 20);
+  EXPECT_EQ(p.cfg.vhosts[0].cpu_weight_vhost, 200u);
+  EXPECT_EQ(parse_dropin(vhost("a.test", "MemoryMaxVHost = 2G\n")).cfg.vhosts[0].memory_max_vhost, 2ull << 30);
+  EXPECT_EQ(parse_dropin(vhost("a.test", "MemoryMaxVHost = 1048576\n")).cfg.vhosts[0].memory_max_vhost, 1ull << 20);
+  EXPECT_EQ(vhost_error("MemoryMaxVHost = lots"),
+            "a.conf:5: MemoryMaxVHost: `lots` is not a size (bytes, or a number with K, M, G or T)");
+  EXPECT_EQ(vhost_error("MemoryMaxVHost = 4K"), "a.conf:5: MemoryMaxVHost: below 1M: too small for a vhost's processes");
+  EXPECT_EQ(vhost_error("CPUWeightVHost = 0"), "a.conf:5: CPUWeightVHost: `0` is out of range (allowed: 1..10000)");
+  EXPECT_EQ(vhost_error("MaxProcessesVHost = 0"),
+            "a.conf:5: MaxProcessesVHost: `0` is out of range (allowed: 1..4194304)");
+}
+
 TEST(VHostCGI, Errors) {
   EXPECT_EQ(vhost_error("CGI = cgi"), "a.conf:5: CGI: `cgi` is not a file extension (write it with its dot, e.g. .cgi)");
   EXPECT_EQ(vhost_error("CGI = .a/b"), "a.conf:5: CGI: `.a/b` is not a file extension (write it with its dot, e.g. .cgi)");
@@ -1217,6 +1236,95 @@ TEST(VHostCGI, Errors) {
   Parsed p = parse_dropin(vhost("a.test", "CGI = .php\nHandler = .php /bin/sh\n"));
   ASSERT_EQ(p.errors.size(), 1u) << dump(p.errors);
   EXPECT_EQ(p.errors[0].str(), "a.conf:6: Handler: .php is already listed in CGI");
+}
+
+// ---- TLS certificates and keys ----
+
+TEST(TlsKeys, InServerAndVHost) {
+  Parsed s = parse_main("[server]\nTLSCertificateFile = /etc/itk/tls/default.pem\n"
+                        "tlscertificatekeyfile = /etc/itk/tls/default.key\n");
+  ASSERT_TRUE(s.errors.empty()) << dump(s.errors);
+  EXPECT_EQ(s.cfg.server.tls.certificate_file, "/etc/itk/tls/default.pem");
+  EXPECT_EQ(s.cfg.server.tls.key_file, "/etc/itk/tls/default.key");
+  EXPECT_EQ(s.cfg.server.tls.certificate_at.str(), "itk.conf:2");
+  EXPECT_EQ(s.cfg.server.tls.key_at.str(), "itk.conf:3");
+  Parsed v = parse_dropin(vhost("a.test", "TLSCertificateFile = /etc/itk/tls/a.pem\n"
+                                          "TLSCertificateKeyFile = /etc/itk/tls/a.key\n"));
+  ASSERT_TRUE(v.errors.empty()) << dump(v.errors);
+  ASSERT_EQ(v.cfg.vhosts.size(), 1u);
+  EXPECT_EQ(v.cfg.vhosts[0].tls.certificate_file, "/etc/itk/tls/a.pem");
+  EXPECT_EQ(v.cfg.vhosts[0].tls.key_file, "/etc/itk/tls/a.key");
+  EXPECT_EQ(v.cfg.vhosts[0].tls.key_at.str(), "a.conf:6");
+  EXPECT_TRUE(parse_dropin(vhost("b.test")).cfg.vhosts[0].tls.empty());
+}
+
+TEST(TlsKeys, ValueErrors) {
+  EXPECT_EQ(vhost_error("TLSCertificateFile = a.pem"), "a.conf:5: TLSCertificateFile: `a.pem` is not an absolute path");
+  EXPECT_EQ(server_error("TLSCertificateKeyFile", "tls/a.key"),
+            "itk.conf:2: TLSCertificateKeyFile: `tls/a.key` is not an absolute path");
+  Parsed p = parse_dropin(vhost("a.test", "TLSCertificateFile = /a.pem\nTLSCertificateFile = /b.pem\n"));
+  ASSERT_EQ(p.errors.size(), 1u) << dump(p.errors);
+  EXPECT_EQ(p.errors[0].str(), "a.conf:6: TLSCertificateFile: given twice in this section (first at line 5)");
+  // TLS settings this version does not have are refused, never ignored.
+  EXPECT_EQ(vhost_error("TLSCipherSuite = HIGH"), "a.conf:5: TLSCipherSuite: not supported by this version of itk");
+}
+
+// A self-signed P-256 certificate and its key, written as PEM files; returns {cert, key}.
+std::pair<std::string, std::string> write_pair(const std::string& dir, const std::string& name) {
+  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  X509_set_pubkey(x, key);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
+  X509_set_issuer_name(x, X509_get_subject_name(x));
+  X509_sign(x, key, EVP_sha256());
+  std::string cert = dir + "/" + name + ".pem", keyfile = dir + "/" + name + ".key";
+  FILE* f = fopen(cert.c_str(), "w");
+  PEM_write_X509(f, x);
+  fclose(f);
+  f = fopen(keyfile.c_str(), "w");
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  fclose(f);
+  chmod(keyfile.c_str(), 0600);
+  X509_free(x);
+  EVP_PKEY_free(key);
+  return {cert, keyfile};
+}
+
+TEST_F(LoadTest, TlsPairsAreCheckedAtLoad) {
+  auto [a_cert, a_key] = write_pair(dir_, "a.test");
+  auto [b_cert, b_key] = write_pair(dir_, "b.test");
+  opts_.check_filesystem = true;
+  auto site = [&](const std::string& name, const std::string& cert, const std::string& key) {
+    std::string s = "[vhost]\nServerName = " + name + "\nDocumentRoot = " + dir_ + "\nAssignUserID = #2001 #2001\n";
+    if (!cert.empty()) s += "TLSCertificateFile = " + cert + "\n";
+    if (!key.empty()) s += "TLSCertificateKeyFile = " + key + "\n";
+    return s;
+  };
+  write("itk.d/a.conf", site("a.test", a_cert, a_key) + site("b.test", b_cert, a_key));
+  LoadResult r = load_config(opts_);
+  EXPECT_EQ(strs(r.errors), (std::vector<std::string>{
+                                dropin("a.conf") + ":12: TLSCertificateKeyFile: `" + a_key +
+                                    "` (vhost b.test): does not match the certificate `" + b_cert +
+                                    "` (give the key that certificate was issued for)",
+                            }));
+  write("itk.d/a.conf", site("a.test", a_cert, "") + site("b.test", "", b_key));
+  r = load_config(opts_);
+  EXPECT_EQ(strs(r.errors), (std::vector<std::string>{
+                                dropin("a.conf") + ":5: TLSCertificateFile: has no TLSCertificateKeyFile beside it: "
+                                                   "give the certificate's private key in the same section",
+                                dropin("a.conf") + ":10: TLSCertificateKeyFile: has no TLSCertificateFile beside it: "
+                                                   "give the key's certificate in the same section",
+                            }));
+  write("itk.conf", "[server]\nUser = #990\nTLSCertificateFile = " + b_cert + "\nTLSCertificateKeyFile = " + b_key + "\n");
+  write("itk.d/a.conf", site("a.test", a_cert, a_key));
+  r = load_config(opts_);
+  ASSERT_TRUE(r.errors.empty()) << dump(r.errors);
+  EXPECT_EQ(r.config->server.tls.key_file, b_key);
+  EXPECT_EQ(r.config->vhosts[0].tls.certificate_file, a_cert);
 }
 
 }  // namespace

@@ -10,7 +10,7 @@ step "a fresh start reports the configuration and nothing served"
 expect_prop ActiveState inactive
 activate
 # The first request (from activate) is served too.
-wait_for 10 "StatusText after one request" '[[ $(status_text) == "vhosts: $vhosts, acceptors: 0 busy/2 idle, workers: 0, served: 1, refused: 0" ]]'
+wait_for 10 "StatusText after one request" '[[ $(status_text) == "vhosts: $vhosts, acceptors: 0 busy/2 idle, workers: 0, served: 1, refused: 0, at limit: 0; cgroups: on" ]]'
 
 step "requests on several vhosts, with 200 and 404 answers"
 expect_http bob.test / 200 "bob's home page"

@@ -1,0 +1,33 @@
+// Acceptor side of the key process: private keys that are public-key-only EVP_PKEYs whose signing is a
+// request over this process's channel to the key process (docs/security.md, "Private keys").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "key_protocol.h"
+#include "tls_ptr.h"
+
+namespace itk {
+
+// An EVP_PKEY with `cert`'s public key whose signatures are made by key `key_id` of the key process.
+// Returns nullptr with `error` for a certificate whose key is neither RSA nor EC.
+EvpPkeyPtr key_client_pkey(X509* cert, uint32_t key_id, std::string& error);
+
+// Opens this process's channel: a new socketpair whose other end goes to the key process over
+// `registration_fd` (which the caller then closes). Returns "" or what failed.
+std::string key_client_connect(int registration_fd);
+
+// Forgets the channel without closing it: a worker's descriptors are already gone (close_range), and
+// the number may name another descriptor by now.
+void key_client_forget();
+// Closes the channel (tests, which run several key processes one after another).
+void key_client_close();
+
+// One request and its reply (for tests; the key methods use it). False when the key process refused or
+// could not be reached, with `error` saying which; a malformed reply ends the process.
+bool key_client_call(KeyMsg op, uint32_t key, uint32_t arg, std::string_view in, std::string& out,
+                     std::string& error);
+
+}  // namespace itk

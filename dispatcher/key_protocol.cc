@@ -1,0 +1,56 @@
+// Encoding and strict decoding of key process messages (native byte order: both ends are this host).
+#include "key_protocol.h"
+
+#include <cstring>
+
+#include "log.h"
+
+namespace itk {
+namespace {
+
+void put32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
+
+uint32_t get32(std::string_view in, size_t at) {
+  uint32_t v;
+  memcpy(&v, in.data() + at, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+std::string key_encode(const KeyMessage& m) {
+  std::string_view payload = m.payload;
+  if (payload.size() > kKeyMaxPayload) payload = payload.substr(0, kKeyMaxPayload);
+  std::string out;
+  out.reserve(kKeyHeaderSize + payload.size());
+  put32(out, static_cast<uint32_t>(m.type));
+  put32(out, m.id);
+  put32(out, m.key);
+  put32(out, m.arg);
+  put32(out, static_cast<uint32_t>(payload.size()));
+  out.append(payload);
+  return out;
+}
+
+std::string key_decode(std::string_view datagram, std::initializer_list<KeyMsg> allowed, KeyMessage& out) {
+  if (datagram.size() < kKeyHeaderSize)
+    return strprintf("message of %zu bytes is shorter than the %zu-byte header", datagram.size(), kKeyHeaderSize);
+  if (datagram.size() > kKeyMaxMessage)
+    return strprintf("message of %zu bytes is over the limit of %zu", datagram.size(), kKeyMaxMessage);
+  uint32_t type = get32(datagram, 0);
+  bool known = false;
+  for (KeyMsg k : allowed) known = known || static_cast<uint32_t>(k) == type;
+  if (!known) return strprintf("message type 0x%x is not expected here", type);
+  uint32_t len = get32(datagram, 16);
+  if (len != datagram.size() - kKeyHeaderSize)
+    return strprintf("length field says %u payload bytes, the message carries %zu", len,
+                     datagram.size() - kKeyHeaderSize);
+  out.type = static_cast<KeyMsg>(type);
+  out.id = get32(datagram, 4);
+  out.key = get32(datagram, 8);
+  out.arg = get32(datagram, 12);
+  out.payload.assign(datagram.substr(kKeyHeaderSize));
+  return "";
+}
+
+}  // namespace itk

@@ -1,0 +1,311 @@
+// Key process: loads the private keys, reports to the master, drops to the acceptor user and signs.
+#include "key_server.h"
+
+#include <poll.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "key_protocol.h"
+#include "log.h"
+#include "privileges.h"
+#include "scoreboard.h"
+#include "tls.h"
+#include "tls_config.h"
+#include "unique_fd.h"
+
+namespace itk {
+namespace {
+
+// Digests are at most 64 bytes (SHA-512); anything else for ECDSA is not a TLS signature.
+constexpr size_t kMaxDigest = 64;
+
+std::string reply(const KeyMessage& req, KeyStatus status, std::string payload = {}) {
+  KeyMessage r;
+  r.type = KeyMsg::reply;
+  r.id = req.id;
+  r.key = req.key;
+  r.arg = static_cast<uint32_t>(status);
+  r.payload = std::move(payload);
+  return key_encode(r);
+}
+
+std::optional<std::string> sign_raw(EVP_PKEY* key, int rsa_padding, std::string_view in) {
+  using CtxPtr = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
+  CtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr), EVP_PKEY_CTX_free);
+  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1) return std::nullopt;
+  if (rsa_padding != 0 && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), rsa_padding) != 1) return std::nullopt;
+  const auto* data = reinterpret_cast<const unsigned char*>(in.data());
+  size_t len = 0;
+  if (EVP_PKEY_sign(ctx.get(), nullptr, &len, data, in.size()) != 1) return std::nullopt;
+  std::string out(len, '\0');
+  if (EVP_PKEY_sign(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, data, in.size()) != 1)
+    return std::nullopt;
+  out.resize(len);
+  return out;
+}
+
+// Sends the ready message; the master waits for it before it forks any acceptor.
+void report_ready(int fd, bool ok, size_t keys, const std::string& why) {
+  KeyMessage m;
+  m.type = KeyMsg::ready;
+  m.key = static_cast<uint32_t>(keys);
+  m.arg = ok ? 0 : 1;
+  m.payload = why;
+  std::string d = key_encode(m);
+  (void)send(fd, d.data(), d.size(), MSG_NOSIGNAL);
+}
+
+// What the key process may still do once serving: move datagrams, wait, allocate, log, exit. Everything
+// else (open, exec, connect, ptrace, kill, ...) fails with EPERM, so a flaw in message handling cannot
+// reach files or other processes. EPERM rather than a kill keeps an unexpected call of the C library
+// observable in the log instead of a silent death.
+void restrict_syscalls() {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+  if (!ctx) {
+    log(Level::err, "seccomp_init failed; refusing to serve keys without the system call filter");
+    _exit(1);
+  }
+  static const int allowed[] = {
+      SCMP_SYS(read),         SCMP_SYS(write),         SCMP_SYS(recvmsg),      SCMP_SYS(sendmsg),
+      SCMP_SYS(recvfrom),     SCMP_SYS(sendto),        SCMP_SYS(poll),         SCMP_SYS(ppoll),
+      SCMP_SYS(close),        SCMP_SYS(fcntl),         SCMP_SYS(getsockopt),   SCMP_SYS(brk),
+      SCMP_SYS(mmap),         SCMP_SYS(munmap),        SCMP_SYS(mremap),       SCMP_SYS(madvise),
+      SCMP_SYS(mprotect),     SCMP_SYS(getrandom),     SCMP_SYS(exit),         SCMP_SYS(exit_group),
+      SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),
+      SCMP_SYS(getpid),       SCMP_SYS(gettid),        SCMP_SYS(futex),        SCMP_SYS(sched_yield),
+      SCMP_SYS(fstat),        SCMP_SYS(newfstatat),    SCMP_SYS(getppid),      SCMP_SYS(sigaltstack),
+  };
+  for (int nr : allowed) {
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+    if (rc < 0) {
+      log(Level::err, "seccomp_rule_add(%d) failed: %s", nr, strerror(-rc));
+      _exit(1);
+    }
+  }
+  int rc = seccomp_load(ctx);
+  seccomp_release(ctx);
+  if (rc < 0) {
+    log(Level::err, "seccomp_load of the key process filter failed: %s", strerror(-rc));
+    _exit(1);
+  }
+}
+
+// Takes a new channel from the registration socket. False at end of file (no acceptor can register any more).
+bool accept_registration(int reg, std::vector<unique_fd>& channels) {
+  char buf[kKeyMaxMessage + 1];
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  iovec iov{buf, sizeof buf};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  ssize_t n = recvmsg(reg, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  if (n == 0) return false;
+  // Every descriptor that came is owned here first, so a refused message leaks none of them.
+  std::vector<unique_fd> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds.emplace_back(fd);
+    }
+  }
+  KeyMessage m;
+  std::string why;
+  if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+    why = "message or its descriptors truncated";
+  else
+    why = key_decode(std::string_view(buf, static_cast<size_t>(n)), {KeyMsg::register_channel}, m);
+  if (why.empty() && fds.size() != 1) why = strprintf("expected one descriptor, got %zu", fds.size());
+  if (why.empty()) {
+    int type = 0, domain = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fds[0].get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_SEQPACKET)
+      why = "the descriptor is not a SOCK_SEQPACKET socket";
+    len = sizeof domain;
+    if (why.empty() && (getsockopt(fds[0].get(), SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX))
+      why = "the descriptor is not a unix socket";
+  }
+  if (why.empty() && channels.size() >= kMaxAcceptors) why = strprintf("already %zu channels", channels.size());
+  if (!why.empty()) {
+    log(Level::err, "channel registration refused: %s", why.c_str());
+    return true;
+  }
+  channels.push_back(std::move(fds[0]));
+  return true;
+}
+
+// Serves one readable channel. False when the channel has to be closed.
+bool serve_channel(const KeyStore& keys, int fd) {
+  char buf[kKeyMaxMessage + 1];
+  // MSG_TRUNC: the return value is the datagram's real length, so an oversized one is seen as such.
+  ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  if (n == 0) return false;  // the acceptor exited
+  std::string reply_msg, why;
+  if (static_cast<size_t>(n) > kKeyMaxMessage)
+    why = strprintf("message of %zd bytes is over the limit of %zu", n, kKeyMaxMessage);
+  else
+    (void)keys.handle(std::string_view(buf, static_cast<size_t>(n)), reply_msg, why);  // `why` set when malformed
+  if (!why.empty()) {
+    log(Level::err, "closing an acceptor's channel: %s", why.c_str());
+    return false;
+  }
+  // An honest acceptor has one request in flight and reads its reply; one that does not is dropped.
+  if (send(fd, reply_msg.data(), reply_msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL) != static_cast<ssize_t>(reply_msg.size())) {
+    log(Level::err, "closing an acceptor's channel: sending the reply failed: %s", strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void KeyStore::add(EvpPkeyPtr key) { keys_.push_back(std::move(key)); }
+
+bool KeyStore::handle(std::string_view request, std::string& out, std::string& why) const {
+  KeyMessage req;
+  why = key_decode(request, {KeyMsg::rsa_private_encrypt, KeyMsg::ecdsa_sign}, req);
+  if (!why.empty()) return false;
+  if (req.key >= keys_.size()) {
+    out = reply(req, KeyStatus::no_such_key);
+    return true;
+  }
+  EVP_PKEY* key = keys_[req.key].get();
+  std::optional<std::string> sig;
+  if (req.type == KeyMsg::rsa_private_encrypt) {
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA) {
+      out = reply(req, KeyStatus::wrong_key_type);
+      return true;
+    }
+    size_t size = static_cast<size_t>(EVP_PKEY_get_size(key));
+    // TLS needs exactly these: PSS blocks (encoded by the acceptor) and PKCS#1 v1.5 DigestInfos.
+    bool ok = (req.arg == RSA_NO_PADDING && req.payload.size() == size) ||
+              (req.arg == RSA_PKCS1_PADDING && !req.payload.empty() && req.payload.size() + 11 <= size);
+    if (!ok) {
+      out = reply(req, KeyStatus::bad_input);
+      return true;
+    }
+    sig = sign_raw(key, static_cast<int>(req.arg), req.payload);
+  } else {
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) {
+      out = reply(req, KeyStatus::wrong_key_type);
+      return true;
+    }
+    if (req.payload.empty() || req.payload.size() > kMaxDigest) {
+      out = reply(req, KeyStatus::bad_input);
+      return true;
+    }
+    sig = sign_raw(key, 0, req.payload);
+  }
+  if (!sig) {
+    log(Level::err, "signing with key %u failed: %s", req.key, ERR_reason_error_string(ERR_peek_last_error()));
+    ERR_clear_error();
+    out = reply(req, KeyStatus::failed);
+    return true;
+  }
+  out = reply(req, KeyStatus::ok, std::move(*sig));
+  return true;
+}
+
+void key_serve(const KeyStore& keys, int registration_fd) {
+  std::vector<unique_fd> channels;
+  bool registering = true;
+  std::vector<pollfd> fds;
+  while (registering || !channels.empty()) {
+    fds.clear();
+    if (registering) fds.push_back({registration_fd, POLLIN, 0});
+    for (const unique_fd& c : channels) fds.push_back({c.get(), POLLIN, 0});
+    int r = poll(fds.data(), fds.size(), -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      log(Level::err, "poll failed: %s", strerror(errno));
+      return;
+    }
+    size_t first = 0;
+    if (registering) {
+      first = 1;
+      if (fds[0].revents) registering = accept_registration(registration_fd, channels);
+    }
+    // Channels added just now are not in `fds`; they are polled on the next round.
+    std::vector<bool> drop(channels.size(), false);
+    for (size_t i = first; i < fds.size(); i++) {
+      if (!fds[i].revents) continue;
+      drop[i - first] = !serve_channel(keys, fds[i].fd);
+    }
+    for (size_t i = drop.size(); i-- > 0;)
+      if (drop[i]) channels.erase(channels.begin() + static_cast<long>(i));
+  }
+}
+
+[[noreturn]] void key_server_main(const Config& cfg, int registration_fd, pid_t master) {
+  log_set_role("keys");
+  (void)prctl(PR_SET_NAME, "itk-keys", 0, 0, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  // Session ticket keys came with the fork; this process never needs them.
+  tls_ticket_keys_wipe();
+
+  KeyStore keys;
+  for (const TlsFiles* f : tls_key_files(cfg)) {
+    EvpPkeyPtr key;
+    std::string e = tls_load_key_pair(*f, key);
+    if (!e.empty()) {
+      std::string why = strprintf("TLSCertificateKeyFile `%s`: %s", f->key_file.c_str(), e.c_str());
+      log(Level::err, "%s", why.c_str());
+      report_ready(registration_fd, false, keys.size(), why);
+      _exit(1);
+    }
+    keys.add(std::move(key));
+  }
+
+  // The acceptor user: no capability, no_new_privs, non-dumpable (no ptrace, no /proc/PID/mem for anyone
+  // but root). It never gets a tenant's uid, so no tenant can signal it either.
+  become_tenant(cfg.server.acceptor, std::nullopt);
+  (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (getppid() != master) _exit(0);
+  restrict_syscalls();
+  report_ready(registration_fd, true, keys.size(), "");
+  key_serve(keys, registration_fd);
+  _exit(0);
+}
+
+std::string key_server_wait_ready(int registration_fd, int timeout_ms) {
+  pollfd p{registration_fd, POLLIN, 0};
+  int r;
+  do r = poll(&p, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  if (r == 0) return strprintf("the key process did not report within %d s", timeout_ms / 1000);
+  if (r < 0) return strprintf("waiting for the key process failed: %s", strerror(errno));
+  char buf[kKeyMaxMessage + 1];
+  ssize_t n = recv(registration_fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+  if (n == 0) return "the key process exited before loading the keys (see its log line above)";
+  if (n < 0) return strprintf("reading from the key process failed: %s", strerror(errno));
+  if (static_cast<size_t>(n) > kKeyMaxMessage) return "the key process sent an oversized message";
+  KeyMessage m;
+  std::string why = key_decode(std::string_view(buf, static_cast<size_t>(n)), {KeyMsg::ready}, m);
+  if (!why.empty()) return "malformed message from the key process: " + why;
+  if (m.arg != 0) return m.payload.empty() ? std::string("the key process failed") : m.payload;
+  return "";
+}
+
+}  // namespace itk

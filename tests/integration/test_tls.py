@@ -1,0 +1,575 @@
+# HTTPS black-box: certificates by SNI, 421, versions, ALPN, resumption across acceptors, renegotiation,
+# slow handshakes, reload, and private key bytes found only in the key process (certificates made here).
+
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+READ_TIMEOUT = 3      # RequestReadTimeout of the fixture: bounds handshake and head together
+KEEPALIVE = 30        # long enough for the memory scans of a worker kept alive
+SLOW_COUNT = 60
+OPENSSL = shutil.which("openssl")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Certificates and a daemon with an https and an http listener
+
+def make_cert(tree, name, kind="rsa", days=30, prefix=None):
+    """Self-signed certificate for `name` (CN and SAN) and its key (0600, root); returns (cert, key) paths."""
+    base = tree.path("tls", prefix or name)
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    cert, key = base + ".pem", base + ".key"
+    algo = ["-newkey", "rsa:2048"] if kind == "rsa" else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    p = subprocess.run([OPENSSL, "req", "-x509", *algo, "-nodes", "-keyout", key, "-out", cert, "-subj",
+                        f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}", "-days", str(days)],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    if p.returncode != 0:
+        raise h.Fail(f"openssl req for {name} failed: {p.stderr.decode(errors='replace')}")
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o644)
+    return cert, key
+
+
+def der_of(cert_path):
+    with open(cert_path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+class TlsDaemon(h.Daemon):
+    """itkd with an "https" listener (self.port) and an "http" one (self.http_port)."""
+
+    def __init__(self, tree, name="itkd-tls"):
+        super().__init__(tree, fdname="https", name=name)
+        self.http_port = None
+
+    def command(self):
+        cmd = super().command()
+        self.http_port = h.free_port()
+        i = cmd.index(f"--fdname={self.fdname}")
+        cmd[i] = "--fdname=https:http"
+        cmd[i:i] = ["-l", f"127.0.0.1:{self.http_port}"]
+        return cmd
+
+
+def tls_tree(server=None):
+    """a.test (uid 2001, RSA), b.test (uid 2002, EC P-256), a [server] default certificate (RSA)."""
+    tree = h.Tree(prefix="itk-tls-")
+    os.chmod(tree.dir, 0o755)
+    tree.certs = {n: make_cert(tree, n, kind) for n, kind in
+                  (("a.test", "rsa"), ("b.test", "ec"), ("default.test", "rsa"))}
+    os.chmod(tree.path("tls"), 0o700)  # as /etc/itk/tls would be: root only
+    settings = {"RequestReadTimeout": READ_TIMEOUT, "KeepAliveTimeout": KEEPALIVE,
+                "TLSCertificateFile": tree.certs["default.test"][0],
+                "TLSCertificateKeyFile": tree.certs["default.test"][1]}
+    settings.update(server or {})
+    tree.write_server_conf(**settings)
+    tree.root_a = h.make_tenant(tree, "a", h.UID_A)
+    tree.root_b = h.make_tenant(tree, "b", h.UID_B)
+    for fname, name, root, uid in (("10-a.conf", "a.test", tree.root_a, h.UID_A),
+                                   ("20-b.conf", "b.test", tree.root_b, h.UID_B)):
+        cert, key = tree.certs[name]
+        tree.write_vhost(fname, name, root, uid, TLSCertificateFile=cert, TLSCertificateKeyFile=key)
+    return tree
+
+
+def setup():
+    return TlsDaemon(tls_tree()).start()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Clients
+
+def client_context(cafile=None, minimum=None, maximum=None, alpn=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        ctx.load_verify_locations(cafile=cafile)  # the self-signed certificate is its own CA
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if minimum:
+        ctx.minimum_version = minimum
+    if maximum:
+        ctx.maximum_version = maximum
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+class TlsConn(h.Conn):
+    """A harness connection whose socket is TLS (handshake done in the constructor)."""
+
+    def __init__(self, port, sni, ctx=None, session=None, timeout=h.IO_TIMEOUT):
+        super().__init__(port, timeout)
+        try:
+            self.sock = (ctx or client_context()).wrap_socket(self.sock, server_hostname=sni, session=session)
+        except (ssl.SSLError, OSError) as e:
+            self.close()
+            raise h.Fail(f"TLS handshake with 127.0.0.1:{port} (SNI {sni!r}) failed: {e}") from None
+
+    @property
+    def client_port(self):
+        return self.sock.getsockname()[1]
+
+    def get(self, path, host, close=False):
+        headers = [("Connection", "close")] if close else []
+        self.request("GET", path, host, headers)
+        return self.read_response()
+
+
+def https_get(d, sni, host=None, path="/", ctx=None, session=None):
+    """One request on a new TLS connection; returns (response, connection info dict)."""
+    with TlsConn(d.port, sni, ctx, session) as c:
+        resp = c.get(path, host or sni or "a.test", close=True)
+        info = {"der": c.sock.getpeercert(binary_form=True), "reused": c.sock.session_reused,
+                "version": c.sock.version(), "alpn": c.sock.selected_alpn_protocol(), "session": c.sock.session}
+        return resp, info
+
+
+def s_client(d, *args, stdin=b"", timeout=10):
+    """`openssl s_client` against the https port; returns (exit status, output text)."""
+    p = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{d.port}", *args], input=stdin,
+                       capture_output=True, timeout=timeout)
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
+def subject_cn(text):
+    m = re.search(r"^subject=.*?CN\s*=\s*([^\s,/]+)", text, re.MULTILINE)
+    return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Memory: where private key bytes are
+
+def key_needles(key_path):
+    """Byte strings of the private half only, which any process holding the key has: the RSA primes and
+    private exponent or the EC scalar (big- and little-endian, as OpenSSL's BIGNUMs lay them out); for RSA
+    also the DER tail and a PEM line near the end (the CRT values; an EC key ends with its public point)."""
+    text = subprocess.run([OPENSSL, "pkey", "-in", key_path, "-text", "-noout"], capture_output=True,
+                          text=True, check=True).stdout
+    needles = {}
+    for name in ("prime1", "prime2", "privateExponent", "priv"):
+        m = re.search(rf"^{name}:\s*\n((?:\s+[0-9a-f:]+\n)+)", text, re.MULTILINE)
+        if not m:
+            continue
+        value = bytes.fromhex(re.sub(r"[\s:]", "", m.group(1))).lstrip(b"\0")
+        needles[f"{name} (big-endian)"] = value[:32]
+        needles[f"{name} (little-endian)"] = value[::-1][:32]
+    if "prime1 (big-endian)" in needles:
+        der = subprocess.run([OPENSSL, "pkey", "-in", key_path, "-outform", "DER"], capture_output=True,
+                             check=True).stdout
+        needles["DER"] = der[-48:]
+        with open(key_path) as f:
+            needles["PEM line"] = f.read().splitlines()[-3].encode()
+    return needles
+
+
+def scan_memory(pid, needles):
+    """Names of `needles` found in the writable memory of `pid` (read as root through /proc/PID/mem)."""
+    found = set()
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read().splitlines()
+    scanned = 0
+    with open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            # Key bytes copied at run time live in writable memory; sanitizer shadow maps are huge and empty.
+            if "r" not in fields[1] or "w" not in fields[1] or hi - lo > (1 << 30):
+                continue
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except (OSError, OverflowError, ValueError):
+                continue
+            scanned += len(data)
+            for name, needle in needles.items():
+                if needle in data:
+                    found.add(name)
+    return found, scanned
+
+
+def key_processes(d):
+    return [pid for pid, (ppid, _, comm) in h.process_table().items()
+            if ppid == d.pid and comm == "itk-keys" and h.pid_alive(pid)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scenarios
+
+def sni_selects_each_vhosts_certificate(d):
+    for name, body in (("a.test", "vhost a"), ("b.test", "vhost b")):
+        cert = d.tree.certs[name][0]
+        # Verified against that certificate alone, host name included: only the vhost's own passes.
+        resp, info = https_get(d, name, ctx=client_context(cafile=cert))
+        h.expect_status(resp, 200, f"GET https://{name}/")
+        h.expect_body_contains(resp, body, f"GET https://{name}/")
+        h.expect_eq(info["der"], der_of(cert), f"certificate served for SNI {name}")
+        code, out = s_client(d, "-servername", name)
+        h.expect_eq(subject_cn(out), name, f"openssl s_client -servername {name}: subject CN")
+    resp = h.fetch(d.http_port, "/", "b.test")
+    h.expect_status(resp, 200, "plain HTTP on the http listener beside the https one")
+
+
+def https_is_served_as_the_vhosts_user(d):
+    for name, uid in (("a.test", h.UID_A), ("b.test", h.UID_B)):
+        with TlsConn(d.port, name) as c:
+            resp = c.get("/", name)
+            h.expect_status(resp, 200, f"keep-alive GET https://{name}/")
+            pid = d.worker_for(c)
+            h.check(pid is not None, f"expected one itk-worker holding the TLS connection to {name}")
+            h.check_worker_credentials(pid, uid)
+            resp = c.get("/", name)
+            h.expect_status(resp, 200, f"second request on the kept-alive TLS connection to {name}")
+
+
+def no_or_unknown_sni_gets_the_default_certificate(d):
+    default = der_of(d.tree.certs["default.test"][0])
+    resp, info = https_get(d, None, host="a.test")
+    h.expect_status(resp, 200, "GET / with Host a.test and no SNI")
+    h.expect_eq(info["der"], default, "certificate for a client without SNI")
+    resp, info = https_get(d, "unknown.test", host="unknown.test")
+    h.expect_status(resp, 200, "GET / with SNI and Host unknown.test (the default vhost)")
+    h.expect_eq(info["der"], default, "certificate for an SNI name no vhost has")
+    code, out = s_client(d, "-noservername")
+    h.expect_eq(subject_cn(out), "default.test", "openssl s_client -noservername: subject CN")
+
+
+def host_sni_mismatch_is_421(d):
+    resp, _ = https_get(d, "a.test", host="b.test")
+    h.expect_status(resp, 421, "SNI a.test, Host b.test (first request: the acceptor answers)")
+    with TlsConn(d.port, "a.test") as c:
+        h.expect_status(c.get("/", "a.test"), 200, "SNI a.test, Host a.test")
+        resp = c.get("/", "b.test")
+        h.expect_status(resp, 421, "SNI a.test, then Host b.test on the same connection (the worker answers)")
+        closed, _ = c.wait_closed()
+        h.check(closed, "expected the connection to close after the 421")
+    resp, _ = https_get(d, "A.TEST", host="a.test:443")
+    h.expect_status(resp, 200, "SNI and Host differing only in case and port name the same vhost")
+
+
+def old_protocol_versions_are_refused(d):
+    for flag in ("-tls1_1", "-tls1"):
+        # The client's own security level would refuse these versions before the server could.
+        code, out = s_client(d, flag, "-cipher", "DEFAULT@SECLEVEL=0", "-servername", "a.test")
+        h.check(code != 0 and re.search(r"alert protocol version", out),
+                f"openssl s_client {flag}: expected the handshake to fail on the protocol version, got "
+                f"status {code}:\n{out[-600:]}")
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        resp, info = https_get(d, "a.test", ctx=client_context(minimum=version, maximum=version))
+        h.expect_status(resp, 200, f"GET over {version.name}")
+        h.expect_eq(info["version"], version.name.replace("_", "."), "negotiated version")
+
+
+def every_signature_kind_goes_through_the_key_process(d):
+    # The key process signs PSS blocks, PKCS#1 v1.5 DigestInfos and ECDSA digests: each is one handshake.
+    for sni, version, sigalgs, want in (("a.test", "-tls1_2", "RSA+SHA256", "RSA"),
+                                        ("a.test", "-tls1_2", "RSA-PSS+SHA256", "RSA-PSS"),
+                                        ("a.test", "-tls1_3", "RSA-PSS+SHA384", "RSA-PSS"),
+                                        ("b.test", "-tls1_2", "ECDSA+SHA256", "ECDSA"),
+                                        ("b.test", "-tls1_3", "ECDSA+SHA256", "ECDSA")):
+        code, out = s_client(d, version, "-servername", sni, "-sigalgs", sigalgs)
+        m = re.search(r"Peer signature type: (\S+)", out)
+        h.check(m and m.group(1) == want and "Cipher is (NONE)" not in out,
+                f"{sni} {version} -sigalgs {sigalgs}: expected a handshake signed with {want}, got:\n{out[-600:]}")
+
+
+def alpn_is_http11_only(d):
+    resp, info = https_get(d, "a.test", ctx=client_context(alpn=["h2", "http/1.1"]))
+    h.expect_status(resp, 200, "GET after offering ALPN h2 and http/1.1")
+    h.expect_eq(info["alpn"], "http/1.1", "ALPN protocol selected")
+    try:
+        https_get(d, "a.test", ctx=client_context(alpn=["h2"]))
+    except h.Fail as e:
+        h.check("NO_APPLICATION_PROTOCOL" in str(e).upper() or "application protocol" in str(e).lower(),
+                f"offering only h2: expected the no_application_protocol alert, got {e}")
+    else:
+        raise h.Fail("offering only ALPN h2: expected the handshake to be refused")
+    resp, info = https_get(d, "a.test")
+    h.expect_eq(info["alpn"], None, "ALPN without an offer")
+
+
+def resume(d, name, version, times, what):
+    ctx = client_context(minimum=version, maximum=version)
+    # TLS 1.3 tickets come after the handshake: a whole request and response makes sure they did.
+    with TlsConn(d.port, name, ctx) as c:
+        h.expect_status(c.get("/", name), 200, f"{what}: first connection")
+        session = c.sock.session
+        h.check(not c.sock.session_reused, f"{what}: the first connection cannot be resumed")
+    h.check(session is not None and session.has_ticket, f"{what}: expected a session ticket from itkd")
+    acceptors = set()
+    for i in range(times):
+        with TlsConn(d.port, name, ctx, session=session) as c:
+            h.expect_status(c.get("/", name), 200, f"{what}: resumed connection {i + 1}")
+            h.check(c.sock.session_reused, f"{what}: connection {i + 1} of {times} was not resumed")
+            pid = d.worker_for(c)
+            if pid:
+                acceptors.add(h.ppid_of(pid))
+            session = c.sock.session
+    return session, acceptors
+
+
+def sessions_resume_across_acceptors(d):
+    seen = set()
+    for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+        _, acceptors = resume(d, "b.test", version, 6, f"resumption over {version.name}")
+        seen |= acceptors
+    # Deterministic: the acceptor that issued a ticket is gone; its replacement still accepts it.
+    ctx = client_context(minimum=ssl.TLSVersion.TLSv1_3)
+    with TlsConn(d.port, "a.test", ctx) as c:
+        h.expect_status(c.get("/", "a.test"), 200, "connection whose acceptor is then killed")
+        session = c.sock.session
+        worker = d.worker_for(c)
+        h.check(worker is not None, "expected the itk-worker of the first connection")
+        issuer = h.ppid_of(worker)
+    h.check(issuer in d.acceptors(), f"expected the worker's parent {issuer} to be an acceptor")
+    os.kill(issuer, signal.SIGKILL)
+    h.wait_until(lambda: issuer not in d.acceptors() and len(d.acceptors()) >= 2, 10)
+    for i in range(4):
+        resp, info = https_get(d, "a.test", ctx=ctx, session=session)
+        h.expect_status(resp, 200, f"resumption {i + 1} after the issuing acceptor was killed")
+        h.check(info["reused"], f"resumption {i + 1} after the issuing acceptor {issuer} was killed: not resumed")
+        session = info["session"]
+
+
+def no_resumption_under_another_certificate(d):
+    ctx = client_context(minimum=ssl.TLSVersion.TLSv1_3)
+    with TlsConn(d.port, "a.test", ctx) as c:
+        h.expect_status(c.get("/", "a.test"), 200, "connection to a.test")
+        session = c.sock.session
+    resp, info = https_get(d, "b.test", ctx=ctx, session=session)
+    h.expect_status(resp, 200, "GET https://b.test/ offering a.test's session")
+    h.check(not info["reused"], "a.test's session was resumed for b.test: a ticket must not cross certificates")
+    h.expect_eq(info["der"], der_of(d.tree.certs["b.test"][0]), "certificate after the refused resumption")
+
+
+def renegotiation_is_refused(d):
+    code, out = s_client(d, "-tls1_2", "-servername", "a.test", stdin=b"R\n", timeout=10)
+    h.check("RENEGOTIATING" in out, f"expected openssl s_client to attempt a renegotiation:\n{out[-600:]}")
+    h.check(re.search(r"no renegotiation", out, re.IGNORECASE),
+            f"expected the server to refuse the renegotiation (no_renegotiation alert), got:\n{out[-600:]}")
+
+
+def private_keys_only_in_the_key_process(d):
+    keys = {name: key_needles(paths[1]) for name, paths in d.tree.certs.items()}
+    with TlsConn(d.port, "a.test") as ca, TlsConn(d.port, "b.test") as cb:
+        h.expect_status(ca.get("/", "a.test"), 200, "keep-alive GET https://a.test/")
+        h.expect_status(cb.get("/", "b.test"), 200, "keep-alive GET https://b.test/")
+        workers = [d.worker_for(ca), d.worker_for(cb)]
+        h.check(all(workers), f"expected a worker for each open TLS connection, got {workers}")
+        keyproc = key_processes(d)
+        h.check(len(keyproc) == 1, f"expected one itk-keys child of the master, found {keyproc}")
+        # The control: the scan finds every key in the process that signs with them.
+        found, _ = scan_memory(keyproc[0], {f"{k}: {n}": v for k, ns in keys.items() for n, v in ns.items()})
+        for name in keys:
+            h.check(any(f.startswith(name + ":") for f in found),
+                    f"control failed: no byte of {name}'s private key found in the key process {keyproc[0]}; "
+                    f"the scan cannot be trusted")
+        targets = [("master", d.pid)] + [("acceptor", p) for p in d.acceptors()] + \
+                  [("worker", p) for p in workers]
+        for role, pid in targets:
+            found, scanned = scan_memory(pid, {f"{k}: {n}": v for k, ns in keys.items() for n, v in ns.items()})
+            h.check(scanned > 0, f"{role} {pid}: no memory could be read")
+            h.check(not found, f"{role} {pid} holds private key material: {sorted(found)}")
+
+
+def worker_keeps_only_its_connection(d):
+    with TlsConn(d.port, "a.test") as c:
+        h.expect_status(c.get("/", "a.test"), 200, "keep-alive GET https://a.test/")
+        pid = d.worker_for(c)
+        h.check(pid is not None, "expected an itk-worker for the TLS connection")
+        problems = []
+        for fd in sorted(os.listdir(f"/proc/{pid}/fd"), key=int):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if int(fd) <= 2:
+                continue
+            if int(fd) == 3:
+                if not target.startswith("socket:"):
+                    problems.append(f"fd 3 is {target}, expected the client socket")
+                continue
+            # Descriptors the worker opened itself after the drop: its DocumentRoots (O_PATH directories).
+            if not os.path.isdir(f"/proc/{pid}/fd/{fd}"):
+                problems.append(f"fd {fd} -> {target}")
+        h.check(not problems, f"worker {pid} inherited descriptors besides stdio and its connection: {problems}")
+        h.check_worker_credentials(pid, h.UID_A)
+
+
+def key_process_is_unprivileged(d):
+    keyproc = key_processes(d)
+    h.check(len(keyproc) == 1, f"expected one itk-keys child of the master, found {keyproc}")
+    pid = keyproc[0]
+    st = h.proc_status(pid)
+    problems = []
+    if h.ids(st["Uid"])[:3] != [h.NOBODY_UID] * 3:
+        problems.append(f"uid: expected {h.NOBODY_UID} (User), got {h.ids(st['Uid'])[:3]}")
+    for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+        if int(st.get(cap, "-1"), 16) != 0:
+            problems.append(f"{cap}: expected none, got {st.get(cap)}")
+    if st.get("NoNewPrivs") != "1":
+        problems.append(f"NoNewPrivs: expected 1, got {st.get('NoNewPrivs')}")
+    if st.get("Seccomp") != "2":
+        problems.append(f"Seccomp: expected 2 (filter), got {st.get('Seccomp')}")
+    if st["owner_uid"] != 0:
+        problems.append(f"/proc/{pid} owned by uid {st['owner_uid']}: expected root (non-dumpable)")
+    # Besides stdio: the registration socket and one channel per acceptor, all unix sockets; no TCP socket
+    # (neither a listener nor a client connection).
+    tcp = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                tcp |= {line.split()[9] for line in f.readlines()[1:]}
+        except OSError:
+            pass
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if int(fd) <= 2:
+            continue
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if not target.startswith("socket:"):
+            problems.append(f"fd {fd} -> {target}: expected only sockets besides stdio")
+        elif target[len("socket:["):-1] in tcp:
+            problems.append(f"fd {fd} is a TCP socket")
+    h.check(not problems, f"key process {pid}:\n" + "\n".join(problems))
+
+
+def tenant_cannot_reach_keys_or_worker_memory(d):
+    with TlsConn(d.port, "a.test") as c:
+        h.expect_status(c.get("/", "a.test"), 200, "keep-alive GET https://a.test/")
+        worker = d.worker_for(c)
+        keyproc = key_processes(d)[0]
+        probe = ("import sys\nfor p in sys.argv[1:]:\n"
+                 "    try:\n        open(p, 'rb').read(16); print('READ', p)\n"
+                 "    except OSError as e:\n        print('DENIED', p, e.errno)\n")
+        paths = [d.tree.certs["a.test"][1], d.tree.certs["b.test"][1], f"/proc/{worker}/mem",
+                 f"/proc/{worker}/environ", f"/proc/{keyproc}/mem", f"/proc/{keyproc}/environ"]
+        p = subprocess.run(["setpriv", f"--reuid={h.UID_A}", f"--regid={h.UID_A}", "--clear-groups",
+                            sys.executable, "-c", probe, *paths], capture_output=True, text=True, timeout=20)
+        h.check(p.returncode == 0, f"probe as uid {h.UID_A} failed to run: {p.stderr}")
+        read = [line for line in p.stdout.splitlines() if line.startswith("READ")]
+        h.check(not read, f"uid {h.UID_A} (the worker's tenant) could read: {read}")
+        h.check(len(p.stdout.splitlines()) == len(paths), f"probe output incomplete: {p.stdout!r}")
+
+
+def slow_handshakes_do_not_pin_acceptors(d):
+    slow = []
+    try:
+        for i in range(SLOW_COUNT):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=h.IO_TIMEOUT)
+            if i % 2:
+                s.sendall(bytes.fromhex("160301020001") + b"\x00\x01\xfc\x03\x03")  # half a ClientHello
+            slow.append(s)
+        started = time.monotonic()
+        for i in range(10):
+            name = ("a.test", "b.test")[i % 2]
+            resp, _ = https_get(d, name)
+            h.expect_status(resp, 200, f"request {i + 1} with {len(slow)} stalled handshakes open")
+        h.check(time.monotonic() - started < READ_TIMEOUT,
+                f"10 requests took {time.monotonic() - started:.1f}s while slow handshakes were open")
+        deadline = started + READ_TIMEOUT + 3
+        for i, s in enumerate(slow):
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                data = s.recv(100)
+            except socket.timeout:
+                raise h.Fail(f"stalled handshake {i + 1} still open {READ_TIMEOUT + 3}s after it began "
+                             f"(RequestReadTimeout = {READ_TIMEOUT})") from None
+            except ConnectionResetError:
+                data = b""
+            h.check(data == b"", f"stalled handshake {i + 1}: expected the connection closed, got {data[:40]!r}")
+    finally:
+        for s in slow:
+            s.close()
+
+
+def reload_serves_a_renewed_certificate(_):
+    tree = tls_tree()
+    d = TlsDaemon(tree, name="itkd-tls-reload").start()
+    old = der_of(tree.certs["a.test"][0])
+    ctx = client_context(minimum=ssl.TLSVersion.TLSv1_3)
+    with TlsConn(d.port, "b.test", ctx) as c:
+        h.expect_status(c.get("/", "b.test"), 200, "b.test before the reload")
+        b_session = c.sock.session
+    with TlsConn(d.port, "a.test") as kept:
+        h.expect_status(kept.get("/", "a.test"), 200, "connection opened before the reload")
+        # Renewal as certbot does it: new key, new certificate, same paths.
+        make_cert(tree, "a.test", prefix="a.test")
+        new = der_of(tree.certs["a.test"][0])
+        h.check(new != old, "the renewed certificate should differ from the old one")
+        acceptors_before = set(d.acceptors())
+        d.reload()
+        resp, info = https_get(d, "a.test")
+        h.expect_status(resp, 200, "GET https://a.test/ after the reload")
+        h.expect_eq(info["der"] == new, True, "a new connection gets the renewed certificate")
+        resp = kept.get("/", "a.test")
+        h.expect_status(resp, 200, "the connection opened before the reload goes on")
+        h.expect_eq(kept.sock.getpeercert(binary_form=True), old, "the old connection keeps its certificate")
+    # Every acceptor is new, and b.test's certificate did not change: its session still resumes.
+    h.wait_until(lambda: not (set(d.acceptors()) & acceptors_before), 10)
+    resp, info = https_get(d, "b.test", ctx=ctx, session=b_session)
+    h.expect_status(resp, 200, "b.test after the reload")
+    h.check(info["reused"], "b.test's session from before the reload was not resumed by the new acceptors")
+    keyprocs = h.wait_until(lambda: len(key_processes(d)) == 1, 10)
+    h.check(keyprocs, f"expected the old key process to exit after the reload, found {key_processes(d)}")
+    d.stop()
+
+
+def check_names_file_and_vhost_of_bad_keys(_):
+    tree = tls_tree()
+    # b.test's drop-in names a.test's key for b.test's certificate.
+    tree.write_vhost("20-b.conf", "b.test", tree.root_b, h.UID_B, TLSCertificateFile=tree.certs["b.test"][0],
+                     TLSCertificateKeyFile=tree.certs["a.test"][1])
+    code, out, err = h.run_itkd_direct(["--check", "--config", tree.conf, "--config-dir", tree.conf_dir])
+    h.check(code == 1, f"itkd --check with a key of another certificate: expected status 1, got {code}\n{err}")
+    want = (f"20-b.conf:6: TLSCertificateKeyFile: `{tree.certs['a.test'][1]}` (vhost b.test): does not match "
+            f"the certificate `{tree.certs['b.test'][0]}`")
+    h.check(want in err, f"expected the error to name file:line, key file and vhost:\n  {want}\ngot:\n{err}")
+    # A certificate file that is not one.
+    with open(tree.certs["b.test"][0], "w") as f:
+        f.write("not a certificate\n")
+    code, out, err = h.run_itkd_direct(["--check", "--config", tree.conf, "--config-dir", tree.conf_dir])
+    want = f"20-b.conf:5: TLSCertificateFile: `{tree.certs['b.test'][0]}` (vhost b.test): holds no PEM certificate"
+    h.check(code == 1 and want in err, f"itkd --check with a broken certificate file: expected {want!r}, got:\n{err}")
+
+
+def https_without_certificate_is_refused(_):
+    tree = h.two_tenant_tree()
+    d = TlsDaemon(tree, name="itkd-tls-nocert")
+    d.start(wait_ready=False)
+    code = d.wait_exit(10)
+    d.close_trigger()
+    h.check(code not in (None, 0), f"expected itkd to refuse an https listener without certificates, got {code}")
+    h.check("no certificate is configured" in d.log_text(),
+            f"expected the refusal to say that no certificate is configured:\n{d.log_text()[-600:]}")
+
+
+if __name__ == "__main__":
+    if OPENSSL is None:
+        print("1..0 # SKIP the openssl command is not installed (package openssl)")
+        sys.exit(0)
+    h.main([
+        sni_selects_each_vhosts_certificate,
+        https_is_served_as_the_vhosts_user,
+        no_or_unknown_sni_gets_the_default_certificate,
+        host_sni_mismatch_is_421,
+        old_protocol_versions_are_refused,
+        every_signature_kind_goes_through_the_key_process,
+        alpn_is_http11_only,
+        sessions_resume_across_acceptors,
+        no_resumption_under_another_certificate,
+        renegotiation_is_refused,
+        private_keys_only_in_the_key_process,
+        worker_keeps_only_its_connection,
+        key_process_is_unprivileged,
+        tenant_cannot_reach_keys_or_worker_memory,
+        slow_handshakes_do_not_pin_acceptors,
+        reload_serves_a_renewed_certificate,
+        check_names_file_and_vhost_of_bad_keys,
+        https_without_certificate_is_refused,
+    ], setup)
