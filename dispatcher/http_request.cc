@@ -4,6 +4,8 @@
 
 #include <llhttp.h>
 
+#include "http_chars.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -25,11 +27,6 @@ struct HeadParser::Impl {
 
 namespace {
 
-bool is_tchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
 HeadParser::Impl* impl_of(llhttp_t* p) { return static_cast<HeadParser::Impl*>(p->data); }
 
 int fail(HeadParser::Impl* im, int status, const char* why);
@@ -43,8 +40,6 @@ bool unsupported_version(std::string_view data) {
   char major = line[v + 6], dot = line[v + 7], minor = line[v + 8];
   return major >= '0' && major <= '9' && dot == '.' && minor >= '0' && minor <= '9' && major != '1';
 }
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 }  // namespace
 
@@ -101,7 +96,7 @@ int on_header_field(llhttp_t* p, const char* at, size_t len) {
   for (size_t i = 0; i < len; i++) {
     // llhttp lets "Name : value" through; RFC 9112 §5.1 requires a 400 (it has been used to smuggle).
     if (!is_tchar(at[i])) return fail(im, 400, "invalid character in header name");
-    name.push_back(lower(at[i]));
+    name.push_back(ascii_lower(at[i]));
   }
   return 0;
 }
@@ -115,13 +110,6 @@ int on_header_value(llhttp_t* p, const char* at, size_t len) {
     return fail(im, 431, "header field over LimitRequestFieldSize");
   h.headers.back().second.append(at, len);
   return 0;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); i++)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
 }
 
 // "http://host[:port]/path" -> host and "/path"; the Host header is then ignored (RFC 9112 §3.2.2).

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "http_chars.h"
 #include "http_response.h"
 #include "log.h"
 
@@ -69,17 +70,6 @@ bool parse_u64(std::string_view s, uint64_t& out) {
     v = v * 10 + d;
   }
   out = v;
-  return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
   return true;
 }
 
