@@ -398,6 +398,10 @@ void Acceptor::dispatch(PendingConn& c) {
         (void)other.fd.release();  // closed by close_range already
         other.tls.reset();         // SSL_free wipes the session's keys
         if (!other.buf.empty()) OPENSSL_cleanse(other.buf.data(), other.buf.size());
+        if (other.parser) {
+          other.parser->wipe();
+          other.parser.reset();
+        }
       }
     }
     sigset_t none;

@@ -172,6 +172,25 @@ int on_headers_complete(llhttp_t* p) {
 
 }  // namespace
 
+namespace {
+// A store the optimiser cannot drop, unlike a memset before free.
+void scrub(std::string& s) {
+  volatile char* p = s.data();
+  for (size_t i = 0; i < s.size(); i++) p[i] = 0;
+}
+}  // namespace
+
+void HeadParser::wipe() {
+  scrub(head_.method);
+  scrub(head_.target);
+  scrub(head_.host);
+  for (auto& [name, value] : head_.headers) {
+    scrub(name);
+    scrub(value);
+  }
+  head_ = RequestHead{};
+}
+
 const std::string* RequestHead::header(std::string_view name) const {
   for (const auto& [n, v] : headers)
     if (n == name) return &v;

@@ -54,6 +54,10 @@ class HeadParser {
   // On complete, head_length() bytes of `data` are the head; the rest is body or the next request.
   HeadState parse(std::string_view data);
 
+  // Overwrites every parsed byte (method, target, headers) before the memory is given back: a
+  // worker forked from the acceptor must not keep other clients' requests.
+  void wipe();
+
   const RequestHead& head() const { return head_; }
   RequestHead& head() { return head_; }
   size_t head_length() const { return head_length_; }

@@ -201,3 +201,13 @@ TEST(HttpRequest, ChunkedAndExpect) {
   EXPECT_TRUE(r.head.expect_continue);
   EXPECT_TRUE(r.head.has_body());
 }
+
+TEST(HttpRequest, WipeForgetsTheParsedHead) {
+  HeadParser p(HeadLimits{});
+  ASSERT_EQ(p.parse("GET /secret?token=abc HTTP/1.1\r\nHost: a\r\nCookie: session=xyz\r\n\r\n"), HeadState::complete);
+  p.wipe();
+  EXPECT_EQ(p.head().target, "");
+  EXPECT_EQ(p.head().method, "");
+  EXPECT_TRUE(p.head().headers.empty());
+  EXPECT_EQ(p.head().header("cookie"), nullptr);
+}
