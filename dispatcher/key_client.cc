@@ -197,27 +197,8 @@ std::string key_client_connect(int registration_fd) {
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     return strprintf("socketpair for the key channel failed: %s", strerror(errno));
   unique_fd mine(sv[0]), theirs(sv[1]);
-  KeyMessage m;
-  m.type = KeyMsg::register_channel;
-  std::string d = key_encode(m);
-  iovec iov{d.data(), d.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  int fd = theirs.get();
-  memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  ssize_t n;
-  do n = sendmsg(registration_fd, &mh, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(d.size()))
-    return strprintf("registering with the key process failed: %s", n < 0 ? strerror(errno) : "short send");
+  if (int rc = key_send_registration(registration_fd, theirs.get()); rc < 0)
+    return strprintf("registering with the key process failed: %s", strerror(-rc));
   if (g_channel >= 0) (void)close(g_channel);
   g_channel = mine.release();
   return "";

@@ -43,6 +43,10 @@ struct KeyMessage {
 // The datagram for `m`; a payload over kKeyMaxPayload is cut (callers never send one).
 std::string key_encode(const KeyMessage& m);
 
+// Sends register_channel on the key process's registration socket with `channel` (one end of the
+// acceptor's new socketpair) attached by SCM_RIGHTS. Returns 0, or -errno (-EMSGSIZE: short send).
+int key_send_registration(int registration_fd, int channel);
+
 // Parses one whole datagram. Returns "" or why it is refused: shorter than the header, a length field
 // that disagrees with the datagram, a payload over the limit, or a type not in `allowed`.
 std::string key_decode(std::string_view datagram, std::initializer_list<KeyMsg> allowed, KeyMessage& out);

@@ -314,22 +314,7 @@ class KeyServer {
 unique_fd raw_channel(int registration) {
   int sv[2];
   EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-  KeyMessage m;
-  m.type = KeyMsg::register_channel;
-  std::string d = key_encode(m);
-  iovec iov{d.data(), d.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &sv[1], sizeof(int));
-  EXPECT_EQ(sendmsg(registration, &mh, 0), static_cast<ssize_t>(d.size()));
+  EXPECT_EQ(key_send_registration(registration, sv[1]), 0);
   close(sv[1]);
   return unique_fd(sv[0]);
 }
