@@ -426,7 +426,7 @@ void Acceptor::dispatch(PendingConn& c) {
 bool Acceptor::place_in_cgroup(const VHost& vh, std::string& leaf, bool& full) {
   const std::string vdir = cgroup_vhost_dir(*ctx_.cgroups, vh);
   const int max = static_cast<int>(vh.max_clients_vhost);
-  if (max && cgroup_descendants(vdir) >= max) {
+  if (max && cgroup_vhost_connections(*ctx_.cgroups, vh) >= max) {
     full = true;
     return false;
   }
@@ -439,7 +439,7 @@ bool Acceptor::place_in_cgroup(const VHost& vh, std::string& leaf, bool& full) {
   }
   // Another acceptor may have placed a connection between the count and the mkdir: count again,
   // now including ours, so that the limit is never exceeded.
-  if (max && cgroup_descendants(vdir) > max) {
+  if (max && cgroup_vhost_connections(*ctx_.cgroups, vh) > max) {
     (void)rmdir(leaf.c_str());
     leaf.clear();
     full = true;

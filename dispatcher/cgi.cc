@@ -19,18 +19,15 @@
 #include <cstring>
 
 #include "body_decoder.h"
-#include "cgi_env.h"
-#include "cgi_response.h"
 #include "cgroup.h"
 #include "http_response.h"
 #include "io.h"
 #include "log.h"
+#include "script_io.h"
 #include "unique_fd.h"
 
 namespace itk {
 namespace {
-
-constexpr size_t kMaxCgiHead = 65536;
 
 std::string lower_ext(std::string_view name) {
   size_t slash = name.rfind('/');
@@ -44,8 +41,9 @@ std::string lower_ext(std::string_view name) {
 }
 
 // Whether `name` runs as CGI for this vhost, and through which program ("" = itself).
-bool script_program(const VHost& vh, std::string_view name, std::string& program) {
+bool script_program(const VHost& vh, std::string_view name, std::string& program, const FastCgiApp*& fastcgi) {
   std::string ext = lower_ext(name);
+  fastcgi = nullptr;
   if (ext.empty()) return false;
   for (const auto& e : vh.cgi_extensions)
     if (e == ext) {
@@ -55,6 +53,12 @@ bool script_program(const VHost& vh, std::string_view name, std::string& program
   for (const auto& h : vh.handlers)
     if (h.extension == ext) {
       program = h.program;
+      return true;
+    }
+  for (const auto& a : vh.fastcgi.apps)
+    if (a.extension == ext) {
+      program = a.program;
+      fastcgi = &a;
       return true;
     }
   return false;
@@ -70,107 +74,6 @@ int open_path_beneath(int root_fd, const std::string& path, struct stat& st) {
   if (fd < 0) return -errno;
   unique_fd owner(fd);
   if (fstat(fd, &st) != 0) return -errno;
-  return 0;
-}
-
-std::string sockaddr_host(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = "";
-  if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof buf);
-  else if (ss.ss_family == AF_INET6)
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, buf, sizeof buf);
-  return buf;
-}
-
-std::string sockaddr_port(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET) return std::to_string(ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port));
-  if (ss.ss_family == AF_INET6) return std::to_string(ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port));
-  return {};
-}
-
-ResponseOutcome answer(ClientConn& conn, int status, bool keep_alive, bool head_only, std::string_view extra = {}) {
-  return {conn_write_all(conn, error_response(status, keep_alive, extra, head_only)), status, keep_alive};
-}
-
-// The script's stderr goes to the journal line by line, tagged by the worker's role (its vhost).
-class StderrLog {
- public:
-  explicit StderrLog(std::string script) : script_(std::move(script)) {}
-  void add(const char* data, size_t n) {
-    pending_.append(data, n);
-    size_t eol;
-    while ((eol = pending_.find('\n')) != std::string::npos) {
-      emit(pending_.substr(0, eol));
-      pending_.erase(0, eol + 1);
-    }
-    if (pending_.size() > 4096) {
-      emit(pending_);
-      pending_.clear();
-    }
-  }
-  void flush() {
-    if (!pending_.empty()) emit(pending_);
-    pending_.clear();
-  }
-
- private:
-  void emit(const std::string& line) {
-    log(Level::warning, "%s: %.*s", script_.c_str(), static_cast<int>(std::min<size_t>(line.size(), 4096)), line.c_str());
-  }
-  std::string script_;
-  std::string pending_;
-};
-
-// Reads a whole chunked body into an anonymous memory file so the script gets CONTENT_LENGTH,
-// which RFC 3875 requires and php-cgi relies on. Bounded by LimitRequestBody.
-int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, unsigned timeout_s, unique_fd& out,
-                  uint64_t& size, const char*& why) {
-  out.reset(memfd_create("itk-request-body", MFD_CLOEXEC));
-  if (!out) {
-    why = "memfd_create failed";
-    return 500;
-  }
-  std::string decoded;
-  int64_t deadline = now_ms() + static_cast<int64_t>(timeout_s) * 1000;
-  for (;;) {
-    size_t used = 0;
-    BodyDecoder::State st = body.feed(buffered, decoded, used);
-    buffered.erase(0, used);
-    if (!decoded.empty()) {
-      if (!write_all_fd(out.get(), decoded)) {
-        why = "writing the request body to memory failed";
-        return 500;
-      }
-      decoded.clear();
-    }
-    if (st == BodyDecoder::State::complete) break;
-    if (st == BodyDecoder::State::error) {
-      why = body.error_reason();
-      return body.error_status();
-    }
-    if (conn_buffered(conn) == 0) {
-      pollfd p{conn.fd, POLLIN, 0};
-      int64_t left = deadline - now_ms();
-      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
-        why = "request body not received within Timeout";
-        return 408;
-      }
-    }
-    char tmp[65536];
-    ssize_t n = conn_read(conn, tmp, sizeof tmp);
-    if (n == 0 || (n < 0 && errno != EAGAIN)) {
-      why = "client closed the connection during the request body";
-      return -1;
-    }
-    if (n > 0) {
-      buffered.append(tmp, static_cast<size_t>(n));
-      deadline = now_ms() + static_cast<int64_t>(timeout_s) * 1000;
-    }
-  }
-  size = body.decoded();
-  if (lseek(out.get(), 0, SEEK_SET) != 0) {
-    why = "lseek on the request body failed";
-    return 500;
-  }
   return 0;
 }
 
@@ -215,7 +118,7 @@ ScriptMatch match_script(int root_fd, const std::string& path, const VHost& vh) 
       if (open_path_beneath(root_fd, prefix, st) != 0) return m;  // the static path answers 403/404 the same way
       if (S_ISREG(st.st_mode)) {
         std::string rest = next == std::string::npos ? "" : path.substr(next);
-        if (script_program(vh, prefix, m.program)) {
+        if (script_program(vh, prefix, m.program, m.fastcgi)) {
           m.kind = ScriptMatch::script;
           m.script_name = prefix;
           m.path_info = rest;
@@ -235,7 +138,7 @@ ScriptMatch match_script(int root_fd, const std::string& path, const VHost& vh) 
       int rc = open_path_beneath(root_fd, path + index, st);
       if (rc == -ENOENT) continue;
       if (rc != 0 || !S_ISREG(st.st_mode)) return m;
-      if (script_program(vh, index, m.program)) {
+      if (script_program(vh, index, m.program, m.fastcgi)) {
         m.kind = ScriptMatch::script;
         m.script_name = path + index;
       }
@@ -253,7 +156,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   const std::string script_filename = vh.document_root + m.script_name;
   if (m.program.empty() && access(script_filename.c_str(), X_OK) != 0) {
     log(Level::info, "%s is not executable by uid %u: 403", script_filename.c_str(), static_cast<unsigned>(getuid()));
-    result.response = answer(conn, 403, keep_alive && !head.has_body(), is_head);
+    result.response = answer_error(conn, 403, keep_alive && !head.has_body(), is_head);
     return result;
   }
 
@@ -270,7 +173,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
     int status = spool_chunked(conn, body, buffered, sc.timeout, stdin_fd, size, why);
     if (status != 0) {
       log(Level::info, "request body refused: %s", why);
-      if (status > 0) result.response = answer(conn, status, false, is_head);
+      if (status > 0) result.response = answer_error(conn, status, false, is_head);
       else result.response = {false, 400, false};
       return result;
     }
@@ -280,7 +183,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   } else if (head.has_body()) {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
-      result.response = answer(conn, 500, false, is_head);
+      result.response = answer_error(conn, 500, false, is_head);
       return result;
     }
     stdin_fd.reset(p[0]);
@@ -291,36 +194,16 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   }
 
   // --- environment ---
-  CgiRequest req;
-  req.vhost = &vh;
-  req.head = &env_head;
-  req.script_name = m.script_name;
-  req.script_filename = script_filename;
-  req.path_info = m.path_info;
-  std::string_view target = head.target;
-  size_t q = target.find('?');
-  req.query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getpeername(conn.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    req.remote_addr = sockaddr_host(ss);
-    req.remote_port = sockaddr_port(ss);
-  }
-  len = sizeof ss;
-  if (getsockname(conn.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    req.server_addr = sockaddr_host(ss);
-    req.server_port = sockaddr_port(ss);
-  }
-  std::vector<std::string> env = cgi_environment(req);
+  std::vector<std::string> env = script_environment(vh, env_head, conn, m.script_name, script_filename, m.path_info);
 
   int outp[2], errp[2];
   if (pipe2(outp, O_CLOEXEC) != 0) {
-    result.response = answer(conn, 500, false, is_head);
+    result.response = answer_error(conn, 500, false, is_head);
     return result;
   }
   unique_fd out_r(outp[0]), out_w(outp[1]);
   if (pipe2(errp, O_CLOEXEC) != 0) {
-    result.response = answer(conn, 500, false, is_head);
+    result.response = answer_error(conn, 500, false, is_head);
     return result;
   }
   unique_fd err_r(errp[0]), err_w(errp[1]);
@@ -328,7 +211,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   pid_t pid = fork();
   if (pid < 0) {
     log(Level::err, "fork for %s failed: %s", script_filename.c_str(), strerror(errno));
-    result.response = answer(conn, 503, false, is_head, "Retry-After: 2\r\n");
+    result.response = answer_error(conn, 503, false, is_head, "Retry-After: 2\r\n");
     return result;
   }
   if (pid == 0) exec_script(m.program, script_filename, env, stdin_fd.get(), out_w.get(), err_w.get());
@@ -345,74 +228,11 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   StderrLog errlog(m.script_name);
   std::string to_child;          // decoded body bytes not yet written to the script
   bool body_done = body.state() == BodyDecoder::State::complete || head.chunked;
-  std::string head_buf;
-  bool head_sent = false, chunked_out = false, discard_body = false, timed_out = false, client_gone = false;
-  std::optional<uint64_t> declared;
-  uint64_t sent = 0;
+  bool timed_out = false, client_gone = false;
   int status = 0;
   bool exited = false;
   int wstatus = 0;
-
-  auto write_body = [&](const char* data, size_t n) -> bool {
-    if (discard_body || n == 0) return true;
-    if (declared) {
-      if (sent >= *declared) {
-        keep_alive = false;  // the script wrote more than it declared: the extra is dropped
-        return true;
-      }
-      n = static_cast<size_t>(std::min<uint64_t>(n, *declared - sent));
-    }
-    bool ok;
-    if (chunked_out) {
-      std::string frame = strprintf("%zx\r\n", n);
-      frame.append(data, n);
-      frame += "\r\n";
-      ok = conn_write_all(conn, frame);
-    } else {
-      ok = conn_write_all(conn, std::string_view(data, n));
-    }
-    sent += n;
-    return ok;
-  };
-
-  auto start_response = [&]() -> bool {
-    size_t end = find_cgi_head_end(head_buf);
-    CgiHead ch;
-    std::string err = parse_cgi_head(std::string_view(head_buf).substr(0, end), ch);
-    if (!err.empty()) {
-      log(Level::err, "%s: malformed response header block: %s", m.script_name.c_str(), err.c_str());
-      return false;
-    }
-    if (ch.local_redirect) {
-      result.local_redirect = *ch.location;
-      discard_body = true;
-      head_sent = true;  // nothing goes to the client from this script
-      return true;
-    }
-    status = ch.status;
-    declared = ch.content_length;
-    const bool no_body = is_head || status == 204 || status == 304 || status < 200;
-    if (!declared && !no_body) {
-      if (head.version_minor >= 1) chunked_out = true;
-      else keep_alive = false;  // HTTP/1.0 without a length: the end of the body is the close
-    }
-    // The connection can carry another request only once this one's body has been read to its end;
-    // if the script answers before that, say now that the connection will close.
-    if (!body_done) keep_alive = false;
-    std::string out = strprintf("HTTP/1.1 %d %s\r\nDate: %s\r\nServer: itk\r\n", status,
-                                ch.reason.empty() ? status_text(status) : ch.reason.c_str(), http_date(time(nullptr)).c_str());
-    for (const auto& [n, v] : ch.headers) out += n + ": " + v + "\r\n";
-    if (declared && status != 304 && status != 204) out += strprintf("Content-Length: %llu\r\n", static_cast<unsigned long long>(*declared));
-    if (chunked_out) out += "Transfer-Encoding: chunked\r\n";
-    out += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
-    out += "\r\n";
-    head_sent = true;
-    discard_body = no_body;
-    if (!conn_write_all(conn, out, true)) return false;
-    std::string rest = head_buf.substr(end);
-    head_buf.clear();
-    return write_body(rest.data(), rest.size());
-  };
+  ScriptResponse resp(conn, head, m.script_name, keep_alive);
 
   bool ok = true;
   int64_t body_progress = now_ms();  // a client that stops sending its body is cut off after Timeout
@@ -465,13 +285,11 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
         buffered.erase(0, used);
         if (st == BodyDecoder::State::error) {
           log(Level::info, "request body refused: %s", body.error_reason());
-          if (!head_sent) {
+          if (!resp.head_sent()) {
             kill(-pid, SIGKILL);
-            result.response = answer(conn, body.error_status(), false, is_head);
-            head_sent = true;
-            discard_body = true;
+            result.response = answer_error(conn, body.error_status(), false, is_head);
+            resp.answered_elsewhere(body.error_status());
             ok = result.response.ok;
-            status = body.error_status();
           }
           keep_alive = false;
           break;
@@ -501,20 +319,9 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
       char tmp[65536];
       ssize_t r = read(out_r.get(), tmp, sizeof tmp);
       if (r > 0) {
-        if (!head_sent) {
-          head_buf.append(tmp, static_cast<size_t>(r));
-          if (find_cgi_head_end(head_buf) != std::string::npos) {
-            if (!start_response()) {
-              ok = head_sent;  // a write failure after the head was sent means the client is gone
-              if (!head_sent) break;
-              client_gone = true;
-              break;
-            }
-          } else if (head_buf.size() > kMaxCgiHead) {
-            log(Level::err, "%s: no end of the header block within 64 KiB", m.script_name.c_str());
-            break;
-          }
-        } else if (!write_body(tmp, static_cast<size_t>(r))) {
+        ScriptResponse::Fed fed = resp.feed(tmp, static_cast<size_t>(r), body_done);
+        if (fed == ScriptResponse::Fed::bad_head) break;
+        if (fed == ScriptResponse::Fed::client_gone) {
           client_gone = true;
           break;
         }
@@ -541,10 +348,12 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   }
   errlog.flush();
 
+  const bool head_sent = resp.head_sent();
+  status = resp.status() ? resp.status() : status;
   if (body_stalled && !head_sent) {
     log(Level::info, "%s: request body not received within Timeout (%u s); script stopped", m.script_name.c_str(),
         sc.timeout);
-    result.response = answer(conn, 408, false, is_head);
+    result.response = answer_error(conn, 408, false, is_head);
     return result;
   }
   if (body_stalled) client_gone = true;
@@ -559,12 +368,13 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
       log(Level::err, "%s: no response within CGITimeout (%u s); script killed", m.script_name.c_str(), vh.cgi_timeout);
     else if (WIFSIGNALED(wstatus))
       log(Level::err, "%s: killed by signal %d before its header block", m.script_name.c_str(), WTERMSIG(wstatus));
-    else if (head_buf.empty() || find_cgi_head_end(head_buf) == std::string::npos)
+    else if (!resp.head_complete())
       log(Level::err, "%s: exited (status %d) without a complete header block", m.script_name.c_str(),
           WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
-    result.response = answer(conn, code, false, is_head);
+    result.response = answer_error(conn, code, false, is_head);
     return result;
   }
+  result.local_redirect = resp.local_redirect();
   if (!result.local_redirect.empty()) {
     result.response = {true, 200, keep_alive && body_done};
     return result;
@@ -574,11 +384,11 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
         vh.cgi_timeout);
     keep_alive = false;
   }
-  if (chunked_out && !timed_out) ok = ok && conn_write_all(conn, "0\r\n\r\n");
-  if (declared && sent < *declared && !discard_body) keep_alive = false;
+  ok = resp.finish(timed_out) && ok;
+  if (resp.short_of_length()) keep_alive = false;
   if (!body_done) keep_alive = false;
   if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) != SIGKILL) keep_alive = false;
-  result.response = {ok, status, keep_alive && ok && !timed_out && (!chunked_out || !timed_out)};
+  result.response = {ok, status, keep_alive && ok && !timed_out};
   return result;
 }
 

@@ -16,10 +16,11 @@ struct ScriptMatch {
   std::string script_name;  // decoded URL path of the script
   std::string path_info;    // decoded rest
   std::string program;      // handler program, or empty to run the script itself
+  const FastCgiApp* fastcgi = nullptr;  // set: the vhost's FastCGI pool for this extension runs it
 };
 
 // Finds the script a decoded request path names, if any: the first path prefix that is a regular
-// file with a CGI or Handler extension (the rest is PATH_INFO), or a DirectoryIndex entry with such
+// file with a CGI, Handler or FastCGI extension (in that order of precedence) (the rest is PATH_INFO), or a DirectoryIndex entry with such
 // an extension when the path is a directory with a trailing '/'. Resolved beneath `root_fd`.
 ScriptMatch match_script(int root_fd, const std::string& decoded_path, const VHost& vh);
 

@@ -155,6 +155,11 @@ std::vector<std::string> cgroup_sync_vhosts(const CgroupTree& t, const Config& c
     set(t.pids, "pids.max", vh.max_processes_vhost ? std::to_string(vh.max_processes_vhost) : "max");
     set(t.memory, "memory.max", vh.memory_max_vhost ? std::to_string(vh.memory_max_vhost) : "max");
     set(t.cpu, "cpu.weight", std::to_string(vh.cpu_weight_vhost ? vh.cpu_weight_vhost : 100));
+    // The FastCGI cgroup is the master's (it starts the app processes); a vhost that drops FastCGI
+    // keeps an empty one until its processes are gone, when the master removes it.
+    if (!vh.fastcgi.apps.empty() && !make_dir(dir + "/fastcgi", nullptr))
+      log(Level::err, "cannot create cgroup %s/fastcgi: %s; its FastCGI apps run in the master's cgroup", dir.c_str(),
+          strerror(errno));
   }
   DIR* d = opendir(t.serving.c_str());
   if (!d) return stale;
@@ -178,6 +183,15 @@ int cgroup_descendants(const std::string& dir) {
   while (f >> key >> value)
     if (key == "nr_descendants") return static_cast<int>(value);
   return -1;
+}
+
+std::string cgroup_fastcgi_dir(const CgroupTree& t, const VHost& vh) { return cgroup_vhost_dir(t, vh) + "/fastcgi"; }
+
+int cgroup_vhost_connections(const CgroupTree& t, const VHost& vh) {
+  int n = cgroup_descendants(cgroup_vhost_dir(t, vh));
+  // Only vhosts with FastCGI apps have the directory; the others pay no extra system call.
+  if (n > 0 && !vh.fastcgi.apps.empty() && access(cgroup_fastcgi_dir(t, vh).c_str(), F_OK) == 0) n--;
+  return n;
 }
 
 bool cgroup_kill_and_remove(const std::string& dir) {

@@ -6,6 +6,7 @@
 //   <service>/serving/acceptors/   acceptors
 //   <service>/serving/v-<name>/    one per vhost; limits from MaxProcessesVHost & co.
 //   <service>/serving/v-<name>/c<acceptor>-<n>/   one per live connection (its worker and CGIs)
+//   <service>/serving/v-<name>/fastcgi/            the vhost's FastCGI app processes (root-owned)
 #pragma once
 
 #include <sys/types.h>
@@ -42,6 +43,13 @@ bool cgroup_join(const std::string& dir);
 
 // Number of live child cgroups of `dir` (cgroup.stat nr_descendants), or -1.
 int cgroup_descendants(const std::string& dir);
+
+// Directory of a vhost's FastCGI cgroup.
+std::string cgroup_fastcgi_dir(const CgroupTree& t, const VHost& vh);
+
+// Live connections of a vhost (its connection leaves): the descendants of its cgroup, less its
+// FastCGI cgroup when that exists. -1 when the vhost cgroup cannot be read.
+int cgroup_vhost_connections(const CgroupTree& t, const VHost& vh);
 
 // Kills everything in `dir` and below (cgroup.kill), then removes the directories, deepest first.
 // Returns false if something could not be removed yet (processes still dying): call again later.

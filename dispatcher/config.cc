@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <cctype>
 #include <cerrno>
 #include <cstddef>
@@ -534,9 +535,10 @@ const char* const kVHostKeys[] = {"ServerName", "ServerAlias",     "DocumentRoot
                                   "CGI",        "Handler",         "MaxProcessesVHost", "MemoryMaxVHost",
                                   "CPUWeightVHost"};
 // Keys valid in [server] (the default) and in [vhost] (for that vhost).
-const char* const kBothKeys[] = {"TLSCertificateFile", "TLSCertificateKeyFile", "CGITimeout"};
+const char* const kBothKeys[] = {"TLSCertificateFile", "TLSCertificateKeyFile", "CGITimeout", "FastCGI",
+                                 "FastCGIMaxProcesses", "FastCGIIdleTimeout", "FastCGIMaxRequests"};
 // Keys repeated on purpose: each line adds to the list.
-const char* const kRepeatableKeys[] = {"serveralias", "directoryindex", "cgi", "handler"};
+const char* const kRepeatableKeys[] = {"serveralias", "directoryindex", "cgi", "handler", "fastcgi"};
 
 // The documented spelling of a key written in any case, or nullptr for an unknown key.
 const char* canonical(const std::string& lkey, bool& is_server, bool& is_vhost) {
@@ -606,9 +608,63 @@ bool tls_key(Parser& p, const std::string& lkey, const char* key, std::string_vi
   return true;
 }
 
+std::string check_program(const std::string& path);
+std::string check_extension(std::string_view ext);
+std::string claimed_as_cgi(const VHost& v, const std::string& ext);
+
+// The FastCGI keys, the same in [server] (defaults) and [vhost]. `claimed` says whether the section
+// already runs an extension another way (CGI, Handler); it is empty for [server].
+bool fastcgi_key(Parser& p, const std::string& lkey, const char* key, std::string_view value, FastCgiSettings& f,
+                 const std::function<std::string(const std::string&)>& claimed) {
+  if (lkey == "fastcgi") {
+    std::vector<std::string> w = split_words(value);
+    if (w.size() != 2) {
+      p.error(key, "expected `.ext /path/to/fastcgi-app` (one extension per FastCGI line)");
+      return true;
+    }
+    std::string ext = lower(w[0]);
+    std::string e = check_extension(w[0]);
+    if (e.empty() && claimed) e = claimed(ext);
+    for (const auto& a : f.apps)
+      if (e.empty() && a.extension == ext) e = strprintf("%s already has a FastCGI app (%s)", ext.c_str(), a.program.c_str());
+    if (e.empty()) e = check_program(w[1]);
+    if (!e.empty()) {
+      p.error(key, e);
+      return true;
+    }
+    f.apps.push_back({ext, w[1], {}});
+    f.apps_set = true;
+    return true;
+  }
+  struct {
+    const char* name;
+    uint64_t min, max;
+    unsigned FastCgiSettings::*field;
+    bool FastCgiSettings::*set;
+  } const numbers[] = {
+      {"fastcgimaxprocesses", 1, 4096, &FastCgiSettings::max_processes, &FastCgiSettings::max_processes_set},
+      {"fastcgiidletimeout", 0, 86400, &FastCgiSettings::idle_timeout, &FastCgiSettings::idle_timeout_set},
+      {"fastcgimaxrequests", 0, 100000000, &FastCgiSettings::max_requests, &FastCgiSettings::max_requests_set},
+  };
+  for (const auto& n : numbers) {
+    if (lkey != n.name) continue;
+    uint64_t v = 0;
+    std::string e = parse_uint(value, n.min, n.max, v);
+    if (!e.empty()) {
+      p.error(key, e);
+      return true;
+    }
+    f.*n.field = static_cast<unsigned>(v);
+    f.*n.set = true;
+    return true;
+  }
+  return false;
+}
+
 void server_key(Parser& p, const std::string& lkey, const char* key, std::string_view value) {
   ServerConfig& s = p.cfg.server;
   if (tls_key(p, lkey, key, value, s.tls)) return;
+  if (fastcgi_key(p, lkey, key, value, s.fastcgi, nullptr)) return;
   for (const auto& k : kServerUintKeys) {
     if (lower(k.name) != lkey) continue;
     uint64_t n = 0;
@@ -759,12 +815,20 @@ std::string check_extension(std::string_view ext) {
   return {};
 }
 
-// One extension runs one way: directly or through one handler.
-std::string claim_extension(const VHost& v, const std::string& ext) {
+std::string claimed_as_cgi(const VHost& v, const std::string& ext) {
   for (const auto& e : v.cgi_extensions)
     if (e == ext) return strprintf("%s is already listed in CGI", ext.c_str());
   for (const auto& h : v.handlers)
     if (h.extension == ext) return strprintf("%s already has a Handler (%s)", ext.c_str(), h.program.c_str());
+  return {};
+}
+
+// One extension runs one way: directly, through one handler, or through one FastCGI app.
+std::string claim_extension(const VHost& v, const std::string& ext) {
+  std::string e = claimed_as_cgi(v, ext);
+  if (!e.empty()) return e;
+  for (const auto& a : v.fastcgi.apps)
+    if (a.extension == ext) return strprintf("%s already has a FastCGI app (%s)", ext.c_str(), a.program.c_str());
   return {};
 }
 
@@ -780,6 +844,11 @@ std::string check_program(const std::string& path) {
 void vhost_key(Parser& p, const std::string& lkey, const char* key, std::string_view value) {
   VHost& v = p.cfg.vhosts.back();
   if (tls_key(p, lkey, key, value, v.tls)) return;
+  if (lkey == "fastcgi") {
+    fastcgi_key(p, lkey, key, value, v.fastcgi, [&v](const std::string& ext) { return claimed_as_cgi(v, ext); });
+    return;
+  }
+  if (fastcgi_key(p, lkey, key, value, v.fastcgi, nullptr)) return;
   if (lkey == "servername") {
     std::vector<std::string> w = split_words(value);
     if (w.size() != 1) return p.error(key, "give one name here and put the other names in ServerAlias");
@@ -873,7 +942,7 @@ void vhost_key(Parser& p, const std::string& lkey, const char* key, std::string_
   }
 }
 
-bool is_future_key(const std::string& lkey) { return lkey == "fastcgi" || lkey.rfind("tls", 0) == 0; }
+bool is_future_key(const std::string& lkey) { return lkey.rfind("tls", 0) == 0; }
 
 int on_key(void* user, const char* /*section*/, const char* name_c, const char* value_c) {
   Parser& p = *static_cast<Parser*>(user);

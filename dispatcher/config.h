@@ -49,6 +49,23 @@ struct Handler {
   std::string program;    // absolute path
 };
 
+// A FastCGI application serving files with one extension (php-cgi for ".php"), kept warm in a pool.
+struct FastCgiApp {
+  std::string extension;  // lower-case, with the dot: ".php"
+  std::string program;    // absolute path; started with the pool's listening socket as fd 0
+  std::string socket;     // the pool's socket, filled in by the master when it creates the pool
+};
+
+// FastCGI pool settings: [server] gives defaults, a [vhost] overrides each one it sets.
+struct FastCgiSettings {
+  std::vector<FastCgiApp> apps;
+  unsigned max_processes = 0;  // 0: the vhost's MaxClientsVHost, else kDefaultFastCgiProcesses
+  unsigned idle_timeout = 60;  // seconds without traffic before a pool stops; 0 = never
+  unsigned max_requests = 10000;  // PHP_FCGI_MAX_REQUESTS for the app; 0 = never recycle
+  bool apps_set = false, max_processes_set = false, idle_timeout_set = false, max_requests_set = false;
+};
+constexpr unsigned kDefaultFastCgiProcesses = 8;
+
 struct VHost {
   std::string server_name;            // lower-case
   std::vector<std::string> aliases;   // lower-case; may start with "*."
@@ -66,6 +83,7 @@ struct VHost {
   uint64_t memory_max_vhost = 0;            // memory.max of its cgroup, bytes; 0 = no limit
   unsigned cpu_weight_vhost = 0;            // cpu.weight of its cgroup (1..10000); 0 = the default 100
   TlsFiles tls;                             // its certificate for TLS clients that name it (SNI)
+  FastCgiSettings fastcgi;                  // after validation: complete (server defaults applied)
   Origin origin;                      // where its [vhost] section starts
   uint32_t slot = 0;                  // scoreboard slot, assigned by the master (stable across reloads)
 };
@@ -88,6 +106,7 @@ struct ServerConfig {
   std::string user = "itk";               // acceptor user (name or #uid)
   Identity acceptor;                      // resolved User: uid, its primary gid, no supplementary groups
   TlsFiles tls;                           // default certificate: TLS clients without SNI or with an unknown name
+  FastCgiSettings fastcgi;                // defaults for every vhost
 };
 
 struct Config {

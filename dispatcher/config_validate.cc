@@ -38,6 +38,23 @@ void check_document_root(const VHost& v, std::vector<ConfigError>& errors) {
     errors.push_back({v.origin, "DocumentRoot", strprintf("%s is not a directory", what.c_str())});
 }
 
+// A vhost takes each FastCGI setting it does not set from [server]; an inherited app whose extension
+// the vhost runs as CGI or through a Handler is left out (the vhost's own choice wins).
+void inherit_fastcgi(const FastCgiSettings& server, VHost& v) {
+  FastCgiSettings& f = v.fastcgi;
+  if (!f.apps_set) {
+    for (const FastCgiApp& a : server.apps) {
+      bool taken = std::find(v.cgi_extensions.begin(), v.cgi_extensions.end(), a.extension) != v.cgi_extensions.end();
+      for (const Handler& h : v.handlers) taken = taken || h.extension == a.extension;
+      if (!taken) f.apps.push_back(a);
+    }
+  }
+  if (!f.max_processes_set) f.max_processes = server.max_processes;
+  if (!f.idle_timeout_set) f.idle_timeout = server.idle_timeout;
+  if (!f.max_requests_set) f.max_requests = server.max_requests;
+  if (f.max_processes == 0) f.max_processes = v.max_clients_vhost ? v.max_clients_vhost : kDefaultFastCgiProcesses;
+}
+
 }  // namespace
 
 void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError>& errors) {
@@ -56,8 +73,10 @@ void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError
   }
 
   if (cfg.server.start_servers == 0) cfg.server.start_servers = online_cpus();
-  for (VHost& v : cfg.vhosts)
+  for (VHost& v : cfg.vhosts) {
     if (v.cgi_timeout == 0) v.cgi_timeout = cfg.server.cgi_timeout;
+    inherit_fastcgi(cfg.server.fastcgi, v);
+  }
 
   // An empty DocumentRoot was already reported as missing or invalid at its line.
   if (check_filesystem)

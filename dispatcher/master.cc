@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include "acceptor.h"
+#include "fastcgi_pool.h"
 #include "io.h"
 #include "key_server.h"
 #include "log.h"
@@ -96,6 +97,7 @@ class Master {
   int64_t tls_retry_at_ = 0;             // when to start a key process again after a failed restart
   Scoreboard* sb_ = nullptr;
   CgroupTree cgroups_;
+  FastCgiPools fastcgi_;
   struct PendingRemoval {
     std::string dir;
     int64_t at_ms;
@@ -264,6 +266,7 @@ void Master::signal_workers(int sig) {
 
 void Master::on_child_exit(pid_t pid, int status) {
   if (key_pids_.count(pid)) return on_key_process_exit(pid, status);
+  if (fastcgi_.on_exit(pid, status)) return;
   for (size_t i = 0; i < acceptors_.size(); i++) {
     if (acceptors_[i].pid != pid) continue;
     AcceptorProc a = acceptors_[i];
@@ -332,6 +335,7 @@ void Master::reload() {
     return;
   }
   assign_slots(*r.config);
+  fastcgi_.sync(*r.config, cgroups_);
   generation_++;
   current_ = make_runtime(std::move(r.config), generation_);
   sync_cgroups(static_cast<int64_t>(current_->config->server.graceful_shutdown_timeout) * 1000);
@@ -392,9 +396,12 @@ void Master::begin_stop() {
       current_->config->server.graceful_shutdown_timeout);
   for (const AcceptorProc& a : acceptors_) (void)kill(a.pid, SIGTERM);
   signal_workers(SIGTERM);
+  fastcgi_.stop_all();
 }
 
-bool Master::children_left() const { return !acceptors_.empty() || sb_->workers.load() > 0; }
+bool Master::children_left() const {
+  return !acceptors_.empty() || sb_->workers.load() > 0 || fastcgi_.processes() > 0;
+}
 
 void Master::publish_status(bool force) {
   int64_t now = now_ms();
@@ -412,11 +419,13 @@ void Master::publish_status(bool force) {
   c.note = note_;
   for (const VHost& vh : current_->config->vhosts) {
     if (!vh.max_clients_vhost) continue;
-    unsigned live = cgroups_.enabled ? static_cast<unsigned>(std::max(0, cgroup_descendants(cgroup_vhost_dir(cgroups_, vh))))
+    unsigned live = cgroups_.enabled ? static_cast<unsigned>(std::max(0, cgroup_vhost_connections(cgroups_, vh)))
                                      : sb_->vhost_workers[vh.slot % kMaxVHostSlots].load();
     if (live >= vh.max_clients_vhost) c.at_limit++;
   }
   c.cgroups = cgroups_.enabled ? "on" : "off (" + cgroups_.reason + ")";
+  c.fastcgi_shown = fastcgi_.any_configured();
+  c.fastcgi = fastcgi_.processes();
   std::string s = format_status(c);
   last_status_ms_ = now;
   if (s == last_status_) return;
@@ -468,6 +477,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
     return 1;
   }
   assign_slots(*cfg);
+  fastcgi_.sync(*cfg, cgroups_);
   generation_ = 1;
   current_ = make_runtime(std::move(cfg), generation_);
   // Leftovers of a previous run (a crash) are removed at once.
@@ -500,6 +510,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
             sb_->workers.load());
         for (const AcceptorProc& a : acceptors_) (void)kill(a.pid, SIGKILL);
         signal_workers(SIGKILL);
+        fastcgi_.kill_all();
         break;
       }
     } else {
@@ -536,15 +547,19 @@ int Master::run(std::unique_ptr<Config> cfg) {
       next_watchdog = now_ms() + static_cast<int64_t>(watchdog_usec / 2000);
     }
 
-    pollfd p{sigfd.get(), POLLIN, 0};
-    int timeout = 1000;
-    if (respawn_at_ > now_ms()) timeout = static_cast<int>(std::min<int64_t>(timeout, respawn_at_ - now_ms()));
-    if (stopping_) timeout = 100;
-    int r = poll(&p, 1, timeout);
+    int64_t timeout = fastcgi_.tick(now_ms());
+    timeout = std::min<int64_t>(timeout, 1000);
+    if (respawn_at_ > now_ms()) timeout = std::min<int64_t>(timeout, respawn_at_ - now_ms());
+    if (stopping_) timeout = std::min<int64_t>(timeout, 100);
+    // The FastCGI listeners are only polled, never read: readable means a worker waits for an app.
+    std::vector<pollfd> fds{{sigfd.get(), POLLIN, 0}};
+    fastcgi_.add_poll_fds(fds);
+    int r = poll(fds.data(), fds.size(), static_cast<int>(timeout));
     if (r < 0 && errno != EINTR) {
       log(Level::err, "poll failed: %s", strerror(errno));
       return 1;
     }
+    if (r > 0) fastcgi_.on_poll(fds, 1);
     signalfd_siginfo si;
     while (read(sigfd.get(), &si, sizeof si) == sizeof si) {
       switch (si.ssi_signo) {
@@ -571,6 +586,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
     }
     (void)poll(nullptr, 0, 50);
   }
+  fastcgi_.remove_sockets();
   log(Level::notice, "stopped: %llu requests served", static_cast<unsigned long long>(sb_->served.load()));
   return 0;
 }

@@ -14,6 +14,7 @@ std::string format_status(const StatusCounts& c) {
                             c.vhosts, c.acceptors_busy, c.acceptors_idle, c.workers,
                             static_cast<unsigned long long>(c.served), static_cast<unsigned long long>(c.refused));
   s += strprintf(", at limit: %u", c.at_limit);
+  if (c.fastcgi_shown) s += strprintf(", fastcgi: %zu", c.fastcgi);
   if (!c.cgroups.empty()) s += "; cgroups: " + c.cgroups;
   if (!c.note.empty()) s += "; " + c.note;
   return s;

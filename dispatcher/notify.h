@@ -14,11 +14,14 @@ struct StatusCounts {
   uint64_t served = 0;
   uint64_t refused = 0;
   unsigned at_limit = 0;  // vhosts at their MaxClientsVHost
+  bool fastcgi_shown = false;  // a vhost has FastCGI: the line counts the app processes
+  size_t fastcgi = 0;
   std::string cgroups;    // "on", or "off (why)"
   std::string note;  // e.g. "reload failed: FILE:LINE: ..." ; empty when all is well
 };
 
-// "vhosts: 2, acceptors: 0 busy/2 idle, workers: 0, served: 10, refused: 0, at limit: 0; cgroups: on[; NOTE]"
+// "vhosts: 2, acceptors: 0 busy/2 idle, workers: 0, served: 10, refused: 0, at limit: 0[, fastcgi: 3];
+//  cgroups: on[; NOTE]"
 std::string format_status(const StatusCounts& c);
 
 // Sends `state` (e.g. "READY=1\nSTATUS=...") to $NOTIFY_SOCKET if set; failures are logged once.

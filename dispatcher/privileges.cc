@@ -100,14 +100,18 @@ void install_id_filter(const IdRange& uids, const IdRange& gids) {
 
 }  // namespace
 
-void become_acceptor(const Identity& who, const IdRange& uids, const IdRange& gids) {
-  static const cap_value_t keep[] = {CAP_SETUID, CAP_SETGID, CAP_SYS_NICE};
-  check(geteuid() == 0, "acceptor must start as root to switch user");
-  // Cut the bounding set first, while CAP_SETPCAP is still held.
+void limit_bounding_set() {
   for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {
     if (c == CAP_SETUID || c == CAP_SETGID || c == CAP_SYS_NICE) continue;
     if (cap_drop_bound(c) != 0 && errno != EINVAL) die("cap_drop_bound");
   }
+}
+
+void become_acceptor(const Identity& who, const IdRange& uids, const IdRange& gids) {
+  static const cap_value_t keep[] = {CAP_SETUID, CAP_SETGID, CAP_SYS_NICE};
+  check(geteuid() == 0, "acceptor must start as root to switch user");
+  // Cut the bounding set first, while CAP_SETPCAP is still held.
+  limit_bounding_set();
   check(cap_reset_ambient() == 0 || errno == EINVAL, "cap_reset_ambient");
   check(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == 0, "PR_SET_KEEPCAPS 1");
   check(setgroups(1, &who.gid) == 0, "setgroups for the acceptor user");

@@ -15,7 +15,12 @@ namespace itk {
 // inside `uids`/`gids`. Aborts on failure.
 void become_acceptor(const Identity& who, const IdRange& uids, const IdRange& gids);
 
-// Worker: called in a child of an acceptor. Switches to the tenant (groups, gid, uid), applies
+// FastCGI app process: called in a child of the root master, before become_tenant. Cuts the
+// bounding set to what an acceptor keeps, so that the app starts from exactly a worker's state.
+void limit_bounding_set();
+
+// Worker and FastCGI app process: called in a child of an acceptor (or after limit_bounding_set in
+// a child of the master). Switches to the tenant (groups, gid, uid), applies
 // `nice` if given, drops every capability, sets no_new_privs and non-dumpable, then proves that
 // uid 0 cannot be regained. Aborts on failure.
 void become_tenant(const Identity& tenant, std::optional<int> nice);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cgi.h"
+#include "fastcgi.h"
 #include "client_conn.h"
 #include "http_response.h"
 #include "io.h"
@@ -85,14 +86,15 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc) {
 // A script's local redirect (Location: /path without Status) is served as a GET of that path.
 ResponseOutcome serve(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& io,
                       std::string& buffered, bool keep_alive, bool in_leaf) {
-  if (vh.cgi_extensions.empty() && vh.handlers.empty())
+  if (vh.cgi_extensions.empty() && vh.handlers.empty() && vh.fastcgi.apps.empty())
     return serve_static(rt, vh, root_fd, head, io, keep_alive && !head.has_body());
   RequestHead current = head;
   for (int hop = 0; hop < 10; hop++) {
     std::optional<std::string> path = decode_request_path(current.target);
     ScriptMatch m = path ? match_script(root_fd, *path, vh) : ScriptMatch{};
     if (m.kind != ScriptMatch::script) break;
-    CgiOutcome o = run_cgi(rt, vh, current, m, io, buffered, keep_alive, in_leaf);
+    CgiOutcome o = m.fastcgi ? run_fastcgi(rt, vh, current, m, io, buffered, keep_alive)
+                             : run_cgi(rt, vh, current, m, io, buffered, keep_alive, in_leaf);
     if (o.local_redirect.empty()) return o.response;
     keep_alive = keep_alive && o.response.keep_alive;
     // RFC 3875 §6.2.2: the server serves the new path itself, as a GET without the original body.

@@ -443,7 +443,7 @@ TEST(VHost, UnknownKeysAndSections) {
       + vhost("a.test",                      // 4-7
               "Frobnicate = 1\n"             // 8
               "CGI = .cgi\n"                 // 9
-              "FastCGI = .php /usr/bin/x\n"  // 10
+              "FastCGI = .cgi /bin/sh\n"     // 10
               "TLSProtocol = TLSv1.3\n"      // 11
               "MaxClients = 5\n") +          // 12
       "[virtualhost]\n"                      // 13
@@ -452,7 +452,7 @@ TEST(VHost, UnknownKeysAndSections) {
                                 "a.conf:1: NiceValue: key outside a section: put it under [vhost]",
                                 "a.conf:2: [server] belongs in itk.conf, not in a drop-in",
                                 "a.conf:8: Frobnicate: unknown key in [vhost]",
-                                "a.conf:10: FastCGI: not supported by this version of itk",
+                                "a.conf:10: FastCGI: .cgi is already listed in CGI",
                                 "a.conf:11: TLSProtocol: not supported by this version of itk",
                                 "a.conf:12: MaxClients: is a [server] key: set it in itk.conf",
                                 "a.conf:13: unknown section [virtualhost] (a drop-in holds [vhost] sections)",
@@ -1236,6 +1236,65 @@ TEST(VHostCGI, Errors) {
   Parsed p = parse_dropin(vhost("a.test", "CGI = .php\nHandler = .php /bin/sh\n"));
   ASSERT_EQ(p.errors.size(), 1u) << dump(p.errors);
   EXPECT_EQ(p.errors[0].str(), "a.conf:6: Handler: .php is already listed in CGI");
+}
+
+TEST(VHostFastCGI, ParsedAndValidated) {
+  Parsed p = parse_dropin(vhost("a.test",
+                                "FastCGI = .PHP /bin/sh\n"
+                                "FastCGI = .py /bin/true\n"
+                                "FastCGIMaxProcesses = 3\n"
+                                "FastCGIIdleTimeout = 0\n"
+                                "FastCGIMaxRequests = 100\n"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  validate_config(p.cfg, false, p.errors);
+  const FastCgiSettings& f = p.cfg.vhosts[0].fastcgi;
+  ASSERT_EQ(f.apps.size(), 2u);
+  EXPECT_EQ(f.apps[0].extension, ".php");
+  EXPECT_EQ(f.apps[0].program, "/bin/sh");
+  EXPECT_EQ(f.apps[1].extension, ".py");
+  EXPECT_EQ(f.max_processes, 3u);
+  EXPECT_EQ(f.idle_timeout, 0u);
+  EXPECT_EQ(f.max_requests, 100u);
+}
+
+TEST(VHostFastCGI, Errors) {
+  EXPECT_EQ(vhost_error("FastCGI = .php"),
+            "a.conf:5: FastCGI: expected `.ext /path/to/fastcgi-app` (one extension per FastCGI line)");
+  EXPECT_EQ(vhost_error("FastCGI = php /bin/sh"),
+            "a.conf:5: FastCGI: `php` is not a file extension (write it with its dot, e.g. .cgi)");
+  EXPECT_EQ(vhost_error("FastCGI = .php /nonexistent/php-cgi"),
+            "a.conf:5: FastCGI: /nonexistent/php-cgi: No such file or directory (install it or fix the path)");
+  EXPECT_EQ(vhost_error("FastCGIMaxProcesses = 0"), "a.conf:5: FastCGIMaxProcesses: `0` is out of range (allowed: 1..4096)");
+  EXPECT_EQ(vhost_error("FastCGIIdleTimeout = soon"), "a.conf:5: FastCGIIdleTimeout: `soon` is not a decimal number (allowed: 0..86400)");
+  Parsed p = parse_dropin(vhost("a.test", "Handler = .php /bin/sh\nFastCGI = .php /bin/sh\nFastCGI = .py /bin/sh\n"
+                                          "FastCGI = .py /bin/true\nCGI = .py\n"));
+  EXPECT_EQ(strs(p.errors), (std::vector<std::string>{
+                                "a.conf:6: FastCGI: .php already has a Handler (/bin/sh)",
+                                "a.conf:8: FastCGI: .py already has a FastCGI app (/bin/sh)",
+                                "a.conf:9: CGI: .py already has a FastCGI app (/bin/sh)",
+                            }));
+}
+
+TEST(VHostFastCGI, ServerDefaults) {
+  Parsed p = parse_main("[server]\nFastCGI = .php /bin/sh\nFastCGIIdleTimeout = 7\nFastCGIMaxRequests = 9\n");
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  Parsed d = parse_dropin(vhost("a.test", "MaxClientsVHost = 5\n") + vhost("b.test", "Handler = .php /bin/true\n") +
+                          vhost("c.test", "FastCGI = .py /bin/true\nFastCGIIdleTimeout = 1\n"));
+  ASSERT_TRUE(d.errors.empty()) << dump(d.errors);
+  d.cfg.server = p.cfg.server;
+  validate_config(d.cfg, false, d.errors);
+  const auto& a = d.cfg.vhosts[0].fastcgi;
+  ASSERT_EQ(a.apps.size(), 1u);
+  EXPECT_EQ(a.apps[0].extension, ".php");
+  EXPECT_EQ(a.max_processes, 5u);  // MaxClientsVHost
+  EXPECT_EQ(a.idle_timeout, 7u);
+  EXPECT_EQ(a.max_requests, 9u);
+  EXPECT_TRUE(d.cfg.vhosts[1].fastcgi.apps.empty());  // its own Handler runs .php
+  EXPECT_EQ(d.cfg.vhosts[1].fastcgi.max_processes, kDefaultFastCgiProcesses);
+  const auto& c = d.cfg.vhosts[2].fastcgi;
+  ASSERT_EQ(c.apps.size(), 1u);  // its own list replaces the server's
+  EXPECT_EQ(c.apps[0].extension, ".py");
+  EXPECT_EQ(c.idle_timeout, 1u);
 }
 
 // ---- TLS certificates and keys ----

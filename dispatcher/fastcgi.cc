@@ -1,0 +1,294 @@
+// FastCGI client in the worker: connect to the vhost's pool (waiting a bounded time for room in
+// its queue), send BEGIN_REQUEST, PARAMS and STDIN, relay STDOUT to the client and STDERR to the log.
+#include "fastcgi.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "body_decoder.h"
+#include "fastcgi_protocol.h"
+#include "io.h"
+#include "log.h"
+#include "script_io.h"
+#include "unique_fd.h"
+
+namespace itk {
+namespace {
+
+constexpr uint16_t kRequestId = 1;
+// Request body bytes framed ahead of what the app has taken; beyond this the client is not read.
+constexpr size_t kMaxOutstanding = 256 * 1024;
+
+// A blocking connect bounded by SO_SNDTIMEO: when the pool's queue is full the kernel makes it
+// wait for room, which is what a burst should do, but not for long. Returns the fd or -errno.
+int connect_pool(const std::string& path) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) return -ENAMETOOLONG;
+  memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  unique_fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return -errno;
+  timeval tv{kFastCgiQueueWaitMs / 1000, (kFastCgiQueueWaitMs % 1000) * 1000};
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) return -errno;
+  while (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    if (errno != EINTR) return -errno;
+  }
+  if (fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) return -errno;
+  return fd.release();
+}
+
+std::vector<std::pair<std::string, std::string>> to_pairs(const std::vector<std::string>& env) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  pairs.reserve(env.size());
+  for (const std::string& e : env) {
+    size_t eq = e.find('=');
+    if (eq != std::string::npos) pairs.emplace_back(e.substr(0, eq), e.substr(eq + 1));
+  }
+  return pairs;
+}
+
+void append_body(std::string& out, std::string_view data) {
+  while (!data.empty()) {
+    size_t n = std::min(data.size(), fcgi::kMaxContent);
+    fcgi::append_stdin(out, kRequestId, data.substr(0, n));
+    data.remove_prefix(n);
+  }
+}
+
+}  // namespace
+
+CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& head, const ScriptMatch& m,
+                       ClientConn& conn, std::string& buffered, bool keep_alive) {
+  const ServerConfig& sc = rt.config->server;
+  const bool is_head = head.method == "HEAD";
+  const FastCgiApp& app = *m.fastcgi;
+  CgiOutcome result;
+  const std::string script_filename = vh.document_root + m.script_name;
+  if (app.socket.empty()) {
+    log(Level::err, "%s: the FastCGI pool for %s has no socket (see the master's log): 503", m.script_name.c_str(),
+        app.extension.c_str());
+    result.response = answer_error(conn, 503, false, is_head, "Retry-After: 10\r\n");
+    return result;
+  }
+
+  // --- request body: chunked ones are spooled first, so that CONTENT_LENGTH is known ---
+  BodyDecoder body(head.content_length, head.chunked, sc.limit_request_body);
+  if (head.expect_continue && head.has_body() && buffered.empty())
+    (void)conn_write_all(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+  RequestHead env_head = head;
+  unique_fd spool;
+  if (head.chunked) {
+    uint64_t size = 0;
+    const char* why = "";
+    int status = spool_chunked(conn, body, buffered, sc.timeout, spool, size, why);
+    if (status != 0) {
+      log(Level::info, "request body refused: %s", why);
+      if (status > 0) result.response = answer_error(conn, status, false, is_head);
+      else result.response = {false, 400, false};
+      return result;
+    }
+    env_head.chunked = false;
+    env_head.content_length = size;
+    std::erase_if(env_head.headers, [](const auto& h) { return h.first == "transfer-encoding"; });
+  }
+  std::vector<std::string> env = script_environment(vh, env_head, conn, m.script_name, script_filename, m.path_info);
+
+  int fd = connect_pool(app.socket);
+  if (fd < 0) {
+    int err = -fd;
+    if (err == EAGAIN || err == ETIMEDOUT) {
+      log(Level::warning, "%s: the FastCGI pool is at FastCGIMaxProcesses (%u) and its queue stayed full for %d ms: 503",
+          m.script_name.c_str(), vh.fastcgi.max_processes, kFastCgiQueueWaitMs);
+      result.response = answer_error(conn, 503, false, is_head, "Retry-After: 5\r\n");
+    } else {
+      log(Level::err, "%s: cannot connect to the FastCGI pool at %s: %s: 503", m.script_name.c_str(), app.socket.c_str(),
+          strerror(err));
+      result.response = answer_error(conn, 503, false, is_head, "Retry-After: 2\r\n");
+    }
+    return result;
+  }
+  unique_fd sock(fd);
+
+  std::string out;
+  fcgi::append_begin_request(out, kRequestId);
+  fcgi::append_params(out, kRequestId, to_pairs(env));
+  bool body_done = body.state() == BodyDecoder::State::complete || head.chunked || !head.has_body();
+  bool stdin_done = false;
+
+  // --- relay ---
+  const int64_t deadline = now_ms() + static_cast<int64_t>(vh.cgi_timeout) * 1000;
+  int64_t body_progress = now_ms();
+  fcgi::RecordReader reader;
+  ScriptResponse resp(conn, head, m.script_name, keep_alive);
+  StderrLog errlog(m.script_name);
+  std::string decoded;
+  bool ended = false, app_closed = false, timed_out = false, client_gone = false, body_stalled = false;
+  bool broken = false, ok = true, body_error = false;
+  fcgi::EndRequest end;
+
+  while (!ended) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    // Frame what body bytes are at hand.
+    if (!stdin_done && out.size() < kMaxOutstanding) {
+      if (spool) {
+        char tmp[65536];
+        ssize_t n = read(spool.get(), tmp, sizeof tmp);
+        if (n > 0) {
+          append_body(out, std::string_view(tmp, static_cast<size_t>(n)));
+        } else {
+          fcgi::append_stdin(out, kRequestId, {});
+          stdin_done = true;
+        }
+      } else {
+        if (!buffered.empty() && !body_done) {
+          size_t used = 0;
+          BodyDecoder::State st = body.feed(buffered, decoded, used);
+          buffered.erase(0, used);
+          if (st == BodyDecoder::State::error) {
+            log(Level::info, "request body refused: %s", body.error_reason());
+            body_error = true;
+            break;
+          }
+          if (st == BodyDecoder::State::complete) body_done = true;
+          append_body(out, decoded);
+          decoded.clear();
+        }
+        if (body_done) {
+          fcgi::append_stdin(out, kRequestId, {});
+          stdin_done = true;
+        }
+      }
+    }
+    const bool want_body = !stdin_done && !spool && buffered.empty() && out.size() < kMaxOutstanding;
+    if (want_body && now_ms() - body_progress > static_cast<int64_t>(sc.timeout) * 1000) {
+      body_stalled = true;
+      break;
+    }
+    pollfd fds[2] = {{sock.get(), static_cast<short>(POLLIN | (out.empty() ? 0 : POLLOUT)), 0},
+                     {conn.fd, static_cast<short>((want_body ? POLLIN : 0) | POLLRDHUP), 0}};
+    if (want_body) left = std::min<int64_t>(left, static_cast<int64_t>(sc.timeout) * 1000);
+    // Bytes decrypted already are not signalled by poll.
+    if (want_body && conn_buffered(conn) > 0) fds[1].revents = POLLIN;
+    else if (poll(fds, 2, static_cast<int>(std::min<int64_t>(left, 1000))) < 0 && errno != EINTR) break;
+
+    if (!want_body && (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      client_gone = true;
+      break;
+    }
+    if (want_body && (fds[1].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
+      char tmp[65536];
+      ssize_t r = conn_read(conn, tmp, sizeof tmp);
+      if (r == 0 || (r < 0 && errno != EAGAIN)) {
+        client_gone = true;
+        break;
+      }
+      if (r > 0) {
+        buffered.append(tmp, static_cast<size_t>(r));
+        body_progress = now_ms();
+      }
+    }
+    if (fds[0].revents & POLLOUT) {
+      ssize_t w = send(sock.get(), out.data(), out.size(), MSG_NOSIGNAL);
+      if (w > 0) {
+        out.erase(0, static_cast<size_t>(w));
+      } else if (w < 0 && errno != EAGAIN) {
+        // The app stopped reading (it answered without the body): the rest of the body is dropped.
+        out.clear();
+        stdin_done = true;
+        if (!body_done) keep_alive = false;
+      }
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      char tmp[65536];
+      ssize_t r = read(sock.get(), tmp, sizeof tmp);
+      if (r > 0) reader.feed(std::string_view(tmp, static_cast<size_t>(r)));
+      else if (r == 0 || errno != EAGAIN) app_closed = true;
+      fcgi::Record rec;
+      int got;
+      while (!ended && (got = reader.next(rec)) == 1) {
+        if (rec.id != kRequestId) continue;
+        if (rec.type == fcgi::stdout_stream && !rec.content.empty()) {
+          ScriptResponse::Fed fed = resp.feed(rec.content.data(), rec.content.size(), body_done);
+          if (fed == ScriptResponse::Fed::bad_head) broken = true;
+          if (fed == ScriptResponse::Fed::client_gone) client_gone = true;
+          if (broken || client_gone) break;
+        } else if (rec.type == fcgi::stderr_stream) {
+          errlog.add(rec.content.data(), rec.content.size());
+        } else if (rec.type == fcgi::end_request) {
+          ended = true;
+          (void)fcgi::parse_end_request(rec.content, end);
+        }
+      }
+      if (got < 0) {
+        log(Level::err, "%s: FastCGI protocol error from the app: %s", m.script_name.c_str(), reader.error().c_str());
+        broken = true;
+      }
+      if (broken || client_gone || (app_closed && !ended)) break;
+    }
+  }
+  // Closing the connection is how the app learns that a request it still runs was given up.
+  sock.reset();
+  errlog.flush();
+
+  if (body_error) {
+    keep_alive = false;
+    if (!resp.head_sent()) {
+      result.response = answer_error(conn, body.error_status(), false, is_head);
+      return result;
+    }
+    client_gone = true;
+  }
+  if (body_stalled && !resp.head_sent()) {
+    log(Level::info, "%s: request body not received within Timeout (%u s); request given up", m.script_name.c_str(),
+        sc.timeout);
+    result.response = answer_error(conn, 408, false, is_head);
+    return result;
+  }
+  if (body_stalled) client_gone = true;
+  if (client_gone) {
+    log(Level::info, "%s: client went away; FastCGI request given up", m.script_name.c_str());
+    result.response = {false, resp.status(), false};
+    return result;
+  }
+  if (!resp.head_sent()) {
+    if (timed_out)
+      log(Level::err, "%s: no response from the FastCGI app within CGITimeout (%u s)", m.script_name.c_str(),
+          vh.cgi_timeout);
+    else if (app_closed && !ended)
+      log(Level::err, "%s: the FastCGI app closed the connection without a response (it crashed or was stopped)",
+          m.script_name.c_str());
+    else if (!broken)
+      log(Level::err, "%s: the FastCGI app ended the request (status %u) without a complete header block",
+          m.script_name.c_str(), end.app_status);
+    result.response = answer_error(conn, timed_out ? 504 : 502, false, is_head);
+    return result;
+  }
+  result.local_redirect = resp.local_redirect();
+  if (!result.local_redirect.empty()) {
+    result.response = {true, 200, keep_alive && body_done};
+    return result;
+  }
+  const bool cut_off = timed_out || !ended || broken;
+  if (timed_out)
+    log(Level::err, "%s: FastCGI app still answering at CGITimeout (%u s); response cut short", m.script_name.c_str(),
+        vh.cgi_timeout);
+  else if (cut_off)
+    log(Level::err, "%s: the FastCGI app closed the connection in the middle of its response", m.script_name.c_str());
+  if (cut_off) keep_alive = false;
+  ok = resp.finish(cut_off) && ok;
+  if (resp.short_of_length() || !body_done) keep_alive = false;
+  result.response = {ok, resp.status(), keep_alive && ok};
+  return result;
+}
+
+}  // namespace itk

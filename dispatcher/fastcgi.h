@@ -1,0 +1,22 @@
+// FastCGI in the worker (already the vhost's user): one request sent to the vhost's warm app pool
+// over its Unix socket, the response relayed as a CGI response is.
+#pragma once
+
+#include <string>
+
+#include "cgi.h"
+#include "client_conn.h"
+#include "http_request.h"
+#include "runtime.h"
+
+namespace itk {
+
+// How long a worker waits for room in a full pool's queue before answering 503.
+constexpr int kFastCgiQueueWaitMs = 3000;
+
+// Runs `m` (m.fastcgi set) through its pool. Same contract as run_cgi: `buffered` holds the bytes
+// after the head, `keep_alive` what the client asked for and the server allows.
+CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& head, const ScriptMatch& m,
+                       ClientConn& conn, std::string& buffered, bool keep_alive);
+
+}  // namespace itk

@@ -1,0 +1,556 @@
+// FastCGI pools in the master: sockets in per-vhost directories only the vhost's uid can enter,
+// app processes forked on demand into the vhost's cgroup and identity, idle pools stopped.
+#include "fastcgi_pool.h"
+
+#include <dirent.h>
+#include <endian.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "io.h"
+#include "log.h"
+#include "privileges.h"
+
+namespace itk {
+
+namespace {
+
+// A pending connection while app processes run is given this long to be taken by an idle one
+// before another process is started.
+constexpr int64_t kBusyCheckMs = 5;
+// A new app process needs this long to reach accept() (php-cgi: ~20 ms); until then a pending
+// connection is its to take, not a reason to start one more.
+constexpr int64_t kStartGraceMs = 50;
+// How often idle pools are looked for.
+constexpr int64_t kSampleMs = 1000;
+// An app that dies within this long of its start counts as failing to start.
+constexpr int64_t kFastFailureMs = 1000;
+
+struct AppProcess {
+  pid_t pid = 0;
+  int64_t started_ms = 0;
+  bool terminating = false;  // SIGTERM sent by us
+  std::string last_sample;   // /proc/PID/schedstat at the last look
+};
+
+}  // namespace
+
+struct FastCgiPool {
+  std::string key;  // what makes two pools the same across a reload
+  std::string vhost;
+  std::string extension;
+  std::string program;
+  Identity identity;
+  std::optional<int> nice;
+  std::string document_root;
+  unsigned max_processes = 1;
+  unsigned idle_timeout = 60;
+  unsigned max_requests = 10000;
+  std::string cgroup;  // empty: cgroups are off
+  std::string socket_path;
+  unique_fd listener;
+  bool retired = false;
+  bool claimed = false;  // during sync
+  std::vector<AppProcess> procs;
+  int64_t check_at = 0;       // when to look again whether a pending connection is still waiting
+  int64_t rearm_at = 0;       // a process was just started: its grace ends then
+  int64_t backoff_until = 0;  // apps failing at start: wait before the next
+  unsigned fast_failures = 0;
+  int64_t last_active = 0;
+
+  size_t live() const {
+    size_t n = 0;
+    for (const AppProcess& a : procs) n += !a.terminating;
+    return n;
+  }
+};
+
+namespace {
+
+std::string pool_key(const VHost& vh, const FastCgiApp& app, const std::string& cgroup) {
+  std::string k = vh.server_name + '\n' + app.extension + '\n' + app.program + '\n' + vh.document_root + '\n' + cgroup;
+  k += strprintf("\n%u:%u:%d:%d:%u", static_cast<unsigned>(vh.identity.uid), static_cast<unsigned>(vh.identity.gid),
+                 vh.has_nice ? 1 : 0, vh.nice_value, vh.fastcgi.max_requests);
+  for (gid_t g : vh.identity.groups) k += strprintf(",%u", static_cast<unsigned>(g));
+  return k;
+}
+
+// Removes `name` beneath `parent` and everything in it, never following a symbolic link.
+void remove_tree(int parent, const char* name) {
+  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (unlinkat(parent, name, 0) != 0 && errno != ENOENT)
+      log(Level::warning, "cannot remove %s: %s", name, strerror(errno));
+    return;
+  }
+  if (DIR* d = fdopendir(fd)) {
+    std::vector<std::string> names;
+    while (dirent* e = readdir(d))
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+    for (const std::string& n : names) remove_tree(dirfd(d), n.c_str());
+    closedir(d);
+  } else {
+    close(fd);
+  }
+  if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+    log(Level::warning, "cannot remove directory %s: %s", name, strerror(errno));
+}
+
+// Gives `uid` search permission, and nobody else any (root aside), with a POSIX access ACL.
+// Returns false with errno when the file system has no ACLs.
+bool set_search_acl(int dir_fd, uid_t uid) {
+  struct Entry {
+    uint16_t tag, perm;
+    uint32_t id;
+  };
+  const uint32_t undefined = htole32(0xffffffffu);
+  // USER_OBJ rwx, USER uid --x, GROUP_OBJ ---, MASK --x, OTHER ---, in the order the kernel requires.
+  struct {
+    uint32_t version;
+    Entry e[5];
+  } acl = {htole32(2),
+           {{htole16(0x01), htole16(7), undefined},
+            {htole16(0x02), htole16(1), htole32(uid)},
+            {htole16(0x04), htole16(0), undefined},
+            {htole16(0x10), htole16(1), undefined},
+            {htole16(0x20), htole16(0), undefined}}};
+  return fsetxattr(dir_fd, "system.posix_acl_access", &acl, sizeof acl, 0) == 0;
+}
+
+// The vhost's directory: root's, entered only by the vhost's uid. Returns an open fd or -1.
+int prepare_vhost_dir(const std::string& dir, uid_t uid, gid_t gid) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    log(Level::err, "cannot create %s: %s", dir.c_str(), strerror(errno));
+    return -1;
+  }
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    log(Level::err, "cannot open %s: %s", dir.c_str(), strerror(errno));
+    return -1;
+  }
+  if (fchown(fd, 0, 0) != 0 || fchmod(fd, 0700) != 0) {
+    log(Level::err, "cannot make %s root's with mode 0700: %s", dir.c_str(), strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (!set_search_acl(fd, uid)) {
+    // Without ACLs the uid must own the directory to enter it; 0500 keeps it from writing there
+    // unless it changes the mode itself, which harms only its own pool.
+    log(Level::warning, "%s: no POSIX ACLs here (%s); giving the directory to uid %u with mode 0500 instead",
+        dir.c_str(), strerror(errno), static_cast<unsigned>(uid));
+    if (fchown(fd, uid, gid) != 0 || fchmod(fd, 0500) != 0) {
+      log(Level::err, "cannot give %s to uid %u: %s", dir.c_str(), static_cast<unsigned>(uid), strerror(errno));
+      close(fd);
+      return -1;
+    }
+  }
+  return fd;
+}
+
+// A listening socket at dir/name, owned by the vhost's uid and gid with mode 0600.
+unique_fd make_listener(int dir_fd, const std::string& dir, const std::string& name, const Identity& id, int backlog) {
+  std::string path = dir + "/" + name;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) {
+    log(Level::err, "FastCGI socket path %s is longer than %zu bytes; use a shorter RuntimeDirectory", path.c_str(),
+        sizeof sa.sun_path - 1);
+    return {};
+  }
+  memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  // Blocking: the app calls accept() on it, and php-cgi exits on EAGAIN.
+  unique_fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    log(Level::err, "socket for %s failed: %s", path.c_str(), strerror(errno));
+    return {};
+  }
+  (void)unlinkat(dir_fd, name.c_str(), 0);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    log(Level::err, "bind to %s failed: %s", path.c_str(), strerror(errno));
+    return {};
+  }
+  if (fchownat(dir_fd, name.c_str(), id.uid, id.gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+      fchmodat(dir_fd, name.c_str(), 0600, 0) != 0) {
+    log(Level::err, "cannot give %s to uid %u: %s", path.c_str(), static_cast<unsigned>(id.uid), strerror(errno));
+    return {};
+  }
+  if (listen(fd.get(), backlog) != 0) {
+    log(Level::err, "listen on %s failed: %s", path.c_str(), strerror(errno));
+    return {};
+  }
+  return fd;
+}
+
+bool connection_pending(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+std::string read_small(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+[[noreturn]] void app_main(const FastCgiPool& p) {
+  log_set_role("fastcgi " + p.vhost);
+  // Counted and confined with its vhost before it runs a line of the app.
+  if (!p.cgroup.empty() && !cgroup_join(p.cgroup)) {
+    log(Level::err, "cannot move the FastCGI app into %s: %s", p.cgroup.c_str(), strerror(errno));
+    _exit(1);
+  }
+  (void)setsid();
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int s : {SIGPIPE, SIGHUP, SIGTERM, SIGCHLD, SIGINT}) signal(s, SIG_DFL);
+  limit_bounding_set();
+  become_tenant(p.identity, p.nice);
+  if (chdir(p.document_root.c_str()) != 0 && chdir("/") != 0) _exit(1);
+  if (access(p.program.c_str(), X_OK) != 0) {
+    log(Level::err, "%s is not executable by uid %u: %s", p.program.c_str(), static_cast<unsigned>(p.identity.uid),
+        strerror(errno));
+    _exit(127);
+  }
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  // fd 0 is the listening socket (the FastCGI convention); nothing of the app reaches itk's journal
+  // except through the request's FCGI_STDERR, which the worker logs under the vhost's name.
+  if (null < 0 || dup2(p.listener.get(), 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
+  close_range(3, ~0U, 0);
+  std::string max_requests = strprintf("PHP_FCGI_MAX_REQUESTS=%u", p.max_requests);
+  const char* envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", max_requests.c_str(), nullptr};
+  const char* argv[] = {p.program.c_str(), nullptr};
+  execve(p.program.c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+  _exit(127);
+}
+
+}  // namespace
+
+FastCgiPools::FastCgiPools() = default;
+FastCgiPools::~FastCgiPools() = default;
+
+bool FastCgiPools::init(std::string& error) {
+  std::string run = "/run/itk";
+  if (const char* r = getenv("RUNTIME_DIRECTORY"); r && r[0] == '/') {
+    run = r;
+    run = run.substr(0, run.find(':'));  // several RuntimeDirectory= entries: the first
+  }
+  std::string base = run + "/fastcgi";
+  if (mkdir(run.c_str(), 0755) != 0 && errno != EEXIST) {
+    error = strprintf("cannot create %s: %s (set RuntimeDirectory=itk in itk.service)", run.c_str(), strerror(errno));
+    init_error_ = error;
+    return false;
+  }
+  if (mkdir(base.c_str(), 0711) != 0 && errno != EEXIST) {
+    error = strprintf("cannot create %s: %s", base.c_str(), strerror(errno));
+    init_error_ = error;
+    return false;
+  }
+  unique_fd fd(open(base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd || fchown(fd.get(), 0, 0) != 0 || fchmod(fd.get(), 0711) != 0) {
+    error = strprintf("cannot make %s root's with mode 0711: %s", base.c_str(), strerror(errno));
+    init_error_ = error;
+    return false;
+  }
+  // Sockets of an earlier run: nothing listens on them any more.
+  if (DIR* d = fdopendir(dup(fd.get()))) {
+    std::vector<std::string> names;
+    while (dirent* e = readdir(d))
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+    closedir(d);
+    for (const std::string& n : names) remove_tree(fd.get(), n.c_str());
+  }
+  // Tenants' workers must be able to walk down to their own directory.
+  struct stat st {};
+  if (stat(run.c_str(), &st) == 0 && (st.st_mode & 0001) == 0)
+    log(Level::warning, "%s is not searchable by others (mode %03o): workers cannot reach their FastCGI sockets",
+        run.c_str(), st.st_mode & 0777);
+  base_ = base;
+  return true;
+}
+
+void FastCgiPools::sync(Config& cfg, const CgroupTree& cgroups) {
+  for (auto& p : pools_) p->claimed = false;
+  struct Wanted {
+    VHost* vh;
+    FastCgiApp* app;
+    std::string key;
+    std::string cgroup;
+    FastCgiPool* pool = nullptr;
+  };
+  std::vector<Wanted> wanted;
+  for (VHost& vh : cfg.vhosts) {
+    for (FastCgiApp& app : vh.fastcgi.apps) {
+      std::string cg = cgroups.enabled ? cgroup_fastcgi_dir(cgroups, vh) : "";
+      Wanted w{&vh, &app, pool_key(vh, app, cg), cg};
+      for (auto& p : pools_) {
+        if (!p->retired && !p->claimed && p->key == w.key && p->listener) {
+          p->claimed = true;
+          w.pool = p.get();
+          break;
+        }
+      }
+      wanted.push_back(std::move(w));
+    }
+  }
+  if (!wanted.empty() && !tried_init_) {
+    tried_init_ = true;
+    std::string error;
+    if (!init(error)) log(Level::err, "FastCGI: %s", error.c_str());
+  }
+  // Retire what is no longer wanted first: a new pool may take over its socket path.
+  for (auto& p : pools_) {
+    if (p->retired || p->claimed) continue;
+    p->retired = true;
+    if (p->listener) (void)unlink(p->socket_path.c_str());
+    p->listener.reset();
+    stop_pool(*p, "its vhost or app changed or was removed");
+  }
+  std::vector<std::string> dirs_in_use;
+  for (Wanted& w : wanted) {
+    const VHost& vh = *w.vh;
+    auto [it, added] = dir_ids_.emplace(vh.server_name, next_dir_id_);
+    if (added) next_dir_id_++;
+    std::string dir = base_.empty() ? "" : base_ + "/" + std::to_string(it->second);
+    if (!dir.empty() && std::find(dirs_in_use.begin(), dirs_in_use.end(), dir) == dirs_in_use.end())
+      dirs_in_use.push_back(dir);
+    FastCgiPool* p = w.pool;
+    if (!p && !dir.empty()) {
+      unique_fd dfd(prepare_vhost_dir(dir, vh.identity.uid, vh.identity.gid));
+      std::string name = w.app->extension.substr(1) + ".sock";
+      unique_fd l;
+      if (dfd) l = make_listener(dfd.get(), dir, name, vh.identity, static_cast<int>(vh.fastcgi.max_processes));
+      if (l) {
+        auto np = std::make_unique<FastCgiPool>();
+        np->key = w.key;
+        np->vhost = vh.server_name;
+        np->extension = w.app->extension;
+        np->program = w.app->program;
+        np->identity = vh.identity;
+        if (vh.has_nice) np->nice = vh.nice_value;
+        np->document_root = vh.document_root;
+        np->cgroup = w.cgroup;
+        np->socket_path = dir + "/" + name;
+        np->listener = std::move(l);
+        np->claimed = true;
+        p = np.get();
+        pools_.push_back(std::move(np));
+      }
+    } else if (p) {
+      // A kept pool: its uid may be the same while the directory was made for an earlier one.
+      unique_fd dfd(prepare_vhost_dir(dir, vh.identity.uid, vh.identity.gid));
+      if (p->max_processes != vh.fastcgi.max_processes)
+        (void)listen(p->listener.get(), static_cast<int>(vh.fastcgi.max_processes));
+    }
+    if (!p) {
+      log(Level::err, "vhost %s: FastCGI %s %s has no socket%s%s; its requests get 503", vh.server_name.c_str(),
+          w.app->extension.c_str(), w.app->program.c_str(), init_error_.empty() ? "" : ": ", init_error_.c_str());
+      w.app->socket.clear();
+      continue;
+    }
+    p->max_processes = vh.fastcgi.max_processes;
+    p->idle_timeout = vh.fastcgi.idle_timeout;
+    p->max_requests = vh.fastcgi.max_requests;
+    w.app->socket = p->socket_path;
+  }
+  // Directories of vhosts without FastCGI now.
+  if (!base_.empty()) {
+    unique_fd bfd(open(base_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    for (auto it = dir_ids_.begin(); bfd && it != dir_ids_.end(); ++it) {
+      std::string dir = base_ + "/" + std::to_string(it->second);
+      if (std::find(dirs_in_use.begin(), dirs_in_use.end(), dir) == dirs_in_use.end())
+        remove_tree(bfd.get(), std::to_string(it->second).c_str());
+    }
+  }
+  // Retired pools with no process left go now.
+  std::vector<FastCgiPool*> done;
+  for (auto& p : pools_)
+    if (p->retired && p->procs.empty()) done.push_back(p.get());
+  for (FastCgiPool* p : done) pool_emptied(*p);
+}
+
+void FastCgiPools::add_poll_fds(std::vector<pollfd>& fds) {
+  polled_.clear();
+  if (stopping_) return;
+  int64_t now = now_ms();
+  for (auto& p : pools_) {
+    if (p->retired || !p->listener || p->check_at || now < p->rearm_at || now < p->backoff_until) continue;
+    if (p->procs.size() >= p->max_processes) continue;
+    fds.push_back({p->listener.get(), POLLIN, 0});
+    polled_.push_back(p.get());
+  }
+}
+
+void FastCgiPools::on_poll(const std::vector<pollfd>& fds, size_t first) {
+  int64_t now = now_ms();
+  for (size_t i = 0; i < polled_.size() && first + i < fds.size(); i++) {
+    if (!(fds[first + i].revents & POLLIN)) continue;
+    FastCgiPool& p = *polled_[i];
+    // With a process of its own waiting in accept() the connection is about to be taken: look again shortly.
+    if (p.live() == 0) spawn(p, now);
+    else p.check_at = now + kBusyCheckMs;
+  }
+  polled_.clear();
+}
+
+void FastCgiPools::spawn(FastCgiPool& p, int64_t now) {
+  pid_t pid = fork();
+  if (pid < 0) {
+    log(Level::err, "fork of a FastCGI app for %s failed: %s; retrying in 1 s", p.vhost.c_str(), strerror(errno));
+    p.backoff_until = now + 1000;
+    return;
+  }
+  if (pid == 0) app_main(p);
+  AppProcess a;
+  a.pid = pid;
+  a.started_ms = now;
+  p.procs.push_back(a);
+  p.rearm_at = now + kStartGraceMs;
+  p.last_active = now;
+  log(Level::info, "vhost %s: started FastCGI app %s (pid %d, %zu of at most %u)", p.vhost.c_str(), p.program.c_str(),
+      pid, p.procs.size(), p.max_processes);
+}
+
+void FastCgiPools::stop_pool(FastCgiPool& p, const char* why) {
+  size_t n = 0;
+  for (AppProcess& a : p.procs) {
+    if (a.terminating) continue;
+    a.terminating = true;
+    (void)kill(a.pid, SIGTERM);
+    n++;
+  }
+  if (n) log(Level::info, "vhost %s: stopping %zu FastCGI process(es) of %s: %s", p.vhost.c_str(), n, p.program.c_str(), why);
+}
+
+// A pool's last process ended: whatever its requests left running in the vhost's FastCGI cgroup ends
+// too, once no pool of that vhost has a process; a retired pool is forgotten.
+void FastCgiPools::pool_emptied(FastCgiPool& p) {
+  polled_.clear();
+  if (!p.cgroup.empty()) {
+    bool busy = false, wanted = false;
+    for (auto& o : pools_) {
+      if (o->cgroup != p.cgroup) continue;
+      busy = busy || !o->procs.empty();
+      wanted = wanted || !o->retired;
+    }
+    if (!busy) {
+      if (!wanted) (void)cgroup_kill_and_remove(p.cgroup);
+      else if (read_small(p.cgroup + "/cgroup.events").find("populated 1") != std::string::npos) {
+        log(Level::info, "vhost %s: ending what its FastCGI requests left running", p.vhost.c_str());
+        std::ofstream(p.cgroup + "/cgroup.kill") << "1";
+      }
+    }
+  }
+  if (p.retired)
+    std::erase_if(pools_, [&p](const std::unique_ptr<FastCgiPool>& o) { return o.get() == &p; });
+}
+
+int64_t FastCgiPools::tick(int64_t now) {
+  int64_t next = now + kSampleMs;
+  for (auto& p : pools_) {
+    if (p->check_at && now >= p->check_at) {
+      p->check_at = 0;
+      if (!stopping_ && !p->retired && p->listener && p->procs.size() < p->max_processes && now >= p->backoff_until &&
+          connection_pending(p->listener.get()))
+        spawn(*p, now);
+    }
+    for (int64_t t : {p->check_at, p->rearm_at, p->backoff_until})
+      if (t > now) next = std::min(next, t);
+  }
+  if (now >= next_sample_) {
+    next_sample_ = now + kSampleMs;
+    for (auto& p : pools_) {
+      if (p->procs.empty() || p->retired) continue;
+      // Served requests show as CPU time in the kernel's own accounting; nothing the app wrote is read.
+      for (AppProcess& a : p->procs) {
+        std::string s = read_small("/proc/" + std::to_string(a.pid) + "/schedstat");
+        if (s != a.last_sample) {
+          a.last_sample = std::move(s);
+          p->last_active = now;
+        }
+      }
+      if (p->idle_timeout && now - p->last_active >= static_cast<int64_t>(p->idle_timeout) * 1000)
+        stop_pool(*p, strprintf("no requests for %u s (FastCGIIdleTimeout)", p->idle_timeout).c_str());
+    }
+  }
+  return std::max<int64_t>(0, std::min(next, next_sample_) - now);
+}
+
+bool FastCgiPools::on_exit(pid_t pid, int status) {
+  for (auto& pp : pools_) {
+    FastCgiPool& p = *pp;
+    auto it = std::find_if(p.procs.begin(), p.procs.end(), [pid](const AppProcess& a) { return a.pid == pid; });
+    if (it == p.procs.end()) continue;
+    AppProcess a = *it;
+    p.procs.erase(it);
+    int64_t now = now_ms();
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    bool expected = a.terminating && (clean || (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM));
+    if (!expected && !clean) {
+      if (WIFSIGNALED(status))
+        log(Level::warning, "vhost %s: FastCGI app %s (pid %d) was killed by signal %d (%s)", p.vhost.c_str(),
+            p.program.c_str(), pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+      else
+        log(Level::warning, "vhost %s: FastCGI app %s (pid %d) exited with status %d", p.vhost.c_str(), p.program.c_str(),
+            pid, WEXITSTATUS(status));
+      if (now - a.started_ms < kFastFailureMs) {
+        p.fast_failures = std::min(p.fast_failures + 1, 7u);
+        p.backoff_until = now + (100LL << p.fast_failures);
+        log(Level::warning, "vhost %s: FastCGI app %s fails at start; next attempt in %lld ms", p.vhost.c_str(),
+            p.program.c_str(), static_cast<long long>(p.backoff_until - now));
+      }
+    } else if (!a.terminating) {
+      p.fast_failures = 0;  // recycled after FastCGIMaxRequests: started again on demand
+    }
+    if (p.procs.empty()) pool_emptied(p);
+    return true;
+  }
+  return false;
+}
+
+void FastCgiPools::stop_all() {
+  stopping_ = true;
+  for (auto& p : pools_) stop_pool(*p, "itk is stopping");
+}
+
+void FastCgiPools::kill_all() {
+  for (auto& p : pools_) {
+    for (AppProcess& a : p->procs) (void)kill(a.pid, SIGKILL);
+    if (!p->cgroup.empty()) std::ofstream(p->cgroup + "/cgroup.kill") << "1";
+  }
+}
+
+void FastCgiPools::remove_sockets() {
+  for (auto& p : pools_) p->listener.reset();
+  if (base_.empty()) return;
+  unique_fd bfd(open(base_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!bfd) return;
+  for (const auto& [name, id] : dir_ids_) remove_tree(bfd.get(), std::to_string(id).c_str());
+}
+
+size_t FastCgiPools::processes() const {
+  size_t n = 0;
+  for (const auto& p : pools_) n += p->procs.size();
+  return n;
+}
+
+bool FastCgiPools::any_configured() const {
+  for (const auto& p : pools_)
+    if (!p->retired) return true;
+  return false;
+}
+
+}  // namespace itk

@@ -1,0 +1,238 @@
+// CGI and FastCGI in the worker, the parts they share: environment, chunked body spool, stderr log,
+// and relaying the script's header block and body to the client.
+#include "script_io.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "body_decoder.h"
+#include "cgi_env.h"
+#include "cgi_response.h"
+#include "config.h"
+#include "http_response.h"
+#include "io.h"
+#include "log.h"
+
+namespace itk {
+namespace {
+
+constexpr size_t kMaxCgiHead = 65536;
+
+std::string sockaddr_host(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof buf);
+  else if (ss.ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, buf, sizeof buf);
+  return buf;
+}
+
+std::string sockaddr_port(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) return std::to_string(ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port));
+  if (ss.ss_family == AF_INET6) return std::to_string(ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port));
+  return {};
+}
+
+}  // namespace
+
+std::vector<std::string> script_environment(const VHost& vh, const RequestHead& head, const ClientConn& conn,
+                                            const std::string& script_name, const std::string& script_filename,
+                                            const std::string& path_info) {
+  CgiRequest req;
+  req.vhost = &vh;
+  req.head = &head;
+  req.script_name = script_name;
+  req.script_filename = script_filename;
+  req.path_info = path_info;
+  std::string_view target = head.target;
+  size_t q = target.find('?');
+  req.query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(conn.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    req.remote_addr = sockaddr_host(ss);
+    req.remote_port = sockaddr_port(ss);
+  }
+  len = sizeof ss;
+  if (getsockname(conn.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    req.server_addr = sockaddr_host(ss);
+    req.server_port = sockaddr_port(ss);
+  }
+  return cgi_environment(req);
+}
+
+ResponseOutcome answer_error(ClientConn& conn, int status, bool keep_alive, bool head_only, std::string_view extra) {
+  return {conn_write_all(conn, error_response(status, keep_alive, extra, head_only)), status, keep_alive};
+}
+
+void StderrLog::add(const char* data, size_t n) {
+  pending_.append(data, n);
+  size_t eol;
+  while ((eol = pending_.find('\n')) != std::string::npos) {
+    emit(pending_.substr(0, eol));
+    pending_.erase(0, eol + 1);
+  }
+  if (pending_.size() > 4096) {
+    emit(pending_);
+    pending_.clear();
+  }
+}
+
+void StderrLog::flush() {
+  if (!pending_.empty()) emit(pending_);
+  pending_.clear();
+}
+
+void StderrLog::emit(const std::string& line) {
+  log(Level::warning, "%s: %.*s", script_.c_str(), static_cast<int>(std::min<size_t>(line.size(), 4096)), line.c_str());
+}
+
+int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, unsigned timeout_s, unique_fd& out,
+                  uint64_t& size, const char*& why) {
+  out.reset(memfd_create("itk-request-body", MFD_CLOEXEC));
+  if (!out) {
+    why = "memfd_create failed";
+    return 500;
+  }
+  std::string decoded;
+  int64_t deadline = now_ms() + static_cast<int64_t>(timeout_s) * 1000;
+  for (;;) {
+    size_t used = 0;
+    BodyDecoder::State st = body.feed(buffered, decoded, used);
+    buffered.erase(0, used);
+    if (!decoded.empty()) {
+      if (!write_all_fd(out.get(), decoded)) {
+        why = "writing the request body to memory failed";
+        return 500;
+      }
+      decoded.clear();
+    }
+    if (st == BodyDecoder::State::complete) break;
+    if (st == BodyDecoder::State::error) {
+      why = body.error_reason();
+      return body.error_status();
+    }
+    if (conn_buffered(conn) == 0) {
+      pollfd p{conn.fd, POLLIN, 0};
+      int64_t left = deadline - now_ms();
+      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
+        why = "request body not received within Timeout";
+        return 408;
+      }
+    }
+    char tmp[65536];
+    ssize_t n = conn_read(conn, tmp, sizeof tmp);
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+      why = "client closed the connection during the request body";
+      return -1;
+    }
+    if (n > 0) {
+      buffered.append(tmp, static_cast<size_t>(n));
+      deadline = now_ms() + static_cast<int64_t>(timeout_s) * 1000;
+    }
+  }
+  size = body.decoded();
+  if (lseek(out.get(), 0, SEEK_SET) != 0) {
+    why = "lseek on the request body failed";
+    return 500;
+  }
+  return 0;
+}
+
+bool ScriptResponse::head_complete() const { return find_cgi_head_end(head_buf_) != std::string::npos; }
+
+ScriptResponse::Fed ScriptResponse::feed(const char* data, size_t n, bool body_done) {
+  if (head_sent_) return write_body(data, n) ? Fed::ok : Fed::client_gone;
+  head_buf_.append(data, n);
+  if (find_cgi_head_end(head_buf_) != std::string::npos) {
+    if (start(body_done)) return Fed::ok;
+    return head_sent_ ? Fed::client_gone : Fed::bad_head;
+  }
+  if (head_buf_.size() > kMaxCgiHead) {
+    log(Level::err, "%s: no end of the header block within 64 KiB", script_.c_str());
+    return Fed::bad_head;
+  }
+  return Fed::ok;
+}
+
+void ScriptResponse::answered_elsewhere(int status) {
+  head_sent_ = true;
+  discard_body_ = true;
+  status_ = status;
+}
+
+bool ScriptResponse::write_body(const char* data, size_t n) {
+  if (discard_body_ || n == 0) return true;
+  if (declared_) {
+    if (sent_ >= *declared_) {
+      keep_alive_ = false;  // the script wrote more than it declared: the extra is dropped
+      return true;
+    }
+    n = static_cast<size_t>(std::min<uint64_t>(n, *declared_ - sent_));
+  }
+  bool ok;
+  if (chunked_out_) {
+    std::string frame = strprintf("%zx\r\n", n);
+    frame.append(data, n);
+    frame += "\r\n";
+    ok = conn_write_all(conn_, frame);
+  } else {
+    ok = conn_write_all(conn_, std::string_view(data, n));
+  }
+  sent_ += n;
+  return ok;
+}
+
+bool ScriptResponse::start(bool body_done) {
+  size_t end = find_cgi_head_end(head_buf_);
+  CgiHead ch;
+  std::string err = parse_cgi_head(std::string_view(head_buf_).substr(0, end), ch);
+  if (!err.empty()) {
+    log(Level::err, "%s: malformed response header block: %s", script_.c_str(), err.c_str());
+    return false;
+  }
+  if (ch.local_redirect) {
+    local_redirect_ = *ch.location;
+    discard_body_ = true;
+    head_sent_ = true;  // nothing goes to the client from this script
+    return true;
+  }
+  const bool is_head = head_.method == "HEAD";
+  status_ = ch.status;
+  declared_ = ch.content_length;
+  const bool no_body = is_head || status_ == 204 || status_ == 304 || status_ < 200;
+  if (!declared_ && !no_body) {
+    if (head_.version_minor >= 1) chunked_out_ = true;
+    else keep_alive_ = false;  // HTTP/1.0 without a length: the end of the body is the close
+  }
+  // The connection can carry another request only once this one's body has been read to its end;
+  // if the script answers before that, say now that the connection will close.
+  if (!body_done) keep_alive_ = false;
+  std::string out = strprintf("HTTP/1.1 %d %s\r\nDate: %s\r\nServer: itk\r\n", status_,
+                              ch.reason.empty() ? status_text(status_) : ch.reason.c_str(), http_date(time(nullptr)).c_str());
+  for (const auto& [n, v] : ch.headers) out += n + ": " + v + "\r\n";
+  if (declared_ && status_ != 304 && status_ != 204)
+    out += strprintf("Content-Length: %llu\r\n", static_cast<unsigned long long>(*declared_));
+  if (chunked_out_) out += "Transfer-Encoding: chunked\r\n";
+  out += keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+  out += "\r\n";
+  head_sent_ = true;
+  discard_body_ = no_body;
+  if (!conn_write_all(conn_, out, true)) return false;
+  std::string rest = head_buf_.substr(end);
+  head_buf_.clear();
+  return write_body(rest.data(), rest.size());
+}
+
+bool ScriptResponse::finish(bool cut_off) {
+  if (chunked_out_ && !cut_off) return conn_write_all(conn_, "0\r\n\r\n");
+  return true;
+}
+
+}  // namespace itk
