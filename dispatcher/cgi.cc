@@ -248,6 +248,11 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
       body_stalled = true;
       break;
     }
+    // What the script printed so far leaves before we wait for more.
+    if (!resp.flush()) {
+      client_gone = true;
+      break;
+    }
     pollfd fds[5];
     int n = 0, i_out = -1, i_err = -1, i_in = -1, i_client = -1, i_pid = -1;
     if (out_r) fds[i_out = n++] = {out_r.get(), POLLIN, 0};

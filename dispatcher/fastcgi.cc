@@ -174,6 +174,11 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
       body_stalled = true;
       break;
     }
+    // What the script printed so far leaves before we wait for more.
+    if (!resp.flush()) {
+      client_gone = true;
+      break;
+    }
     pollfd fds[2] = {{sock.get(), static_cast<short>(POLLIN | (out.empty() ? 0 : POLLOUT)), 0},
                      {conn.fd, static_cast<short>((want_body ? POLLIN : 0) | POLLRDHUP), 0}};
     if (want_body) left = std::min<int64_t>(left, static_cast<int64_t>(sc.timeout) * 1000);

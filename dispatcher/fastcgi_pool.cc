@@ -37,6 +37,9 @@ constexpr int64_t kStartGraceMs = 50;
 constexpr int64_t kSampleMs = 1000;
 // An app that dies within this long of its start counts as failing to start.
 constexpr int64_t kFastFailureMs = 1000;
+// After this many failed starts in a row, requests waiting for the app are answered (502) instead
+// of waiting for a start that keeps failing.
+constexpr unsigned kFailingStarts = 3;
 
 struct AppProcess {
   pid_t pid = 0;
@@ -70,6 +73,7 @@ struct FastCgiPool {
   unsigned fast_failures = 0;
   int64_t last_active = 0;
 
+  bool failing() const { return fast_failures >= kFailingStarts && procs.empty(); }
   size_t live() const {
     size_t n = 0;
     for (const AppProcess& a : procs) n += !a.terminating;
@@ -196,6 +200,21 @@ unique_fd make_listener(int dir_fd, const std::string& dir, const std::string& n
 bool connection_pending(int fd) {
   pollfd p{fd, POLLIN, 0};
   return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+// A pool whose app keeps failing at start and has no process: the connections waiting for it are
+// accepted and closed unread, so their workers answer 502 now. With no app process holding the
+// socket, nobody else can take a connection between the poll and the accept.
+void refuse_waiting(FastCgiPool& p) {
+  size_t n = 0;
+  while (connection_pending(p.listener.get())) {
+    unique_fd c(accept4(p.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c) break;
+    n++;
+  }
+  if (n)
+    log(Level::err, "vhost %s: FastCGI app %s keeps failing at start; %zu waiting request(s) answered 502",
+        p.vhost.c_str(), p.program.c_str(), n);
 }
 
 std::string read_small(const std::string& path) {
@@ -387,7 +406,8 @@ void FastCgiPools::add_poll_fds(std::vector<pollfd>& fds) {
   if (stopping_) return;
   int64_t now = now_ms();
   for (auto& p : pools_) {
-    if (p->retired || !p->listener || p->check_at || now < p->rearm_at || now < p->backoff_until) continue;
+    if (p->retired || !p->listener || p->check_at || now < p->rearm_at) continue;
+    if (now < p->backoff_until && !p->failing()) continue;
     if (p->procs.size() >= p->max_processes) continue;
     fds.push_back({p->listener.get(), POLLIN, 0});
     polled_.push_back(p.get());
@@ -399,6 +419,10 @@ void FastCgiPools::on_poll(const std::vector<pollfd>& fds, size_t first) {
   for (size_t i = 0; i < polled_.size() && first + i < fds.size(); i++) {
     if (!(fds[first + i].revents & POLLIN)) continue;
     FastCgiPool& p = *polled_[i];
+    if (now < p.backoff_until) {
+      refuse_waiting(p);
+      continue;
+    }
     // With a process of its own waiting in accept() the connection is about to be taken: look again shortly.
     if (p.live() == 0) spawn(p, now);
     else p.check_at = now + kBusyCheckMs;
@@ -506,15 +530,19 @@ bool FastCgiPools::on_exit(pid_t pid, int status) {
       else
         log(Level::warning, "vhost %s: FastCGI app %s (pid %d) exited with status %d", p.vhost.c_str(), p.program.c_str(),
             pid, WEXITSTATUS(status));
-      if (now - a.started_ms < kFastFailureMs) {
-        p.fast_failures = std::min(p.fast_failures + 1, 7u);
-        p.backoff_until = now + (100LL << p.fast_failures);
-        log(Level::warning, "vhost %s: FastCGI app %s fails at start; next attempt in %lld ms", p.vhost.c_str(),
-            p.program.c_str(), static_cast<long long>(p.backoff_until - now));
-      }
-    } else if (!a.terminating) {
-      p.fast_failures = 0;  // recycled after FastCGIMaxRequests: started again on demand
     }
+    // A process that ends within a second of its start, whatever its status, did not start: the
+    // pool backs off. An outside SIGKILL (an operator, the OOM killer) says nothing either way.
+    bool killed = WIFSIGNALED(status) && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM);
+    if (now - a.started_ms >= kFastFailureMs) {
+      p.fast_failures = 0;
+    } else if (!a.terminating && !killed) {
+      p.fast_failures = std::min(p.fast_failures + 1, 7u);
+      p.backoff_until = now + (100LL << p.fast_failures);
+      log(Level::warning, "vhost %s: FastCGI app %s fails at start; next attempt in %lld ms", p.vhost.c_str(),
+          p.program.c_str(), static_cast<long long>(p.backoff_until - now));
+    }
+    if (p.failing() && p.listener) refuse_waiting(p);
     if (p.procs.empty()) pool_emptied(p);
     return true;
   }

@@ -24,6 +24,8 @@ namespace itk {
 namespace {
 
 constexpr size_t kMaxCgiHead = 65536;
+// Held output beyond this is sent at once: memory stays bounded whatever the script prints.
+constexpr size_t kMaxHeldOutput = 65536;
 
 std::string sockaddr_host(const sockaddr_storage& ss) {
   char buf[INET6_ADDRSTRLEN] = "";
@@ -176,16 +178,21 @@ bool ScriptResponse::write_body(const char* data, size_t n) {
     }
     n = static_cast<size_t>(std::min<uint64_t>(n, *declared_ - sent_));
   }
-  bool ok;
   if (chunked_out_) {
-    std::string frame = strprintf("%zx\r\n", n);
-    frame.append(data, n);
-    frame += "\r\n";
-    ok = conn_write_all(conn_, frame);
+    out_ += strprintf("%zx\r\n", n);
+    out_.append(data, n);
+    out_ += "\r\n";
   } else {
-    ok = conn_write_all(conn_, std::string_view(data, n));
+    out_.append(data, n);
   }
   sent_ += n;
+  return out_.size() < kMaxHeldOutput || flush();
+}
+
+bool ScriptResponse::flush() {
+  if (out_.empty()) return true;
+  bool ok = conn_write_all(conn_, out_);
+  out_.clear();
   return ok;
 }
 
@@ -224,15 +231,15 @@ bool ScriptResponse::start(bool body_done) {
   out += "\r\n";
   head_sent_ = true;
   discard_body_ = no_body;
-  if (!conn_write_all(conn_, out, true)) return false;
+  out_ += out;
   std::string rest = head_buf_.substr(end);
   head_buf_.clear();
   return write_body(rest.data(), rest.size());
 }
 
 bool ScriptResponse::finish(bool cut_off) {
-  if (chunked_out_ && !cut_off) return conn_write_all(conn_, "0\r\n\r\n");
-  return true;
+  if (chunked_out_ && !cut_off) out_ += "0\r\n\r\n";
+  return flush();
 }
 
 }  // namespace itk

@@ -57,8 +57,12 @@ class ScriptResponse {
   // Script output bytes. `body_done`: the request body was read to its end (else the connection
   // must close after this response). bad_head: malformed or over-long header block, nothing sent.
   Fed feed(const char* data, size_t n, bool body_done);
-  // Ends the body (the last chunk) unless the script was cut off. False when the client is gone.
+  // Ends the body (the last chunk) unless the script was cut off, and sends what is held.
+  // False when the client is gone.
   bool finish(bool cut_off);
+  // Sends what is held: output is collected between waits so that a short response leaves in one
+  // send. Call before waiting for more script output. False when the client is gone.
+  bool flush();
   // Someone else answered (an error before the script's head): nothing more goes out.
   void answered_elsewhere(int status);
 
@@ -79,6 +83,7 @@ class ScriptResponse {
   std::string script_;
   bool& keep_alive_;
   std::string head_buf_;
+  std::string out_;  // status line, headers and body bytes not yet sent
   bool head_sent_ = false, chunked_out_ = false, discard_body_ = false;
   std::optional<uint64_t> declared_;
   uint64_t sent_ = 0;
