@@ -162,25 +162,12 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
 
   // --- request body ---
   BodyDecoder body(head.content_length, head.chunked, sc.limit_request_body);
-  if (head.expect_continue && head.has_body() && buffered.empty())
-    (void)conn_write_all(conn, "HTTP/1.1 100 Continue\r\n\r\n");
-  RequestHead env_head = head;
+  RequestHead env_head;
   unique_fd stdin_fd;
   unique_fd body_pipe;  // our end, when the body is streamed
-  if (head.chunked) {
-    uint64_t size = 0;
-    const char* why = "";
-    int status = spool_chunked(conn, body, buffered, sc.timeout, stdin_fd, size, why);
-    if (status != 0) {
-      log(Level::info, "request body refused: %s", why);
-      if (status > 0) result.response = answer_error(conn, status, false, is_head);
-      else result.response = {false, 400, false};
-      return result;
-    }
-    env_head.chunked = false;
-    env_head.content_length = size;
-    std::erase_if(env_head.headers, [](const auto& h) { return h.first == "transfer-encoding"; });
-  } else if (head.has_body()) {
+  if (!prepare_body(conn, head, body, buffered, sc.timeout, env_head, stdin_fd, result.response)) return result;
+  // A chunked body is in stdin_fd (a memory file) already; others are streamed or empty.
+  if (!head.chunked && head.has_body()) {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
       result.response = answer_error(conn, 500, false, is_head);
@@ -189,7 +176,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
     stdin_fd.reset(p[0]);
     body_pipe.reset(p[1]);
     (void)fcntl(body_pipe.get(), F_SETFL, O_NONBLOCK);
-  } else {
+  } else if (!head.chunked) {
     stdin_fd.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
   }
 
@@ -273,17 +260,9 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
     }
     if (want_body && (fds[i_client].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
       {
-        char tmp[65536];
-        if (buffered.empty()) {
-          ssize_t r = conn_read(conn, tmp, sizeof tmp);
-          if (r == 0 || (r < 0 && errno != EAGAIN)) {
-            client_gone = true;
-            break;
-          }
-          if (r > 0) {
-            buffered.append(tmp, static_cast<size_t>(r));
-            body_progress = now_ms();
-          }
+        if (buffered.empty() && !read_body_bytes(conn, buffered, body_progress)) {
+          client_gone = true;
+          break;
         }
         size_t used = 0;
         BodyDecoder::State st = body.feed(buffered, to_child, used);

@@ -79,24 +79,9 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
 
   // --- request body: chunked ones are spooled first, so that CONTENT_LENGTH is known ---
   BodyDecoder body(head.content_length, head.chunked, sc.limit_request_body);
-  if (head.expect_continue && head.has_body() && buffered.empty())
-    (void)conn_write_all(conn, "HTTP/1.1 100 Continue\r\n\r\n");
-  RequestHead env_head = head;
+  RequestHead env_head;
   unique_fd spool;
-  if (head.chunked) {
-    uint64_t size = 0;
-    const char* why = "";
-    int status = spool_chunked(conn, body, buffered, sc.timeout, spool, size, why);
-    if (status != 0) {
-      log(Level::info, "request body refused: %s", why);
-      if (status > 0) result.response = answer_error(conn, status, false, is_head);
-      else result.response = {false, 400, false};
-      return result;
-    }
-    env_head.chunked = false;
-    env_head.content_length = size;
-    std::erase_if(env_head.headers, [](const auto& h) { return h.first == "transfer-encoding"; });
-  }
+  if (!prepare_body(conn, head, body, buffered, sc.timeout, env_head, spool, result.response)) return result;
   std::vector<std::string> env = script_environment(vh, env_head, conn, m.script_name, script_filename, m.path_info);
 
   int fd = connect_pool(app.socket);
@@ -191,15 +176,9 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
       break;
     }
     if (want_body && (fds[1].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
-      char tmp[65536];
-      ssize_t r = conn_read(conn, tmp, sizeof tmp);
-      if (r == 0 || (r < 0 && errno != EAGAIN)) {
+      if (!read_body_bytes(conn, buffered, body_progress)) {
         client_gone = true;
         break;
-      }
-      if (r > 0) {
-        buffered.append(tmp, static_cast<size_t>(r));
-        body_progress = now_ms();
       }
     }
     if (fds[0].revents & POLLOUT) {

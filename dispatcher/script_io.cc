@@ -147,6 +147,38 @@ int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, un
   return 0;
 }
 
+bool prepare_body(ClientConn& conn, const RequestHead& head, BodyDecoder& body, std::string& buffered,
+                  unsigned timeout_s, RequestHead& env_head, unique_fd& spool, ResponseOutcome& answered) {
+  if (head.expect_continue && head.has_body() && buffered.empty())
+    (void)conn_write_all(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+  env_head = head;
+  if (!head.chunked) return true;
+  uint64_t size = 0;
+  const char* why = "";
+  int status = spool_chunked(conn, body, buffered, timeout_s, spool, size, why);
+  if (status != 0) {
+    log(Level::info, "request body refused: %s", why);
+    if (status > 0) answered = answer_error(conn, status, false, head.method == "HEAD");
+    else answered = {false, 400, false};
+    return false;
+  }
+  env_head.chunked = false;
+  env_head.content_length = size;
+  std::erase_if(env_head.headers, [](const auto& h) { return h.first == "transfer-encoding"; });
+  return true;
+}
+
+bool read_body_bytes(ClientConn& conn, std::string& buffered, int64_t& progress) {
+  char tmp[65536];
+  ssize_t r = conn_read(conn, tmp, sizeof tmp);
+  if (r == 0 || (r < 0 && errno != EAGAIN)) return false;
+  if (r > 0) {
+    buffered.append(tmp, static_cast<size_t>(r));
+    progress = now_ms();
+  }
+  return true;
+}
+
 bool ScriptResponse::head_complete() const { return find_cgi_head_end(head_buf_) != std::string::npos; }
 
 ScriptResponse::Fed ScriptResponse::feed(const char* data, size_t n, bool body_done) {

@@ -32,6 +32,16 @@ class BodyDecoder;
 int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, unsigned timeout_s, unique_fd& out,
                   uint64_t& size, const char*& why);
 
+// The request body's first step for CGI and FastCGI: "100 Continue" when asked for, and a chunked
+// body spooled into `spool` with `env_head` (a copy of the head) rewritten to carry its length.
+// False when the request was answered (or the client left) here; `answered` says how.
+bool prepare_body(ClientConn& conn, const RequestHead& head, BodyDecoder& body, std::string& buffered,
+                  unsigned timeout_s, RequestHead& env_head, unique_fd& spool, ResponseOutcome& answered);
+
+// One read of request body bytes from the client into `buffered`; `progress` becomes now when
+// bytes came. False when the client closed or failed.
+bool read_body_bytes(ClientConn& conn, std::string& buffered, int64_t& progress);
+
 // The script's stderr goes to the journal line by line, tagged by the worker's role (its vhost).
 class StderrLog {
  public:
