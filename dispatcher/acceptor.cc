@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include <unordered_map>
 
 #include "client_conn.h"
+#include "handoff.h"
 #include "http_response.h"
 #include "io.h"
 #include "key_client.h"
@@ -36,6 +38,15 @@ namespace {
 
 constexpr int kLingerMs = 2000;
 constexpr size_t kMaxAcceptsPerWake = 64;
+// Idle workers kept for reuse: per vhost (at most its MaxClientsVHost), in all, and for how long
+// without a connection. Enough for a burst's worth: a spare that is not there means a fork, and
+// forks under load are what delay workers from coming back as spares.
+constexpr size_t kMaxSparesPerVHost = 64;
+constexpr size_t kMaxSpares = 256;
+constexpr int64_t kSpareIdleMs = 10000;
+// epoll tag of a worker's hand-over channel: (pid << 3) | kWorkerTag (connections are pointers,
+// aligned; listeners have bit 0 set).
+constexpr uint64_t kWorkerTag = 2;
 
 struct PendingConn {
   unique_fd fd;
@@ -53,9 +64,14 @@ struct PendingConn {
 };
 
 struct WorkerInfo {
-  uint32_t entry;
+  uint32_t entry = 0;
+  bool has_entry = true;    // counted in the scoreboard (false while idle)
   std::string vhost;
-  std::string leaf;  // its connection cgroup, if per-vhost cgroups are on
+  std::string leaf;         // its connection cgroup, if per-vhost cgroups are on
+  const VHost* vh = nullptr;
+  unique_fd ctl;            // plain HTTP: the hand-over channel; closed to retire the worker
+  bool idle = false;
+  int64_t idle_since = 0;
 };
 
 class Acceptor {
@@ -79,6 +95,9 @@ class Acceptor {
   void begin_stop();
   void update_reading();
   bool place_in_cgroup(const VHost& vh, std::string& leaf, bool& full);
+  void on_worker_message(pid_t pid);
+  void retire(WorkerInfo& w);
+  bool hand_to_spare(PendingConn& c, const VHost& vh, uint32_t entry, const std::string& leaf);
 
   const ProcessContext& ctx_;
   const Runtime& rt_;
@@ -89,6 +108,8 @@ class Acceptor {
   std::list<PendingConn> reading_;    // ordered by deadline (all get the same timeout)
   std::list<PendingConn> lingering_;  // ordered by deadline (all get the same linger time)
   std::unordered_map<pid_t, WorkerInfo> workers_;
+  std::unordered_map<const VHost*, std::vector<pid_t>> spares_;  // idle workers by vhost, most recent last
+  size_t spare_count_ = 0;
   std::vector<std::string> dying_leaves_;  // killed connection cgroups whose processes are still exiting
   uint64_t leaves_made_ = 0;
   bool stopping_ = false;
@@ -370,6 +391,16 @@ void Acceptor::dispatch(PendingConn& c) {
                   "Retry-After: 2\r\n");
   }
 
+  // Plain HTTP goes to an idle worker of the vhost when there is one: no fork.
+  if (!c.tls && hand_to_spare(c, *vh, entry, leaf)) return;
+  unique_fd ctl_mine, ctl_theirs;
+  if (!c.tls) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+      ctl_mine.reset(sv[0]);
+      ctl_theirs.reset(sv[1]);
+    }
+  }
   pid_t pid = fork();
   if (pid < 0) {
     log(Level::err, "fork of a worker for %s failed: %s", vh->server_name.c_str(), strerror(errno));
@@ -385,9 +416,11 @@ void Acceptor::dispatch(PendingConn& c) {
       log(Level::err, "cannot move the worker into %s: %s", leaf.c_str(), strerror(errno));
       _exit(1);
     }
-    // The worker keeps exactly the connection (as fd 3) and stdio; everything else of the acceptor goes.
-    if (dup2(c.fd.get(), 3) < 0) _exit(1);
-    close_range(4, ~0U, 0);
+    // The worker keeps exactly the connection (as fd 3), its hand-over channel (fd 4) and stdio;
+    // everything else of the acceptor goes.
+    int ctl = ctl_theirs ? fcntl(ctl_theirs.get(), F_DUPFD_CLOEXEC, 5) : -1;
+    if (dup2(c.fd.get(), 3) < 0 || (ctl >= 0 && dup2(ctl, 4) < 0)) _exit(1);
+    close_range(ctl >= 0 ? 5 : 4, ~0U, 0);
     // The key channel went with close_range; the ticket keys and the other clients' sessions and bytes
     // must not stay in a process that runs as one tenant either.
     key_client_forget();
@@ -415,10 +448,21 @@ void Acceptor::dispatch(PendingConn& c) {
     ws.buffer = std::move(c.buf);
     ws.tls = std::move(c.tls);
     ws.sni = std::move(c.sni);
+    ws.ctl_fd = ctl >= 0 ? 4 : -1;
     worker_main(ctx_, std::move(ws));
   }
   scoreboard_set_pid(*ctx_.sb, entry, pid);
-  workers_.emplace(pid, WorkerInfo{entry, vh->server_name, leaf});
+  WorkerInfo& w = workers_[pid];
+  w.entry = entry;
+  w.vhost = vh->server_name;
+  w.leaf = leaf;
+  w.vh = vh;
+  if (ctl_mine) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(pid) << 3 | kWorkerTag;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, ctl_mine.get(), &ev) == 0) w.ctl = std::move(ctl_mine);
+  }
   close_conn(c);
   update_reading();
 }
@@ -448,7 +492,93 @@ bool Acceptor::place_in_cgroup(const VHost& vh, std::string& leaf, bool& full) {
   return true;
 }
 
+// A worker says its connection is done. It waits as a spare for its vhost's next connection, out of
+// the counts (scoreboard, connection cgroup), unless enough spares wait already.
+void Acceptor::on_worker_message(pid_t pid) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end() || !it->second.ctl) return;
+  WorkerInfo& w = it->second;
+  if (!handoff_read_idle(w.ctl.get()) || w.idle) return retire(w);  // the channel closed, or nonsense
+  std::vector<pid_t>& list = spares_[w.vh];
+  size_t cap = w.vh->max_clients_vhost ? std::min<size_t>(kMaxSparesPerVHost, w.vh->max_clients_vhost) : kMaxSparesPerVHost;
+  if (stopping_ || list.size() >= cap || spare_count_ >= kMaxSpares) return retire(w);
+  if (!w.leaf.empty()) {
+    // Out of its connection's cgroup first; then the leaf and whatever the connection left running go.
+    if (!cgroup_move(cgroup_spare_dir(*ctx_.cgroups, *w.vh), pid)) return retire(w);
+    if (!cgroup_kill_and_remove(w.leaf)) dying_leaves_.push_back(w.leaf);
+    w.leaf.clear();
+  }
+  if (w.has_entry) scoreboard_release_own(*ctx_.sb, w.entry, pid);
+  w.has_entry = false;
+  w.idle = true;
+  w.idle_since = now_ms();
+  list.push_back(pid);
+  spare_count_++;
+}
+
+// Closing the channel ends the worker (it is waiting for a connection, or will find it closed).
+void Acceptor::retire(WorkerInfo& w) {
+  if (w.idle) {
+    std::vector<pid_t>& list = spares_[w.vh];
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      if (workers_.count(*it) && &workers_[*it] == &w) {
+        list.erase(it);
+        spare_count_--;
+        break;
+      }
+    }
+    w.idle = false;
+  }
+  w.ctl.reset();
+}
+
+// The connection goes to the most recently idle worker of the vhost, already admitted (`entry`,
+// `leaf`). False when there is none or it is gone; the caller forks then, with the same admission.
+bool Acceptor::hand_to_spare(PendingConn& c, const VHost& vh, uint32_t entry, const std::string& leaf) {
+  auto sit = spares_.find(&vh);
+  while (sit != spares_.end() && !sit->second.empty()) {
+    pid_t pid = sit->second.back();
+    sit->second.pop_back();
+    spare_count_--;
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) continue;
+    WorkerInfo& w = it->second;
+    w.idle = false;
+    if (!leaf.empty() && !cgroup_move(leaf, pid)) {
+      retire(w);
+      continue;
+    }
+    if (!handoff_send(w.ctl.get(), c.fd.get(), entry, c.buf)) {
+      retire(w);
+      continue;
+    }
+    scoreboard_set_pid(*ctx_.sb, entry, pid);
+    w.entry = entry;
+    w.has_entry = true;
+    w.leaf = leaf;
+    close_conn(c);
+    update_reading();
+    return true;
+  }
+  return false;
+}
+
 void Acceptor::expire(int64_t now) {
+  for (auto& [vh, list] : spares_) {
+    // Oldest first: a spare idle past kSpareIdleMs is retired.
+    while (!list.empty()) {
+      auto it = workers_.find(list.front());
+      if (it != workers_.end() && now - it->second.idle_since < kSpareIdleMs) break;
+      pid_t pid = list.front();
+      list.erase(list.begin());
+      spare_count_--;
+      if (it != workers_.end()) {
+        it->second.idle = false;
+        it->second.ctl.reset();
+      }
+      (void)pid;
+    }
+  }
   for (auto it = dying_leaves_.begin(); it != dying_leaves_.end();)
     it = cgroup_kill_and_remove(*it) ? dying_leaves_.erase(it) : std::next(it);
   while (!reading_.empty() && reading_.front().deadline <= now)
@@ -468,7 +598,8 @@ void Acceptor::reap() {
       log(Level::warning, "worker %d for %s was killed by signal %d", pid, it->second.vhost.c_str(), WTERMSIG(status));
     else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
       log(Level::warning, "worker %d for %s exited with status %d", pid, it->second.vhost.c_str(), WEXITSTATUS(status));
-    scoreboard_release(*ctx_.sb, it->second.entry);
+    if (it->second.has_entry) scoreboard_release_own(*ctx_.sb, it->second.entry, pid);
+    if (it->second.idle) retire(it->second);
     // Whatever the connection started (a daemonized CGI child included) ends with it.
     if (!it->second.leaf.empty() && !cgroup_kill_and_remove(it->second.leaf)) dying_leaves_.push_back(it->second.leaf);
     workers_.erase(it);
@@ -479,8 +610,11 @@ void Acceptor::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
   for (const Listener& l : *ctx_.listeners) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, l.fd, nullptr);
-  // Workers finish the response in hand, then close their keep-alive connection.
-  for (const auto& [pid, info] : workers_) (void)kill(pid, SIGTERM);
+  // Workers finish the response in hand, then close their keep-alive connection; spares just end.
+  for (auto& [pid, info] : workers_) {
+    if (info.idle) retire(info);
+    (void)kill(pid, SIGTERM);
+  }
 }
 
 void Acceptor::run() {
@@ -493,6 +627,7 @@ void Acceptor::run() {
     if (!reading_.empty()) next = std::min(next, reading_.front().deadline);
     if (!lingering_.empty()) next = std::min(next, lingering_.front().deadline);
     if (accept_paused_until_ > now) next = std::min(next, accept_paused_until_);
+    if (spare_count_ > 0) next = std::min(next, now + 1000);
     int timeout = static_cast<int>(std::max<int64_t>(0, next - now));
     int n = epoll_wait(epoll_.get(), events, 64, timeout);
     if (n < 0 && errno != EINTR) {
@@ -509,6 +644,8 @@ void Acceptor::run() {
         }
       } else if (ev.data.u64 & 1) {
         accept_ready(static_cast<int>(ev.data.u64 >> 2), (ev.data.u64 & 2) != 0);
+      } else if ((ev.data.u64 & 7) == kWorkerTag) {
+        on_worker_message(static_cast<pid_t>(ev.data.u64 >> 3));
       } else {
         auto* c = static_cast<PendingConn*>(ev.data.ptr);
         // A connection closed earlier in this batch cannot appear: each event refers to a distinct fd,

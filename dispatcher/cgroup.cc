@@ -155,6 +155,10 @@ std::vector<std::string> cgroup_sync_vhosts(const CgroupTree& t, const Config& c
     set(t.pids, "pids.max", vh.max_processes_vhost ? std::to_string(vh.max_processes_vhost) : "max");
     set(t.memory, "memory.max", vh.memory_max_vhost ? std::to_string(vh.memory_max_vhost) : "max");
     set(t.cpu, "cpu.weight", std::to_string(vh.cpu_weight_vhost ? vh.cpu_weight_vhost : 100));
+    // Idle workers wait in spare/, outside any connection leaf, so that they are not counted.
+    if (!make_dir(dir + "/spare", &acceptor))
+      log(Level::err, "cannot create cgroup %s/spare: %s; workers are not reused for %s", dir.c_str(), strerror(errno),
+          vh.server_name.c_str());
     // The FastCGI cgroup is the master's (it starts the app processes); a vhost that drops FastCGI
     // keeps an empty one until its processes are gone, when the master removes it.
     if (!vh.fastcgi.apps.empty() && !make_dir(dir + "/fastcgi", nullptr))
@@ -187,10 +191,15 @@ int cgroup_descendants(const std::string& dir) {
 
 std::string cgroup_fastcgi_dir(const CgroupTree& t, const VHost& vh) { return cgroup_vhost_dir(t, vh) + "/fastcgi"; }
 
+std::string cgroup_spare_dir(const CgroupTree& t, const VHost& vh) { return cgroup_vhost_dir(t, vh) + "/spare"; }
+
+bool cgroup_move(const std::string& dir, pid_t pid) { return write_file(dir + "/cgroup.procs", std::to_string(pid)); }
+
 int cgroup_vhost_connections(const CgroupTree& t, const VHost& vh) {
   int n = cgroup_descendants(cgroup_vhost_dir(t, vh));
   // Only vhosts with FastCGI apps have the directory; the others pay no extra system call.
   if (n > 0 && !vh.fastcgi.apps.empty() && access(cgroup_fastcgi_dir(t, vh).c_str(), F_OK) == 0) n--;
+  if (n > 0 && access(cgroup_spare_dir(t, vh).c_str(), F_OK) == 0) n--;
   return n;
 }
 

@@ -7,6 +7,7 @@
 //   <service>/serving/v-<name>/    one per vhost; limits from MaxProcessesVHost & co.
 //   <service>/serving/v-<name>/c<acceptor>-<n>/   one per live connection (its worker and CGIs)
 //   <service>/serving/v-<name>/fastcgi/            the vhost's FastCGI app processes (root-owned)
+//   <service>/serving/v-<name>/spare/              its idle workers, waiting for their next connection
 #pragma once
 
 #include <sys/types.h>
@@ -47,8 +48,14 @@ int cgroup_descendants(const std::string& dir);
 // Directory of a vhost's FastCGI cgroup.
 std::string cgroup_fastcgi_dir(const CgroupTree& t, const VHost& vh);
 
+// Directory of a vhost's cgroup for idle workers.
+std::string cgroup_spare_dir(const CgroupTree& t, const VHost& vh);
+
+// Writes `pid` to dir/cgroup.procs. False with errno.
+bool cgroup_move(const std::string& dir, pid_t pid);
+
 // Live connections of a vhost (its connection leaves): the descendants of its cgroup, less its
-// FastCGI cgroup when that exists. -1 when the vhost cgroup cannot be read.
+// FastCGI and spare cgroups where they exist. -1 when the vhost cgroup cannot be read.
 int cgroup_vhost_connections(const CgroupTree& t, const VHost& vh);
 
 // Kills everything in `dir` and below (cgroup.kill), then removes the directories, deepest first.

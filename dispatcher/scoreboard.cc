@@ -54,6 +54,13 @@ void scoreboard_release(Scoreboard& sb, uint32_t entry) {
   sb.workers.fetch_sub(1);
 }
 
+void scoreboard_release_own(Scoreboard& sb, uint32_t entry, pid_t pid) {
+  WorkerEntry& e = sb.worker_table[entry % kMaxWorkers];
+  if (pid <= 0 || !e.pid.compare_exchange_strong(pid, 0)) return;
+  sb.vhost_workers[e.slot.load() % kMaxVHostSlots].fetch_sub(1);
+  sb.workers.fetch_sub(1);
+}
+
 bool scoreboard_find(const Scoreboard& sb, pid_t pid, uint32_t* entry) {
   if (pid <= 0) return false;
   for (uint32_t i = 0; i < kMaxWorkers; i++) {

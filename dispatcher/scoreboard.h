@@ -47,6 +47,9 @@ Admission scoreboard_admit(Scoreboard& sb, uint32_t slot, unsigned max_vhost, un
 void scoreboard_set_pid(Scoreboard& sb, uint32_t entry, pid_t pid);
 // Gives back a reservation (fork failed, or the worker was reaped).
 void scoreboard_release(Scoreboard& sb, uint32_t entry);
+// Gives back `entry` only if it is still `pid`'s: a worker whose connection ended releases its own
+// entry at once, and the acceptor's later release of the same entry (maybe reused by then) does nothing.
+void scoreboard_release_own(Scoreboard& sb, uint32_t entry, pid_t pid);
 // Finds a live worker's entry by pid (for workers reaped by the master after their acceptor died).
 bool scoreboard_find(const Scoreboard& sb, pid_t pid, uint32_t* entry);
 

@@ -15,8 +15,11 @@
 #include <cstring>
 #include <vector>
 
+#include <openssl/crypto.h>
+
 #include "cgi.h"
 #include "fastcgi.h"
+#include "handoff.h"
 #include "client_conn.h"
 #include "http_response.h"
 #include "io.h"
@@ -31,6 +34,11 @@ namespace itk {
 namespace {
 
 enum class Next { request, closed, timeout, error, stopping };
+
+// A worker that waits for its acceptor's next connection gives up after this long (the acceptor
+// usually retires it sooner), and serves at most this many connections before it exits.
+constexpr int64_t kSpareWaitMs = 60000;
+constexpr unsigned kMaxConnectionsPerWorker = 10000;
 
 // Waits for `fd` to be readable for at most `ms`; SIGTERM (blocked otherwise) interrupts the wait,
 // so a graceful stop never waits out a keep-alive timeout.
@@ -114,65 +122,29 @@ ResponseOutcome serve(const Runtime& rt, const VHost& vh, int root_fd, const Req
   return serve_static(rt, vh, root_fd, current, io, keep_alive && !current.has_body());
 }
 
-// SIGTERM is blocked outside waits; the handler only has to exist so that ppoll returns EINTR.
-void on_term(int) {}
+// A worker can only ever be one identity (user, groups, nice value).
+bool same_identity(const VHost& a, const VHost& b) {
+  return a.identity == b.identity && a.has_nice == b.has_nice && (!a.has_nice || a.nice_value == b.nice_value);
+}
 
-}  // namespace
-
-[[noreturn]] void worker_main(const ProcessContext& ctx, WorkerStart start) {
-  const Runtime& rt = *ctx.rt;
-  const ServerConfig& sc = rt.config->server;
-  const VHost* first = start.vhost;
-  log_set_role("worker " + first->server_name);
-  (void)prctl(PR_SET_NAME, "itk-worker", 0, 0, 0);
-
-  // Signals: SIGTERM means "finish the response in hand, then close"; it is delivered only inside waits.
-  struct sigaction sa {};
-  sa.sa_handler = on_term;
-  sigemptyset(&sa.sa_mask);
-  (void)sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  signal(SIGCHLD, SIG_DFL);
-  signal(SIGHUP, SIG_IGN);
-  sigset_t blocked, during_wait;
-  sigemptyset(&blocked);
-  sigaddset(&blocked, SIGTERM);
-  sigprocmask(SIG_SETMASK, &blocked, &during_wait);
-  sigdelset(&during_wait, SIGTERM);
-  sigdelset(&during_wait, SIGCHLD);
-
-  become_tenant(first->identity, first->has_nice ? std::optional<int>(first->nice_value) : std::nullopt);
-
-  int fd = start.conn_fd;
+// The worker's socket options: blocking, bounded writes, no Nagle delay.
+void prepare_socket(int fd, const ServerConfig& sc) {
   timeval tv{static_cast<time_t>(sc.timeout), 0};
   (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   int one = 1;
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   int fl = fcntl(fd, F_GETFL);
   if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
 
-  // DocumentRoots are opened as the tenant: a root the tenant cannot enter is a misconfiguration (500).
-  std::vector<std::pair<const VHost*, unique_fd>> roots;
-  auto root_of = [&](const VHost* vh) -> int {
-    for (auto& [v, rfd] : roots)
-      if (v == vh) return rfd.get();
-    unique_fd rfd(open(vh->document_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!rfd) log(Level::err, "cannot open DocumentRoot %s as uid %u: %s; the vhost's user must be able to enter it",
-                  vh->document_root.c_str(), static_cast<unsigned>(vh->identity.uid), strerror(errno));
-    int raw = rfd.get();
-    roots.emplace_back(vh, std::move(rfd));
-    return raw;
-  };
-
-  ClientConn io{fd};
-  conn_adopt_tls(io, std::move(start.tls), std::move(start.sni), sc.timeout);  // the TLS session the acceptor established, if this is https
-  Conn c{io, std::move(start.buffer), &during_wait};
-  c.buf.erase(0, start.head_length);
-  RequestHead head = std::move(start.head);
-  // A SIGTERM that came before this point is still pending and ends the connection after this response.
-  sigset_t pending;
-  if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) c.stopping = true;
-  const VHost* vh = first;
+// Serves the requests of one connection, starting with `head` for `vh`, until it closes, times out,
+// or asks for a vhost of another identity than `vh`'s.
+template <typename RootOf>
+void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, const VHost* vh, RootOf& root_of) {
+  const Runtime& rt = *ctx.rt;
+  const ServerConfig& sc = rt.config->server;
+  ClientConn& io = c.io;
+  const VHost* first = vh;
   unsigned served = 0;
 
   for (;;) {
@@ -207,12 +179,99 @@ void on_term(int) {}
       break;
     }
     // A worker can only ever be one identity; mpm-itk closes here too and clients retry on a new connection.
-    if (!(target->identity == first->identity) || target->has_nice != first->has_nice ||
-        (target->has_nice && target->nice_value != first->nice_value))
-      break;
+    if (!same_identity(*target, *first)) break;
     vh = target;
   }
+}
+
+// SIGTERM is blocked outside waits; the handler only has to exist so that ppoll returns EINTR.
+void on_term(int) {}
+
+}  // namespace
+
+[[noreturn]] void worker_main(const ProcessContext& ctx, WorkerStart start) {
+  const Runtime& rt = *ctx.rt;
+  const ServerConfig& sc = rt.config->server;
+  const VHost* first = start.vhost;
+  log_set_role("worker " + first->server_name);
+  (void)prctl(PR_SET_NAME, "itk-worker", 0, 0, 0);
+
+  // Signals: SIGTERM means "finish the response in hand, then close"; it is delivered only inside waits.
+  struct sigaction sa {};
+  sa.sa_handler = on_term;
+  sigemptyset(&sa.sa_mask);
+  (void)sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGHUP, SIG_IGN);
+  sigset_t blocked, during_wait;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGTERM);
+  sigprocmask(SIG_SETMASK, &blocked, &during_wait);
+  sigdelset(&during_wait, SIGTERM);
+  sigdelset(&during_wait, SIGCHLD);
+
+  become_tenant(first->identity, first->has_nice ? std::optional<int>(first->nice_value) : std::nullopt);
+
+  // DocumentRoots are opened as the tenant: a root the tenant cannot enter is a misconfiguration (500).
+  std::vector<std::pair<const VHost*, unique_fd>> roots;
+  auto root_of = [&](const VHost* vh) -> int {
+    for (auto& [v, rfd] : roots)
+      if (v == vh) return rfd.get();
+    unique_fd rfd(open(vh->document_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!rfd) log(Level::err, "cannot open DocumentRoot %s as uid %u: %s; the vhost's user must be able to enter it",
+                  vh->document_root.c_str(), static_cast<unsigned>(vh->identity.uid), strerror(errno));
+    int raw = rfd.get();
+    roots.emplace_back(vh, std::move(rfd));
+    return raw;
+  };
+
+  prepare_socket(start.conn_fd, sc);
+  ClientConn io{start.conn_fd};
+  conn_adopt_tls(io, std::move(start.tls), std::move(start.sni), sc.timeout);  // the TLS session the acceptor established, if this is https
+  Conn c{io, std::move(start.buffer), &during_wait};
+  c.buf.erase(0, start.head_length);
+  // A SIGTERM that came before this point is still pending and ends the connection after this response.
+  sigset_t pending;
+  if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) c.stopping = true;
+  serve_connection(ctx, c, std::move(start.head), first, root_of);
   conn_finish(io, 2000);
+
+  // Plain HTTP: instead of exiting, wait for the acceptor to hand over the next connection of this
+  // vhost (a fork and exit saved per connection). The acceptor ends the wait by closing the channel.
+  uint32_t entry = 0;
+  bool handed = false;
+  for (unsigned handled = 1; start.ctl_fd >= 0 && !c.stopping && handled < kMaxConnectionsPerWorker; handled++) {
+    // Not a client any more: out of MaxClients now, not when the acceptor gets to it. Only an entry
+    // that came with a hand-over, whose pid the acceptor stored before sending it: the first one's
+    // pid is also stored by the acceptor after the fork, which could come after a release here.
+    if (handed) scoreboard_release_own(*ctx.sb, entry, getpid());
+    if (io.fd >= 0) (void)close(io.fd);
+    io.fd = -1;
+    OPENSSL_cleanse(c.buf.data(), c.buf.size());
+    c.buf.clear();
+    int next = handoff_wait(start.ctl_fd, entry, c.buf, kSpareWaitMs, during_wait);
+    if (next < 0) break;
+    handed = true;
+    // The same number every time, as a forked worker has it.
+    if (next != start.conn_fd) {
+      if (dup2(next, start.conn_fd) < 0) _exit(1);
+      (void)close(next);
+    }
+    io.fd = start.conn_fd;
+    prepare_socket(io.fd, sc);
+    HeadParser parser(rt.limits);
+    const VHost* vh = parser.parse(c.buf) == HeadState::complete ? rt.vhosts.lookup(parser.head().host) : nullptr;
+    // The acceptor parsed the same bytes with the same limits and chose this vhost: anything else
+    // is a broken invariant, and the connection is not served by the wrong identity.
+    if (!vh || !same_identity(*vh, *first)) {
+      log(Level::err, "handed a connection this worker cannot serve; closing it");
+      break;
+    }
+    c.buf.erase(0, parser.head_length());
+    serve_connection(ctx, c, parser.head(), vh, root_of);
+    conn_finish(io, 2000);
+  }
   _exit(0);
 }
 

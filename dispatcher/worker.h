@@ -18,6 +18,7 @@ struct WorkerStart {
   RequestHead head;
   SslPtr tls;                    // the TLS session the acceptor established (https), else null
   std::string sni;               // the server name the client asked for in it
+  int ctl_fd = -1;               // plain HTTP: the hand-over channel to the acceptor (handoff.h), else -1
 };
 
 [[noreturn]] void worker_main(const ProcessContext& ctx, WorkerStart start);

@@ -1,0 +1,76 @@
+// Acceptor <-> worker hand-over of a connection: one SOCK_SEQPACKET message with the fd as
+// SCM_RIGHTS and the bytes already read as its payload.
+#include "handoff.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace itk {
+
+namespace {
+// The acceptor never holds more than a head's limit plus one read: 64 KiB + 16 KiB.
+constexpr size_t kMaxPayload = 128 * 1024;
+}  // namespace
+
+bool handoff_send(int ctl, int conn_fd, uint32_t entry, std::string_view bytes) {
+  if (bytes.empty() || bytes.size() > kMaxPayload) {
+    errno = EMSGSIZE;
+    return false;
+  }
+  iovec iov[2] = {{&entry, sizeof entry}, {const_cast<char*>(bytes.data()), bytes.size()}};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &conn_fd, sizeof(int));
+  ssize_t n;
+  do n = sendmsg(ctl, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(sizeof entry + bytes.size());
+}
+
+int handoff_wait(int ctl, uint32_t& entry, std::string& bytes, int64_t wait_ms, const sigset_t& during) {
+  const char idle = 'I';
+  if (send(ctl, &idle, 1, MSG_NOSIGNAL) != 1) return -1;
+  pollfd p{ctl, POLLIN, 0};
+  timespec ts{static_cast<time_t>(wait_ms / 1000), static_cast<long>((wait_ms % 1000) * 1000000)};
+  if (ppoll(&p, 1, &ts, &during) <= 0) return -1;
+  bytes.resize(kMaxPayload);
+  iovec iov[2] = {{&entry, sizeof entry}, {bytes.data(), bytes.size()}};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  int fd = -1;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); n > 0 && cm; cm = CMSG_NXTHDR(&msg, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+      memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+  if (n <= static_cast<ssize_t>(sizeof entry) || fd < 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+    if (fd >= 0) close(fd);
+    bytes.clear();
+    return -1;
+  }
+  bytes.resize(static_cast<size_t>(n) - sizeof entry);
+  return fd;
+}
+
+bool handoff_read_idle(int ctl) {
+  char c = 0;
+  ssize_t n = recv(ctl, &c, 1, MSG_DONTWAIT);
+  return n == 1 && c == 'I';
+}
+
+}  // namespace itk

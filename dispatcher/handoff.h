@@ -1,0 +1,27 @@
+// The channel between an acceptor and one of its plain-HTTP workers, so that a worker whose
+// connection ended can serve the next connection of its vhost instead of exiting (no fork).
+// Messages (SOCK_SEQPACKET): worker -> acceptor "I" (idle: ready for a connection);
+// acceptor -> worker: a connection (SCM_RIGHTS), its scoreboard entry and the bytes read from it.
+#pragma once
+
+#include <signal.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace itk {
+
+// Acceptor: hands `conn_fd` and `bytes` (the request head and whatever followed) to the worker.
+// False with errno when the worker is gone.
+bool handoff_send(int ctl, int conn_fd, uint32_t entry, std::string_view bytes);
+
+// Worker: says it is idle, then waits for a connection for at most `wait_ms`; SIGTERM (unblocked
+// by `during`) ends the wait. Returns the connection fd and fills `bytes`, or -1 when there is
+// none (the acceptor closed the channel, the wait ended, a signal came).
+int handoff_wait(int ctl, uint32_t& entry, std::string& bytes, int64_t wait_ms, const sigset_t& during);
+
+// Acceptor: reads one message from a worker; true when it is "I".
+bool handoff_read_idle(int ctl);
+
+}  // namespace itk
