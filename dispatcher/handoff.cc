@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "io.h"
+
 namespace itk {
 
 namespace {
@@ -22,20 +24,7 @@ bool handoff_send(int ctl, int conn_fd, uint32_t entry, std::string_view bytes) 
     return false;
   }
   iovec iov[2] = {{&entry, sizeof entry}, {const_cast<char*>(bytes.data()), bytes.size()}};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = 2;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(cm), &conn_fd, sizeof(int));
-  ssize_t n;
-  do n = sendmsg(ctl, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = send_with_fd(ctl, iov, 2, conn_fd, MSG_NOSIGNAL | MSG_DONTWAIT);
   return n == static_cast<ssize_t>(sizeof entry + bytes.size());
 }
 

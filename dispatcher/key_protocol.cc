@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "io.h"
 #include "log.h"
 
 namespace itk {
@@ -15,20 +16,7 @@ int key_send_registration(int registration_fd, int channel) {
   m.type = KeyMsg::register_channel;
   std::string d = key_encode(m);
   iovec iov{d.data(), d.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &channel, sizeof channel);
-  ssize_t n;
-  do n = sendmsg(registration_fd, &mh, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = send_with_fd(registration_fd, &iov, 1, channel, MSG_NOSIGNAL);
   if (n < 0) return -errno;
   return n == static_cast<ssize_t>(d.size()) ? 0 : -EMSGSIZE;
 }
