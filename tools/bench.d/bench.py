@@ -7,6 +7,7 @@
 import argparse
 import ctypes
 import datetime
+import fnmatch
 import json
 import os
 import re
@@ -25,36 +26,59 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 PROG = "tools/bench"
 
-SERVERS = ["itk", "apache-itk", "apache-prefork", "nginx"]
+# The order gives the ports (--port-base + index). The two mod_php servers are the same Apache builds with
+# PHP in the server process instead of php-cgi per request: the classic shared-hosting baseline.
+SERVERS = ["itk", "apache-itk", "apache-prefork", "nginx", "apache-itk-modphp", "apache-prefork-modphp"]
 LABELS = {
     "itk": "itk",
     "apache-itk": "Apache mpm-itk",
     "apache-prefork": "Apache prefork, no isolation",
     "nginx": "nginx, no isolation",
+    "apache-itk-modphp": "Apache mpm-itk + mod_php",
+    "apache-prefork-modphp": "Apache prefork + mod_php, no isolation",
 }
-ISOLATED = {"itk": True, "apache-itk": True, "apache-prefork": False, "nginx": False}
+# Static files, CGI, TLS: the two mod_php servers would only repeat mpm-itk's and prefork's rows there.
+STATIC_SERVERS = ["itk", "apache-itk", "apache-prefork", "nginx"]
+ISOLATED = {"itk": True, "apache-itk": True, "apache-prefork": False, "nginx": False,
+            "apache-itk-modphp": True, "apache-prefork-modphp": False}
+
+# In the PHP CGI cases the Apache rows without mod_php run php-cgi per request: said in their labels.
+PHP_CGI_LABELS = {"apache-itk": "Apache mpm-itk + php-cgi", "apache-prefork": "Apache prefork + php-cgi, no isolation"}
 
 # Every case: what is requested, how, and which servers take part. nginx serves no CGI here, so it is
 # a reference row for static files only.
 CASES = [
     {"name": "1k-keepalive", "title": "1 KiB keep-alive", "kind": "static", "path": "/1k.html",
-     "servers": SERVERS},
+     "servers": STATIC_SERVERS},
     {"name": "1k-close", "title": "1 KiB `Connection: close`", "kind": "static", "path": "/1k.html",
-     "close": True, "servers": SERVERS},
+     "close": True, "servers": STATIC_SERVERS},
     {"name": "100k-keepalive", "title": "100 KiB keep-alive", "kind": "static", "path": "/100k.html",
-     "servers": SERVERS},
+     "servers": STATIC_SERVERS},
     {"name": "cgi", "title": "shell CGI (`id -u`), keep-alive", "kind": "cgi", "path": "/id.cgi",
      "servers": ["itk", "apache-itk", "apache-prefork"]},
-    {"name": "php", "title": "PHP (php-cgi), keep-alive", "kind": "php", "path": "/id.php",
-     "servers": ["itk", "apache-itk", "apache-prefork"]},
+    # PHP: one script everywhere. php-cgi per request on both sides (itk's Handler, Apache's mod_actions) is
+    # compared like for like and with mod_php; itk's FastCGI pool is compared with mod_php, the server it
+    # is meant to replace. "baselines": what the itk row's ratio is taken against, the first one headlining.
+    {"name": "php", "title": "PHP CGI keep-alive", "kind": "php", "path": "/hello.php",
+     "servers": ["itk", "apache-itk", "apache-itk-modphp", "apache-prefork"],
+     "baselines": ["apache-itk", "apache-itk-modphp"], "labels": PHP_CGI_LABELS},
+    {"name": "php-close", "title": "PHP CGI `Connection: close`", "kind": "php",
+     "path": "/hello.php", "close": True,
+     "servers": ["itk", "apache-itk", "apache-itk-modphp", "apache-prefork"],
+     "baselines": ["apache-itk", "apache-itk-modphp"], "labels": PHP_CGI_LABELS},
+    {"name": "php-fcgi", "title": "PHP FastCGI keep-alive", "kind": "php", "path": "/hello.php", "fastcgi": True,
+     "servers": ["itk", "apache-itk-modphp", "apache-prefork-modphp"], "baselines": ["apache-itk-modphp"]},
+    {"name": "php-fcgi-close", "title": "PHP FastCGI `Connection: close`", "kind": "php", "path": "/hello.php",
+     "fastcgi": True, "close": True,
+     "servers": ["itk", "apache-itk-modphp", "apache-prefork-modphp"], "baselines": ["apache-itk-modphp"]},
     {"name": "mix", "title": "mix: every vhost at once, 10 requests per connection", "kind": "mix",
-     "path": "/1k.html", "max_keepalive": 10, "servers": SERVERS},
+     "path": "/1k.html", "max_keepalive": 10, "servers": STATIC_SERVERS},
     {"name": "slowloris", "title": "1 KiB keep-alive under slowloris", "kind": "slowloris",
-     "path": "/1k.html", "servers": SERVERS},
+     "path": "/1k.html", "servers": STATIC_SERVERS},
     {"name": "tls-handshake", "title": "HTTPS 1 KiB, full handshake per request", "kind": "static",
-     "path": "/1k.html", "tls": True, "close": True, "servers": SERVERS},
+     "path": "/1k.html", "tls": True, "close": True, "servers": STATIC_SERVERS},
     {"name": "tls-keepalive", "title": "HTTPS 1 KiB keep-alive", "kind": "static", "path": "/1k.html",
-     "tls": True, "servers": SERVERS},
+     "tls": True, "servers": STATIC_SERVERS},
 ]
 
 APACHE_MODULES = "/usr/lib/apache2/modules"
@@ -300,7 +324,10 @@ class Tree:
             # under wrk (see docs/performance.md), which would measure TCP timers instead of the servers.
             self._write(root + "/id.cgi", b'#!/bin/sh\nu=$(id -u)\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s\\n" "$u"\n',
                         0o755, vh)
-            self._write(root + "/id.php", b"<?php echo 'php ', posix_getuid(), \"\\n\";\n", 0o644, vh)
+            # Every PHP case runs this one line: the uid proves the isolation, the pid tells a warm
+            # interpreter (the same pid again) from one started per request.
+            self._write(root + "/hello.php", b'<?php echo "hello ", posix_getuid(), " ", getmypid(), "\\n";\n',
+                        0o644, vh)
             for dirpath, dirnames, filenames in os.walk(root):
                 for n in dirnames + filenames + ["."]:
                     os.chown(os.path.join(dirpath, n), vh["uid"], vh["gid"])
@@ -421,7 +448,13 @@ class Itk(Server):
                         f"AssignUserID = #{vh['uid']} #{vh['gid']}\n")
                 if case["kind"] == "cgi":
                     f.write("CGI = .cgi\n")
-                if case["kind"] == "php":
+                if case["kind"] == "php" and case.get("fastcgi"):
+                    # A short idle timeout so that the bench can watch the pool go back to zero processes.
+                    f.write(f"FastCGI = .php {PHP_CGI}\nFastCGIMaxProcesses = {self.args.fastcgi_processes}\n"
+                            f"FastCGIIdleTimeout = {self.args.fastcgi_idle_timeout}\n")
+                    if self.args.fastcgi_max_requests is not None:
+                        f.write(f"FastCGIMaxRequests = {self.args.fastcgi_max_requests}\n")
+                elif case["kind"] == "php":
                     f.write(f"Handler = .php {PHP_CGI}\n")
                 if case.get("tls"):
                     f.write(f"TLSCertificateFile = {self.tree.cert}\nTLSCertificateKeyFile = {self.tree.key}\n")
@@ -430,6 +463,8 @@ class Itk(Server):
     def unsupported(self, case):
         # Asked of the itkd under test itself: a key it does not know means the feature is not there.
         feature = {"cgi": "CGI", "php": "PHP through Handler"}.get(case["kind"])
+        if case.get("fastcgi"):
+            feature = "PHP through FastCGI"
         if case.get("tls"):
             feature = "TLS"
         if not feature:
@@ -461,11 +496,15 @@ class Itk(Server):
         self.notify.bind(notify_path)
         self.notify.setblocking(False)
         env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        # The FastCGI pools' sockets go under RUNTIME_DIRECTORY (/run/itk by default, a system itkd's):
+        # the bench's own directory keeps them apart. systemd-socket-activate passes on only what -E names.
+        runtime_dir = os.path.join(self.dir, "run")
+        os.mkdir(runtime_dir, 0o755)
         fdname = "https" if case.get("tls") else "http"
         with open(self.log_file, "w") as logf:
             self.proc = Registry.popen(
                 ["systemd-socket-activate", "-l", f"127.0.0.1:{self.port}", f"--fdname={fdname}", "-E", "NOTIFY_SOCKET",
-                 self.args.itkd, "--config", conf, "--config-dir", dropins],
+                 "-E", f"RUNTIME_DIRECTORY={runtime_dir}", self.args.itkd, "--config", conf, "--config-dir", dropins],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.pid = self.proc.pid  # systemd-socket-activate execs itkd: this becomes the master's pid
         # socket-activate starts itkd on the first connection: this one.
@@ -503,12 +542,27 @@ class Itk(Server):
         self.pid = None
 
 
+def mod_php_path():
+    """Debian's libapache2-mod-php8.x module, or None when it is not installed."""
+    try:
+        names = sorted(n for n in os.listdir(APACHE_MODULES) if re.fullmatch(r"libphp[\d.]*\.so", n))
+    except OSError:
+        return None
+    return os.path.join(APACHE_MODULES, names[-1]) if names else None
+
+
 class Apache(Server):
-    def __init__(self, args, tree, port, itk):
-        self.key = "apache-itk" if itk else "apache-prefork"
+    def __init__(self, args, tree, port, itk, mod_php=False):
+        self.key = ("apache-itk" if itk else "apache-prefork") + ("-modphp" if mod_php else "")
         super().__init__(args, tree, port)
         self.itk = itk
+        self.mod_php = mod_php
         self.pidfile = os.path.join(self.dir, "apache2.pid")
+
+    def unsupported(self, case):
+        if self.mod_php and not mod_php_path():
+            return f"mod_php not installed (no {APACHE_MODULES}/libphp*.so: package libapache2-mod-php)"
+        return None
 
     def config(self, case):
         d, port = self.dir, self.port
@@ -520,6 +574,8 @@ class Apache(Server):
         if case.get("tls"):
             mods += ["socache_shmcb:mod_socache_shmcb", "ssl:mod_ssl"]
         lines = [f"LoadModule {m.split(':')[0]}_module {APACHE_MODULES}/{m.split(':')[1]}.so" for m in mods]
+        if self.mod_php:
+            lines.append(f"LoadModule php_module {mod_php_path()}")
         php_cgi = os.path.realpath("/usr/lib/cgi-bin/php")
         lines += [
             f'ServerRoot "{d}"', f'PidFile "{d}/apache2.pid"', f'DefaultRuntimeDir "{d}"',
@@ -540,12 +596,14 @@ class Apache(Server):
             f'<Directory "{self.tree.dir}/www">', "  AllowOverride None", "  Options ExecCGI",
             "  Require all granted", "</Directory>",
             "AddHandler cgi-script .cgi",
-            # php-cgi through mod_actions, the CGI way Debian's php-cgi package documents for Apache.
-            "ScriptAlias /cgi-bin/ /usr/lib/cgi-bin/",
-            '<Directory "/usr/lib/cgi-bin">', "  Options +ExecCGI", "  Require all granted", "</Directory>",
-            f"Action application/x-httpd-php /cgi-bin/{os.path.basename(php_cgi)}",
-            '<FilesMatch "\\.php$">', "  SetHandler application/x-httpd-php", "</FilesMatch>",
         ]
+        if not self.mod_php:
+            # php-cgi through mod_actions, the CGI way Debian's php-cgi package documents for Apache.
+            lines += ["ScriptAlias /cgi-bin/ /usr/lib/cgi-bin/",
+                      '<Directory "/usr/lib/cgi-bin">', "  Options +ExecCGI", "  Require all granted", "</Directory>",
+                      f"Action application/x-httpd-php /cgi-bin/{os.path.basename(php_cgi)}"]
+        # With mod_php loaded the same handler name is PHP inside the server process (Debian's php8.2.conf).
+        lines += ['<FilesMatch "\\.php$">', "  SetHandler application/x-httpd-php", "</FilesMatch>"]
         if case.get("tls"):
             lines += [f'SSLSessionCache "shmcb:{d}/ssl_scache(512000)"', "SSLProtocol all -SSLv3 -TLSv1 -TLSv1.1",
                       "SSLRandomSeed startup builtin"]
@@ -788,15 +846,24 @@ def probe(server, case):
                 if status != 200 or len(body) != want:
                     return f"GET {path} for {vh['name']} answered {status} with {len(body)} bytes, not 200 with {want}"
         elif case["kind"] in ("cgi", "php"):
-            status, headers, body = http_get(server.port, vh["name"], case["path"], tls)
-            text = body.decode(errors="replace").strip()
-            if body.startswith(b"#!") or body.startswith(b"<?php"):
-                return f"the script is sent as a file, not run (GET {case['path']} answered {status} with its source)"
-            m = re.fullmatch(r"(?:php )?(\d+)", text)
-            if status != 200 or not m:
-                return f"GET {case['path']} answered {status}: {text[:120]!r}"
-            if ISOLATED[server.key] and int(m.group(1)) != vh["uid"]:
-                return f"the script ran as uid {m.group(1)}, not the vhost's {vh['uid']}"
+            # A warm FastCGI pool must answer again from a process it already has: with one request more
+            # than FastCGIMaxProcesses, a pid repeats unless every request started its own php-cgi.
+            tries = server.args.fastcgi_processes + 1 if case.get("fastcgi") and server.key == "itk" else 1
+            pids = set()
+            for _ in range(tries):
+                status, headers, body = http_get(server.port, vh["name"], case["path"], tls)
+                text = body.decode(errors="replace").strip()
+                if body.startswith(b"#!") or body.startswith(b"<?php"):
+                    return f"the script is sent as a file, not run (GET {case['path']} answered {status} with its source)"
+                m = re.fullmatch(r"(?:hello )?(\d+)(?: (\d+))?", text)
+                if status != 200 or not m:
+                    return f"GET {case['path']} answered {status}: {text[:120]!r}"
+                if ISOLATED[server.key] and int(m.group(1)) != vh["uid"]:
+                    return f"the script ran as uid {m.group(1)}, not the vhost's {vh['uid']}"
+                pids.add(m.group(2))
+            if tries > 1 and len(pids) == tries:
+                return (f"{tries} requests ran in {tries} different PHP processes (FastCGIMaxProcesses "
+                        f"{server.args.fastcgi_processes}): a new process per request, not a warm pool")
     return None
 
 
@@ -808,22 +875,65 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def php_processes(root):
+    """The PHP interpreters in a server's process tree (php-cgi, php-cgi8.2, ...)."""
+    n = 0
+    for pid, _ in descendants(root):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip().startswith("php"):
+                    n += 1
+        except OSError:
+            pass
+    return n
+
+
+def watch_fastcgi_idle(args, srv, last_request):
+    """Counts itkd's PHP processes from the end of its run until FastCGIIdleTimeout (plus the pool's own
+    timer granularity) has passed; keeps watching up to 10 s longer while some are left."""
+    idle = args.fastcgi_idle_timeout
+    at_end = php_processes(srv.pid)
+    samples, gone_after, at_deadline = [], None, None
+    deadline, give_up = last_request + idle + 2.0, last_request + idle + 12.0
+    while True:
+        now = time.monotonic()
+        n = php_processes(srv.pid)
+        samples.append((round(now - last_request, 2), n))
+        if n == 0 and gone_after is None:
+            gone_after = now - last_request
+        elif n:
+            gone_after = None
+        if now >= deadline and at_deadline is None:
+            at_deadline = n
+        if (now >= deadline and n == 0) or now >= give_up:
+            break
+        time.sleep(0.1)
+    srv.drain_notify()
+    return {"idle_timeout_s": idle, "php_processes_at_end_of_run": at_end,
+            "php_processes_after_idle_timeout": at_deadline, "measured_at_s": idle + 2.0,
+            "all_gone_after_s": round(gone_after, 2) if gone_after is not None else None,
+            "memory_after_idle_timeout": rss_of(srv.pid), "samples": samples}
+
+
 def run_case(args, case, servers):
     log(f"case {case['name']}: {case['title']}")
     res = {"name": case["name"], "title": case["title"], "servers": {}}
+    labels = dict(LABELS, **case.get("labels", {}))
     active = []
     for key in case["servers"]:
         if key not in args.only:
             continue
         srv = servers[key]
-        entry = {"label": LABELS[key], "supported": True, "reason": None, "rounds": []}
+        entry = {"label": labels[key], "supported": True, "reason": None, "rounds": []}
         res["servers"][key] = entry
         reason = srv.unsupported(case)
         if reason:
             entry.update(supported=False, reason=reason, detail=getattr(srv, "check_output", {}).get(case["name"]))
-            log(f"  {LABELS[key]}: {reason}")
+            log(f"  {labels[key]}: {reason}")
             continue
         active.append(key)
+    # PHP pools (itk's FastCGI, Apache's children with mod_php) start on demand: never measure a cold one.
+    warmup = max(args.warmup, 1) if case["kind"] == "php" else args.warmup
     try:
         for key in list(active):
             srv, entry = servers[key], res["servers"][key]
@@ -837,7 +947,7 @@ def run_case(args, case, servers):
                 feature = case["kind"] in ("cgi", "php") or case.get("tls")
                 entry.update(supported=False, reason=f"not supported by this itkd ({why})" if key == "itk" and feature
                              else f"error: {why}")
-                log(f"  {LABELS[key]}: {entry['reason']}")
+                log(f"  {labels[key]}: {entry['reason']}")
                 srv.stop()
                 active.remove(key)
         time.sleep(args.settle)
@@ -851,11 +961,12 @@ def run_case(args, case, servers):
                 load = os.getloadavg()
                 slow = start_slowloris(args, srv) if case["kind"] == "slowloris" else None
                 try:
-                    if args.warmup > 0:
-                        measure(args, srv, case, args.warmup)
+                    if warmup > 0:
+                        measure(args, srv, case, warmup)
                     r = measure(args, srv, case, args.duration)
                 finally:
                     slow_stats = stop_slowloris(slow) if slow is not None else None
+                last_request = time.monotonic()
                 if slow_stats is not None:
                     r["slowloris"] = slow_stats
                 r["round"] = rnd + 1
@@ -865,12 +976,21 @@ def run_case(args, case, servers):
                     srv.drain_notify()  # a full notify socket would block the master's sd_notify
                 res["servers"][key]["rounds"].append(r)
                 errs = sum(r["socket_errors"].values())
-                log(f"  round {rnd + 1} {LABELS[key]:<30} {r['rps']:>10,.0f} req/s  p99 {fmt_ms(r['p99_ms'])}"
+                log(f"  round {rnd + 1} {labels[key]:<30} {r['rps']:>10,.0f} req/s  p99 {fmt_ms(r['p99_ms'])}"
                     f"  non-2xx {r['non2xx']}  socket errors {errs}")
+                if isinstance(srv, Itk) and case.get("fastcgi") and rnd == args.rounds - 1:
+                    # The pool at the end of the load, then after its idle timeout: it must give back
+                    # every process. Watched right away, while the other servers wait their turn.
+                    res["servers"][key]["end"] = rss_of(srv.pid)
+                    fc = watch_fastcgi_idle(args, srv, last_request)
+                    res["servers"][key]["fastcgi_idle"] = fc
+                    log(f"  {labels[key]}: {fc['php_processes_at_end_of_run']} PHP processes at the end of the run, "
+                        f"{fc['php_processes_after_idle_timeout']} {fc['measured_at_s']:g} s after it "
+                        f"(FastCGIIdleTimeout {fc['idle_timeout_s']})")
                 reap_strays()
         for key in active:
             srv, entry = servers[key], res["servers"][key]
-            entry["end"] = rss_of(srv.pid)
+            entry.setdefault("end", rss_of(srv.pid))
             if isinstance(srv, Itk):
                 srv.drain_notify()
                 entry["status"] = srv.status
@@ -887,11 +1007,18 @@ def run_case(args, case, servers):
                 "non2xx": sum(r["non2xx"] for r in rounds),
                 "socket_errors": sum(sum(r["socket_errors"].values()) for r in rounds),
             }
-    itk, ap = res["servers"].get("itk"), res["servers"].get("apache-itk")
-    if itk and ap and itk["rounds"] and ap["rounds"]:
-        # None for a round where mpm-itk answered nothing (under slowloris): no finite ratio.
-        per = [a["rps"] / b["rps"] if b["rps"] else None for a, b in zip(itk["rounds"], ap["rounds"])]
-        res["ratio_itk_apache_itk"] = {"per_round": per, "median": median(per)}
+    # itk against each baseline, round by round (the two are measured one after the other in each round).
+    itk = res["servers"].get("itk")
+    res["baselines"] = case.get("baselines", ["apache-itk"])
+    res["ratios"] = {}
+    for base in res["baselines"]:
+        b = res["servers"].get(base)
+        if itk and b and itk["rounds"] and b["rounds"]:
+            # None for a round where the baseline answered nothing (under slowloris): no finite ratio.
+            per = [x["rps"] / y["rps"] if y["rps"] else None for x, y in zip(itk["rounds"], b["rounds"])]
+            res["ratios"][base] = {"per_round": per, "median": median(per)}
+    if "apache-itk" in res["ratios"]:
+        res["ratio_itk_apache_itk"] = res["ratios"]["apache-itk"]
     return res
 
 
@@ -910,6 +1037,22 @@ def fmt_mem(m):
     return f"{m['rss_kib'] / 1024:.1f} ({m['pss_kib'] / 1024:.1f}), {m['processes']}"
 
 
+def ratio_cell(case):
+    """itk against the case's baselines: plain for mpm-itk alone, each named where there are others."""
+    cells = []
+    ratios = case.get("ratios", {})
+    for base, rr in ratios.items():
+        per = ", ".join(f"{x:.2f}" if x is not None else "∞" for x in rr["per_round"])
+        label = case["servers"][base]["label"]
+        if rr["median"] is None:
+            cells.append(f"∞: {label} answered nothing ({per})")
+        elif list(ratios) == ["apache-itk"]:
+            cells.append(f"**{rr['median']:.2f}×** ({per})")
+        else:
+            cells.append(f"**{rr['median']:.2f}×** of {label} ({per})")
+    return "; ".join(cells)
+
+
 def markdown(results):
     out = ["| case | server | req/s (median) | itk / mpm-itk: median (per round) | p50 | p99 | non-2xx | socket errors "
            "| idle: RSS (PSS) MiB, procs | end: RSS (PSS) MiB, procs |",
@@ -923,10 +1066,8 @@ def markdown(results):
             if not m["rps"]:
                 m = dict(m, rps=0)
             ratio = ""
-            if key == "itk" and case.get("ratio_itk_apache_itk"):
-                rr = case["ratio_itk_apache_itk"]
-                per = ", ".join(f"{x:.2f}" if x is not None else "∞" for x in rr["per_round"])
-                ratio = f"**{rr['median']:.2f}×** ({per})" if rr["median"] is not None else f"∞: mpm-itk answered nothing ({per})"
+            if key == "itk":
+                ratio = ratio_cell(case)
             idle, end = e.get("idle", {}), e.get("end", {})
             out.append(f"| {case['title']} | {e['label']} | {m['rps']:,.0f} | {ratio} | {fmt_ms(m['p50_ms'])} "
                        f"| {fmt_ms(m['p99_ms'])} | {m['non2xx']} | {m['socket_errors']} "
@@ -942,13 +1083,19 @@ def targets(results):
         e = cases.get(case, {}).get("servers", {}).get(key)
         return e["median"][field] if e and e.get("median") else None
 
+    def baseline(c):
+        return c.get("baselines", ["apache-itk"])[0]
+
     rows = []
 
     def ratio_row(what, case, other, want):
+        if case not in cases:
+            return  # not selected with --cases
         a, b = m(case, "itk"), m(case, other)
-        # Against mpm-itk the median of the per-round ratios (servers measured side by side in each
+        # Against a baseline the median of the per-round ratios (servers measured side by side in each
         # round); against the reference rows the ratio of the medians.
-        rr = cases.get(case, {}).get("ratio_itk_apache_itk") if other == "apache-itk" else None
+        c = cases.get(case, {})
+        rr = c.get("ratios", {}).get(other) or (c.get("ratio_itk_apache_itk") if other == "apache-itk" else None)
         q = rr["median"] if rr else (a / b if a is not None and b else None)
         if a is None or b is None:
             rows.append(f"| {what} | not measured | |")
@@ -966,18 +1113,33 @@ def targets(results):
     ratio_row("CGI: itk ≥ mpm-itk", "cgi", "apache-itk", 1.0)
     ratio_row("mix (10 requests per connection): itk ≥ mpm-itk", "mix", "apache-itk", 1.0)
     ratio_row("under slowloris: itk ≥ mpm-itk", "slowloris", "apache-itk", 1.0)
+    ratio_row("PHP keep-alive: itk FastCGI ≥ 0.5× mpm-itk + mod_php", "php-fcgi", "apache-itk-modphp", 0.5)
+    ratio_row("PHP `Connection: close`: itk FastCGI ≥ 5× mpm-itk + mod_php", "php-fcgi-close", "apache-itk-modphp", 5.0)
+    for name in ("php-fcgi", "php-fcgi-close"):
+        fc = cases.get(name, {}).get("servers", {}).get("itk", {}).get("fastcgi_idle")
+        if fc:
+            n = fc["php_processes_after_idle_timeout"]
+            gone = (f", none left {fc['all_gone_after_s']:.1f} s after it"
+                    if fc["all_gone_after_s"] is not None else "")
+            rows.append(f"| PHP processes of an idle vhost = 0 ({name}, counted {fc['measured_at_s']:g} s after the run; "
+                        f"FastCGIIdleTimeout {fc['idle_timeout_s']} s) | {n} ({fc['php_processes_at_end_of_run']} at "
+                        f"the end of the run{gone}) | {'met' if n == 0 else 'not met'} |")
+    # p99 and memory against each case's headline baseline: mpm-itk, with mod_php for PHP through FastCGI.
     worse = []
+    compared = []
     for name, c in cases.items():
-        a, b = m(name, "itk", "p99_ms"), m(name, "apache-itk", "p99_ms")
-        if a is not None and b is not None and a > b:
-            worse.append(f"{name} ({fmt_ms(a)} vs {fmt_ms(b)})")
-    compared = [n for n in cases if m(n, "itk", "p99_ms") is not None and m(n, "apache-itk", "p99_ms") is not None]
-    rows.append(f"| p99 no worse than mpm-itk's in every case | {len(compared) - len(worse)} of {len(compared)} cases"
-                f"{': worse in ' + ', '.join(worse) if worse else ''} | {'met' if compared and not worse else 'not met'} |")
+        a, b = m(name, "itk", "p99_ms"), m(name, baseline(c), "p99_ms")
+        if a is not None and b is not None:
+            compared.append(name)
+            if a > b:
+                worse.append(f"{name} ({fmt_ms(a)} vs {fmt_ms(b)})")
+    if compared:
+        rows.append(f"| p99 no worse than mpm-itk's in every case | {len(compared) - len(worse)} of {len(compared)} cases"
+                    f"{': worse in ' + ', '.join(worse) if worse else ''} | {'met' if not worse else 'not met'} |")
     for when, what in (("idle", "idle RSS of itk ≤ ⅓ of mpm-itk's, at start"),
                        ("end", "RSS of itk ≤ ⅓ of mpm-itk's, at the end of a case")):
-        pairs = [(c["servers"]["itk"].get(when), c["servers"]["apache-itk"].get(when)) for c in results["cases"]
-                 if "itk" in c["servers"] and "apache-itk" in c["servers"]]
+        pairs = [(c["servers"]["itk"].get(when), c["servers"][baseline(c)].get(when)) for c in results["cases"]
+                 if "itk" in c["servers"] and baseline(c) in c["servers"]]
         pairs = [(a["rss_kib"], b["rss_kib"]) for a, b in pairs if a and b]
         if pairs:
             q = median([a / b for a, b in pairs])
@@ -1002,7 +1164,7 @@ def machine_info(args):
     with open("/proc/meminfo") as f:
         mem = int(f.readline().split()[1])
     pkgs = {}
-    for p in ("apache2", "libapache2-mpm-itk", "nginx", "wrk", "php8.2-cgi", "openssl"):
+    for p in ("apache2", "libapache2-mpm-itk", "libapache2-mod-php8.2", "nginx", "wrk", "php8.2-cgi", "openssl"):
         v = first(["dpkg-query", "-W", "-f=${Version}", p])
         if v and "no packages found" not in v:
             pkgs[p] = v
@@ -1051,7 +1213,7 @@ def parse_args(argv):
         prog=PROG, description="itkd against Apache mpm-itk on 127.0.0.1 (see docs/performance.md)",
         epilog="tools/bench itself also takes --itkd PATH (measure that itkd instead of building build-bench/) "
                "and --no-install (install no package).")
-    ap.add_argument("--quick", action="store_true", help="one round of 1 s per server and case (under 2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="one round of 1 s per server and case (about 3 minutes)")
     ap.add_argument("--duration", type=int, help="seconds each measured wrk run lasts (default 5, quick 1)")
     ap.add_argument("--warmup", type=int, help="seconds of unmeasured load before each run, 0 for none (default 1)")
     ap.add_argument("--rounds", type=int, help="alternating rounds per case (default 3, quick 1)")
@@ -1061,11 +1223,19 @@ def parse_args(argv):
     ap.add_argument("--processes", type=int, default=os.cpu_count() or 2,
                     help="itkd StartServers = Apache StartServers = nginx workers (default: online CPUs)")
     ap.add_argument("--cases", default=",".join(c["name"] for c in CASES),
-                    help="comma-separated cases (default all: " + ",".join(c["name"] for c in CASES) + ")")
+                    help="comma-separated cases, shell patterns allowed, e.g. 'php*' (default all: "
+                         + ",".join(c["name"] for c in CASES) + ")")
     ap.add_argument("--only", default=",".join(SERVERS), help="comma-separated servers (default all: " + ",".join(SERVERS) + ")")
     ap.add_argument("--slowloris", type=int, default=200, help="slow connections in the slowloris case (default 200)")
     ap.add_argument("--slowloris-interval", type=float, default=2.0, help="seconds between their bytes (default 2)")
-    ap.add_argument("--port-base", type=int, default=18400, help="first of 4 ports on 127.0.0.1 (default 18400)")
+    ap.add_argument("--fastcgi-processes", type=int, default=8,
+                    help="itkd FastCGIMaxProcesses in the PHP FastCGI cases (default 8)")
+    ap.add_argument("--fastcgi-idle-timeout", type=int, default=5,
+                    help="itkd FastCGIIdleTimeout in the PHP FastCGI cases, waited for after the run (default 5)")
+    ap.add_argument("--fastcgi-max-requests", type=int, default=None,
+                    help="itkd FastCGIMaxRequests in the PHP FastCGI cases, 0 = never recycle (default: itkd's own)")
+    ap.add_argument("--port-base", type=int, default=18400,
+                    help=f"first of {len(SERVERS)} ports on 127.0.0.1 (default 18400)")
     ap.add_argument("--uid-base", type=int, default=3000, help="vhost N runs as uid/gid BASE+N (default 3000)")
     ap.add_argument("--json", default=None, help="where the raw figures go (default build-bench/bench-results-DATE.json)")
     ap.add_argument("--itkd", required=True, help=argparse.SUPPRESS)
@@ -1081,19 +1251,24 @@ def parse_args(argv):
     args.settle = 1.0
     args.slowloris_settle = 1.0 if args.quick else 2.0
     names = [c["name"] for c in CASES]
-    args.cases = [c for c in args.cases.split(",") if c]
-    bad = [c for c in args.cases if c not in names]
+    patterns = [c for c in args.cases.split(",") if c]
+    bad = [c for c in patterns if not fnmatch.filter(names, c)]
     if bad:
         ap.error(f"unknown case(s) {', '.join(bad)}; known: {', '.join(names)}")
+    args.cases = [n for n in names if any(fnmatch.fnmatchcase(n, c) for c in patterns)]
     args.only = [s for s in args.only.split(",") if s]
     bad = [s for s in args.only if s not in SERVERS]
     if bad:
         ap.error(f"unknown server(s) {', '.join(bad)}; known: {', '.join(SERVERS)}")
     for name, lo, hi in (("duration", 1, 3600), ("warmup", 0, 600), ("rounds", 1, 100), ("connections", 1, 10000), ("threads", 1, 256),
-                         ("vhosts", 1, 1000), ("processes", 1, 64), ("slowloris", 1, 900)):
+                         ("vhosts", 1, 1000), ("processes", 1, 64), ("slowloris", 1, 900),
+                         ("fastcgi_processes", 1, 4096), ("fastcgi_idle_timeout", 1, 3600),
+                         ("fastcgi_max_requests", 0, 100000000)):
         v = getattr(args, name)
+        if v is None:
+            continue
         if not lo <= v <= hi:
-            ap.error(f"--{name} must be from {lo} to {hi}, not {v}")
+            ap.error(f"--{name.replace('_', '-')} must be from {lo} to {hi}, not {v}")
     if args.connections < args.threads:
         ap.error("--connections must be at least --threads (wrk gives each thread at least one connection)")
     if args.uid_base < 999 or args.uid_base + args.vhosts > 59999:
@@ -1108,7 +1283,8 @@ def main(argv):
         return 0
     set_child_subreaper()
     ports = {key: args.port_base + i for i, key in enumerate(SERVERS)}
-    busy = [f"{p} ({k})" for k, p in ports.items() if k in args.only and not port_free(p)]
+    used = {k for c in CASES if c["name"] in args.cases for k in c["servers"] if k in args.only}
+    busy = [f"{p} ({k})" for k, p in ports.items() if k in used and not port_free(p)]
     if busy:
         raise BenchError(f"port(s) {', '.join(busy)} on 127.0.0.1 in use: stop what listens there or pass --port-base")
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -1121,6 +1297,9 @@ def main(argv):
         servers = {"itk": Itk(args, tree, ports["itk"]),
                    "apache-itk": Apache(args, tree, ports["apache-itk"], itk=True),
                    "apache-prefork": Apache(args, tree, ports["apache-prefork"], itk=False),
+                   "apache-itk-modphp": Apache(args, tree, ports["apache-itk-modphp"], itk=True, mod_php=True),
+                   "apache-prefork-modphp": Apache(args, tree, ports["apache-prefork-modphp"], itk=False,
+                                                   mod_php=True),
                    "nginx": Nginx(args, tree, ports["nginx"])}
         for case in CASES:
             if case["name"] in args.cases:
@@ -1150,7 +1329,14 @@ def main(argv):
     print(f"wrk -t{args.threads} -c{args.connections}, {args.duration:g} s per run after {args.warmup:g} s warm-up, "
           f"{args.rounds} round(s) alternating the servers, {args.vhosts} vhosts, {args.processes} server processes; "
           f"medians of the rounds. CPU busy with other work just before the runs: median "
-          f"{100 * (median(busy) or 0):.0f} %, highest {100 * max(busy, default=0):.0f} %.\n")
+          f"{100 * (median(busy) or 0):.0f} %, highest {100 * max(busy, default=0):.0f} %.")
+    if any(c["name"].startswith("php") for c in results["cases"]):
+        print(f"PHP: at least 1 s of warm-up before every run; itk's FastCGI pools with FastCGIMaxProcesses "
+              f"{args.fastcgi_processes}, FastCGIIdleTimeout {args.fastcgi_idle_timeout} s, FastCGIMaxRequests "
+              + ("left at itk's default" if args.fastcgi_max_requests is None else str(args.fastcgi_max_requests))
+              + f"; Apache with mod_php runs one PHP interpreter per server process "
+              f"(MaxRequestWorkers 150).")
+    print()
     print(markdown(results))
     print()
     print(targets(results))
