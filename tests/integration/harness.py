@@ -825,6 +825,17 @@ class Daemon:
             found.append(pid)
         return sorted(found)
 
+    def busy_workers(self, uid=None):
+        """Workers holding a connection (always their fd 3); spares waiting for their next one hold none."""
+        busy = []
+        for pid in self.workers(uid):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/3").startswith("socket:"):
+                    busy.append(pid)
+            except OSError:
+                continue
+        return busy
+
     def worker_for(self, conn, timeout=3.0):
         """Pid of the itk-worker holding the server side of `conn`, or None."""
         client_port = conn.client_port

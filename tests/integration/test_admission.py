@@ -29,16 +29,22 @@ def hold(d, host, conns):
 
 
 def wait_workers(d, uid, count):
-    got = h.wait_until(lambda: len(d.workers(uid)) == count, 5)
+    got = h.wait_until(lambda: len(d.busy_workers(uid)) == count, 5)
     whose = "in all" if uid is None else f"of uid {uid}"
-    h.check(got, f"expected {count} live workers {whose}, found {d.workers(uid)}")
+    h.check(got, f"expected {count} workers holding a connection {whose}, found {d.busy_workers(uid)}")
 
 
 def release(d, conns):
+    since = d.notify.mark()
+    held = bool(conns)
     for c in conns:
         c.close()
     conns.clear()
-    h.wait_until(lambda: not d.workers(), 5)
+    h.wait_until(lambda: not d.busy_workers(), 5)
+    # A worker that let go of its connection is uncounted once its acceptor has taken it as a spare:
+    # wait until STATUS says so, so that the next scenario starts with every slot free.
+    if held:
+        d.wait_status(lambda st: st["workers"] == 0, 5, since)
 
 
 def expect_refused(d, host, what):
@@ -72,7 +78,7 @@ def vhost_limit_refuses_at_once(d):
         hold(d, "a.test", conns)
         wait_workers(d, h.UID_A, VHOST_LIMIT)
         expect_refused(d, "a.test", f"a third connection to a.test (MaxClientsVHost = {VHOST_LIMIT})")
-        h.expect_eq(len(d.workers(h.UID_A)), VHOST_LIMIT, "workers of a.test after the 503 (none forked)")
+        h.expect_eq(len(d.busy_workers(h.UID_A)), VHOST_LIMIT, "workers of a.test holding a connection after the 503")
         resp = h.fetch(d.port, "/", "b.test")
         h.expect_status(resp, 200, "b.test while a.test is at its MaxClientsVHost")
     finally:
