@@ -1,0 +1,93 @@
+// The acceptor -> worker hand-over channel: a connection fd, its scoreboard entry and its bytes arrive
+// whole; a closed channel or a bad message gives no connection.
+#include "handoff.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "unique_fd.h"
+
+namespace itk {
+namespace {
+
+struct Channel {
+  Channel() {
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    acceptor.reset(sv[0]);
+    worker.reset(sv[1]);
+    sigemptyset(&mask);
+  }
+  unique_fd acceptor, worker;
+  sigset_t mask;
+};
+
+TEST(Handoff, ConnectionEntryAndBytesArrive) {
+  Channel ch;
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  unique_fd r(p[0]), w(p[1]);
+  std::string head = "GET / HTTP/1.1\r\nHost: a.test\r\n\r\nbody";
+  ASSERT_TRUE(handoff_send(ch.acceptor.get(), r.get(), 42, head));
+  uint32_t entry = 0;
+  std::string bytes;
+  unique_fd got(handoff_wait(ch.worker.get(), entry, bytes, 1000, ch.mask));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(entry, 42u);
+  EXPECT_EQ(bytes, head);
+  // The worker's "idle" came first and is what the acceptor reads.
+  EXPECT_TRUE(handoff_read_idle(ch.acceptor.get()));
+  // The fd is the same pipe, and close-on-exec.
+  ASSERT_EQ(write(w.get(), "x", 1), 1);
+  char c = 0;
+  EXPECT_EQ(read(got.get(), &c, 1), 1);
+  EXPECT_EQ(c, 'x');
+  EXPECT_TRUE(fcntl(got.get(), F_GETFD) & FD_CLOEXEC);
+}
+
+TEST(Handoff, ClosedChannelGivesNoConnection) {
+  Channel ch;
+  ch.acceptor.reset();
+  uint32_t entry = 0;
+  std::string bytes;
+  EXPECT_EQ(handoff_wait(ch.worker.get(), entry, bytes, 1000, ch.mask), -1);
+}
+
+TEST(Handoff, WaitEndsAtItsBound) {
+  Channel ch;
+  uint32_t entry = 0;
+  std::string bytes;
+  EXPECT_EQ(handoff_wait(ch.worker.get(), entry, bytes, 50, ch.mask), -1);
+  EXPECT_TRUE(handoff_read_idle(ch.acceptor.get()));
+}
+
+TEST(Handoff, MessageWithoutAConnectionIsRefused) {
+  Channel ch;
+  ASSERT_EQ(send(ch.acceptor.get(), "12345678", 8, 0), 8);
+  uint32_t entry = 0;
+  std::string bytes;
+  EXPECT_EQ(handoff_wait(ch.worker.get(), entry, bytes, 1000, ch.mask), -1);
+  EXPECT_TRUE(bytes.empty());
+}
+
+TEST(Handoff, EmptyOrOversizedPayloadIsNotSent) {
+  Channel ch;
+  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, 1, ""));
+  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, 1, std::string(256 * 1024, 'x')));
+}
+
+TEST(Handoff, AnythingButIdleIsNotIdle) {
+  Channel ch;
+  ASSERT_EQ(send(ch.worker.get(), "X", 1, 0), 1);
+  EXPECT_FALSE(handoff_read_idle(ch.acceptor.get()));
+  ch.worker.reset();
+  EXPECT_FALSE(handoff_read_idle(ch.acceptor.get()));
+}
+
+}  // namespace
+}  // namespace itk
