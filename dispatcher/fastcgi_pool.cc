@@ -144,7 +144,11 @@ int prepare_vhost_dir(const std::string& dir, uid_t uid, gid_t gid) {
     log(Level::err, "cannot open %s: %s", dir.c_str(), strerror(errno));
     return -1;
   }
-  if (fchown(fd, 0, 0) != 0 || fchmod(fd, 0700) != 0) {
+  // Ownership and mode are reset only when they are not root's already: a chmod also resets the
+  // ACL's mask, which for a moment would shut out the workers of a pool that keeps running here.
+  struct stat st {};
+  bool ours = fstat(fd, &st) == 0 && st.st_uid == 0 && st.st_gid == 0 && (st.st_mode & 07067) == 0;
+  if (!ours && (fchown(fd, 0, 0) != 0 || fchmod(fd, 0700) != 0)) {
     log(Level::err, "cannot make %s root's with mode 0700: %s", dir.c_str(), strerror(errno));
     close(fd);
     return -1;
@@ -181,12 +185,17 @@ unique_fd make_listener(int dir_fd, const std::string& dir, const std::string& n
     return {};
   }
   (void)unlinkat(dir_fd, name.c_str(), 0);
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    log(Level::err, "bind to %s failed: %s", path.c_str(), strerror(errno));
+  // Created with mode 0600 by bind itself: a later chmod by path would follow whatever a tenant put
+  // there in the meantime, where the directory is the tenant's (file systems without ACLs).
+  mode_t old_mask = umask(0177);
+  int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  int bind_errno = errno;
+  umask(old_mask);
+  if (rc != 0) {
+    log(Level::err, "bind to %s failed: %s", path.c_str(), strerror(bind_errno));
     return {};
   }
-  if (fchownat(dir_fd, name.c_str(), id.uid, id.gid, AT_SYMLINK_NOFOLLOW) != 0 ||
-      fchmodat(dir_fd, name.c_str(), 0600, 0) != 0) {
+  if (fchownat(dir_fd, name.c_str(), id.uid, id.gid, AT_SYMLINK_NOFOLLOW) != 0) {
     log(Level::err, "cannot give %s to uid %u: %s", path.c_str(), static_cast<unsigned>(id.uid), strerror(errno));
     return {};
   }
