@@ -762,6 +762,10 @@ def idle_pool_stops(shared):
     h.expect_eq(second, first, f"pid of a request {IDLE_TIMEOUT / 2}s later (FastCGIIdleTimeout = {IDLE_TIMEOUT})")
     last = time.monotonic()
     h.check(app_children(d), f"expected a php-cgi right after the request\n{describe_children(d)}")
+    since = d.notify.mark()
+    # The STATUS line counts the app processes (published at most once a second).
+    running = d.notify.wait_for(lambda m: ", fastcgi: 1;" in m.get("STATUS", ""), 3, 0)[1]
+    h.check(running, f"expected STATUS with 'fastcgi: 1' while the pool runs; got {d.notify.summary()}")
     bound = IDLE_TIMEOUT + 3
     stopped = h.wait_until(lambda: not app_children(d, zombies=True), bound + 1)
     after = time.monotonic() - last
@@ -769,6 +773,8 @@ def idle_pool_stops(shared):
             f"FastCGIIdleTimeout = {IDLE_TIMEOUT}: expected no php-cgi under the master within {bound}s of the "
             f"last request, {'took ' + format(after, '.1f') + 's' if stopped else 'still there'}\n"
             f"{describe_children(d)}")
+    idle = d.notify.wait_for(lambda m: ", fastcgi: 0;" in m.get("STATUS", ""), 3, since)[1]
+    h.check(idle, f"expected STATUS with 'fastcgi: 0' once the pool stopped; got {d.notify.summary(since)}")
     again = php_identity(d, "a.test", "request after the pool stopped")
     h.check(again["pid"] != first, "expected a new php-cgi after the idle stop, got the old pid")
     expect_app_process(d, again["pid"], h.UID_A, "the restarted pool")
