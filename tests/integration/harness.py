@@ -83,6 +83,16 @@ def expect_body_contains(resp, needle, what):
         raise Fail(f"{what}: expected the body to contain {needle!r}\n{resp.describe()}")
 
 
+def key_values(body):
+    """`name=value` lines of a response body (what the test scripts print) as a dict."""
+    out = {}
+    for line in body.decode("utf-8", "replace").splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
 def wait_until(predicate, timeout, interval=0.1):
     """Polls `predicate` until it returns a true value or `timeout` passes; returns its last value."""
     deadline = time.monotonic() + timeout

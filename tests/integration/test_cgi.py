@@ -231,15 +231,6 @@ def expect_log(d, pattern, what, since=0, timeout=3.0):
         raise h.Fail(f"{what}: expected a log line matching /{pattern}/ within {timeout}s; log since:\n{tail}")
 
 
-def key_values(body):
-    out = {}
-    for line in body.decode("utf-8", "replace").splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out[k] = v
-    return out
-
-
 def recv_some(c, deadline):
     """One read from the connection into c.buf; False at EOF. Raises Fail at the deadline."""
     left = deadline - time.monotonic()
@@ -280,7 +271,7 @@ def get(d, path, host="a.test", **kw):
 def check_identity(d, host, uid, nice):
     resp = get(d, "/id.cgi", host)
     h.expect_status(resp, 200, f"GET /id.cgi on {host}")
-    kv = key_values(resp.body)
+    kv = h.key_values(resp.body)
     problems = []
 
     def want(key, expected):
@@ -323,7 +314,7 @@ def other_tenants_file_unreadable(d):
     resp = get(d, "/steal.cgi", "b.test")
     h.expect_status(resp, 200, "GET /steal.cgi on b.test (cat of A's 0600 file)")
     h.check(A_SECRET.strip().encode() not in resp.body, f"B's script read A's 0600 file\n{resp.describe()}")
-    rc = key_values(resp.body).get("rc")
+    rc = h.key_values(resp.body).get("rc")
     h.check(rc not in (None, "0"), f"expected cat of A's 0600 file to fail in B's script, rc={rc!r}\n"
                                    f"{resp.describe()}")
 

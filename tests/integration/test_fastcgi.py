@@ -192,15 +192,6 @@ def get(d, path, host="a.test", **kw):
     return resp
 
 
-def key_values(body):
-    out = {}
-    for line in body.decode("utf-8", "replace").splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out[k] = v
-    return out
-
-
 def php_identity(d, host, what, conn=None):
     """GET /id.php: {'pid': int, 'uid': ..., 'gid': ...} as the script saw them."""
     if conn is None:
@@ -209,7 +200,7 @@ def php_identity(d, host, what, conn=None):
         conn.request("GET", "/id.php", host)
         resp = conn.read_response()
     h.expect_status(resp, 200, f"{what}: GET /id.php on {host}")
-    kv = key_values(resp.body)
+    kv = h.key_values(resp.body)
     try:
         return {k: int(kv[k]) for k in ("pid", "uid", "gid", "euid", "egid")}
     except (KeyError, ValueError):
@@ -680,7 +671,7 @@ def pool_full_waits_then_503(d):
         master_ticks = cpu_ticks(d.pid) - master_before
         first = slow.read_response(timeout=15)
         h.expect_status(first, 200, "the slow request on busy.test")
-        slow_pid = key_values(first.body).get("slept pid")
+        slow_pid = h.key_values(first.body).get("slept pid")
         results = []
         for i, c in enumerate(waiting):
             h.check(c in arrived, f"burst request {i + 1} to busy.test: no answer within 15s")
@@ -696,7 +687,7 @@ def pool_full_waits_then_503(d):
                     f"expected a 503 after waiting about {POOL_FULL_WAIT}s for the pool, came after {t:.1f}s")
         for r, t in results:
             if r.status == 200:
-                h.expect_eq(key_values(r.body).get("slept pid"), slow_pid,
+                h.expect_eq(h.key_values(r.body).get("slept pid"), slow_pid,
                             "pid of a queued request (FastCGIMaxProcesses = 1)")
         hz = os.sysconf("SC_CLK_TCK")
         span = max(t for _, t in results)
@@ -721,7 +712,7 @@ def pool_full_waits_then_503(d):
                 f"expected the request queued behind the 1.5s one answered after about 1.2s, took {waited:.1f}s")
         first = slow.read_response(timeout=15)
         h.expect_status(first, 200, "the 1.5s request on busy.test")
-        h.expect_eq(key_values(first.body).get("slept pid"), key_values(resp.body).get("slept pid"),
+        h.expect_eq(h.key_values(first.body).get("slept pid"), h.key_values(resp.body).get("slept pid"),
                     "pid of both requests (FastCGIMaxProcesses = 1)")
     finally:
         slow.close()
