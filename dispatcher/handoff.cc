@@ -28,12 +28,12 @@ bool handoff_send(int ctl, int conn_fd, uint32_t entry, std::string_view bytes) 
   return n == static_cast<ssize_t>(sizeof entry + bytes.size());
 }
 
-int handoff_wait(int ctl, uint32_t& entry, std::string& bytes, int64_t wait_ms, const sigset_t& during) {
+bool handoff_idle(int ctl) {
   const char idle = 'I';
-  if (send(ctl, &idle, 1, MSG_NOSIGNAL) != 1) return -1;
-  pollfd p{ctl, POLLIN, 0};
-  timespec ts{static_cast<time_t>(wait_ms / 1000), static_cast<long>((wait_ms % 1000) * 1000000)};
-  if (ppoll(&p, 1, &ts, &during) <= 0) return -1;
+  return send(ctl, &idle, 1, MSG_NOSIGNAL) == 1;
+}
+
+int handoff_receive(int ctl, uint32_t& entry, std::string& bytes) {
   bytes.resize(kMaxPayload);
   iovec iov[2] = {{&entry, sizeof entry}, {bytes.data(), bytes.size()}};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
@@ -54,6 +54,14 @@ int handoff_wait(int ctl, uint32_t& entry, std::string& bytes, int64_t wait_ms, 
   }
   bytes.resize(static_cast<size_t>(n) - sizeof entry);
   return fd;
+}
+
+int handoff_wait(int ctl, uint32_t& entry, std::string& bytes, int64_t wait_ms, const sigset_t& during) {
+  if (!handoff_idle(ctl)) return -1;
+  pollfd p{ctl, POLLIN, 0};
+  timespec ts{static_cast<time_t>(wait_ms / 1000), static_cast<long>((wait_ms % 1000) * 1000000)};
+  if (ppoll(&p, 1, &ts, &during) <= 0) return -1;
+  return handoff_receive(ctl, entry, bytes);
 }
 
 bool handoff_read_idle(int ctl) {

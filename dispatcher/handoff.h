@@ -16,9 +16,15 @@ namespace itk {
 // False with errno when the worker is gone.
 bool handoff_send(int ctl, int conn_fd, uint32_t entry, std::string_view bytes);
 
-// Worker: says it is idle, then waits for a connection for at most `wait_ms`; SIGTERM (unblocked
-// by `during`) ends the wait. Returns the connection fd and fills `bytes`, or -1 when there is
-// none (the acceptor closed the channel, the wait ended, a signal came).
+// Worker: says it is idle. False when the acceptor is gone.
+bool handoff_idle(int ctl);
+
+// Worker: takes the connection waiting on `ctl` (readable): returns its fd and fills `entry` and
+// `bytes`, or -1 when the acceptor closed the channel or sent something else.
+int handoff_receive(int ctl, uint32_t& entry, std::string& bytes);
+
+// Worker: handoff_idle, then waits for a connection for at most `wait_ms`; SIGTERM (unblocked by
+// `during`) ends the wait. The connection fd, or -1 when none came.
 int handoff_wait(int ctl, uint32_t& entry, std::string& bytes, int64_t wait_ms, const sigset_t& during);
 
 // Acceptor: reads one message from a worker; true when it is "I".

@@ -39,6 +39,9 @@ enum class Next { request, closed, timeout, error, stopping };
 // usually retires it sooner), and serves at most this many connections before it exits.
 constexpr int64_t kSpareWaitMs = 60000;
 constexpr unsigned kMaxConnectionsPerWorker = 10000;
+// How long a finished connection is drained before it is closed, and how many are at once.
+constexpr int kLingerMs = 2000;
+constexpr size_t kMaxLingering = 8;
 
 // Waits for `fd` to be readable for at most `ms`; SIGTERM (blocked otherwise) interrupts the wait,
 // so a graceful stop never waits out a keep-alive timeout.
@@ -184,6 +187,66 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
   }
 }
 
+// A plain connection whose last response is written: its write side is shut (the client sees the
+// end), and it stays open, drained, until the client closes or kLingerMs passes, so that a client still
+// sending gets no RST that would destroy the response it has not read. Meanwhile the worker already
+// says it is idle, and may serve the next connection.
+struct Lingering {
+  unique_fd fd;
+  int64_t until = 0;
+  size_t drained = 0;
+};
+
+void linger_later(ClientConn& io, std::vector<Lingering>& lingering) {
+  (void)shutdown(io.fd, SHUT_WR);
+  // Off fd 3, which the next connection takes.
+  int moved = fcntl(io.fd, F_DUPFD_CLOEXEC, 5);
+  (void)close(io.fd);
+  io.fd = -1;
+  if (moved < 0) return;
+  if (lingering.size() >= kMaxLingering) lingering.erase(lingering.begin());
+  lingering.push_back({unique_fd(moved), now_ms() + kLingerMs, 0});
+}
+
+// Reads and drops what a lingering client still sends. False when it is done with: closed, failed,
+// or more than a client may send after its last response.
+bool drain(Lingering& l) {
+  char sink[16384];
+  for (;;) {
+    ssize_t n = recv(l.fd.get(), sink, sizeof sink, MSG_DONTWAIT);
+    if (n > 0) {
+      l.drained += static_cast<size_t>(n);
+      if (l.drained > (1u << 20)) return false;
+      continue;
+    }
+    return n < 0 && (errno == EAGAIN || errno == EINTR);
+  }
+}
+
+// Says "idle" and waits for the acceptor's next connection (at most kSpareWaitMs; SIGTERM ends it),
+// finishing the lingering connections meanwhile. The new connection's fd, or -1.
+int wait_for_connection(int ctl, std::vector<Lingering>& lingering, uint32_t& entry, std::string& bytes,
+                        const sigset_t& during) {
+  if (!handoff_idle(ctl)) return -1;
+  const int64_t give_up = now_ms() + kSpareWaitMs;
+  for (;;) {
+    int64_t now = now_ms();
+    std::erase_if(lingering, [now](const Lingering& l) { return now >= l.until; });
+    if (now >= give_up) return -1;
+    std::vector<pollfd> fds{{ctl, POLLIN, 0}};
+    int64_t wait = give_up - now;
+    for (const Lingering& l : lingering) {
+      fds.push_back({l.fd.get(), POLLIN, 0});
+      wait = std::min(wait, l.until - now);
+    }
+    timespec ts{static_cast<time_t>(wait / 1000), static_cast<long>((wait % 1000) * 1000000)};
+    if (ppoll(fds.data(), fds.size(), &ts, &during) < 0) return -1;  // SIGTERM, or a broken poll
+    for (size_t i = fds.size() - 1; i >= 1; i--)
+      if (fds[i].revents && !drain(lingering[i - 1])) lingering.erase(lingering.begin() + static_cast<long>(i - 1));
+    if (fds[0].revents) return handoff_receive(ctl, entry, bytes);
+  }
+}
+
 // SIGTERM is blocked outside waits; the handler only has to exist so that ppoll returns EINTR.
 void on_term(int) {}
 
@@ -235,7 +298,9 @@ void on_term(int) {}
   sigset_t pending;
   if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) c.stopping = true;
   serve_connection(ctx, c, std::move(start.head), first, root_of);
-  conn_finish(io, 2000);
+  std::vector<Lingering> lingering;
+  if (start.ctl_fd >= 0 && !io.tls) linger_later(io, lingering);
+  else conn_finish(io, kLingerMs);
 
   // Plain HTTP: instead of exiting, wait for the acceptor to hand over the next connection of this
   // vhost (a fork and exit saved per connection). The acceptor ends the wait by closing the channel.
@@ -246,11 +311,9 @@ void on_term(int) {}
     // that came with a hand-over, whose pid the acceptor stored before sending it: the first one's
     // pid is also stored by the acceptor after the fork, which could come after a release here.
     if (handed) scoreboard_release_own(*ctx.sb, entry, getpid());
-    if (io.fd >= 0) (void)close(io.fd);
-    io.fd = -1;
     OPENSSL_cleanse(c.buf.data(), c.buf.size());
     c.buf.clear();
-    int next = handoff_wait(start.ctl_fd, entry, c.buf, kSpareWaitMs, during_wait);
+    int next = wait_for_connection(start.ctl_fd, lingering, entry, c.buf, during_wait);
     if (next < 0) break;
     handed = true;
     // The same number every time, as a forked worker has it.
@@ -270,8 +333,9 @@ void on_term(int) {}
     }
     c.buf.erase(0, parser.head_length());
     serve_connection(ctx, c, parser.head(), vh, root_of);
-    conn_finish(io, 2000);
+    linger_later(io, lingering);
   }
+  for (Lingering& l : lingering) lingering_close(l.fd.get(), static_cast<int>(std::max<int64_t>(0, l.until - now_ms())));
   _exit(0);
 }
 
