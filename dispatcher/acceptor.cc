@@ -548,11 +548,13 @@ bool Acceptor::hand_to_spare(PendingConn& c, const VHost& vh, uint32_t entry, co
       retire(w);
       continue;
     }
+    // The pid first: the worker gives the entry back itself, by pid, when the connection ends. A
+    // failed send leaves it for the fork that follows, which stores its own.
+    scoreboard_set_pid(*ctx_.sb, entry, pid);
     if (!handoff_send(w.ctl.get(), c.fd.get(), entry, c.buf)) {
       retire(w);
       continue;
     }
-    scoreboard_set_pid(*ctx_.sb, entry, pid);
     w.entry = entry;
     w.has_entry = true;
     w.leaf = leaf;

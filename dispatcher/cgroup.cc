@@ -197,8 +197,8 @@ bool cgroup_move(const std::string& dir, pid_t pid) { return write_file(dir + "/
 
 int cgroup_vhost_connections(const CgroupTree& t, const VHost& vh) {
   int n = cgroup_descendants(cgroup_vhost_dir(t, vh));
-  // Only vhosts with FastCGI apps have the directory; the others pay no extra system call.
-  if (n > 0 && !vh.fastcgi.apps.empty() && access(cgroup_fastcgi_dir(t, vh).c_str(), F_OK) == 0) n--;
+  // Whenever it exists: a pool retired at a reload may still run there after its vhost dropped FastCGI.
+  if (n > 0 && access(cgroup_fastcgi_dir(t, vh).c_str(), F_OK) == 0) n--;
   if (n > 0 && access(cgroup_spare_dir(t, vh).c_str(), F_OK) == 0) n--;
   return n;
 }

@@ -102,7 +102,12 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
 
   std::string out;
   fcgi::append_begin_request(out, kRequestId);
-  fcgi::append_params(out, kRequestId, to_pairs(env));
+  if (!fcgi::append_params(out, kRequestId, to_pairs(env))) {
+    log(Level::info, "%s: a request header or the URL is over 64 KiB, more than one FastCGI record holds: 431",
+        m.script_name.c_str());
+    result.response = answer_error(conn, 431, false, is_head);
+    return result;
+  }
   bool body_done = body.state() == BodyDecoder::State::complete || head.chunked || !head.has_body();
   bool stdin_done = false;
 
@@ -114,7 +119,7 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   StderrLog errlog(m.script_name);
   std::string decoded;
   bool ended = false, app_closed = false, timed_out = false, client_gone = false, body_stalled = false;
-  bool broken = false, ok = true, body_error = false;
+  bool broken = false, ok = true, body_error = false, local_error = false;
   fcgi::EndRequest end;
 
   while (!ended) {
@@ -130,6 +135,10 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
         ssize_t n = read(spool.get(), tmp, sizeof tmp);
         if (n > 0) {
           append_body(out, std::string_view(tmp, static_cast<size_t>(n)));
+        } else if (n < 0) {
+          log(Level::err, "%s: reading the spooled request body failed: %s", m.script_name.c_str(), strerror(errno));
+          local_error = true;
+          break;
         } else {
           fcgi::append_stdin(out, kRequestId, {});
           stdin_done = true;
@@ -169,7 +178,11 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
     if (want_body) left = std::min<int64_t>(left, static_cast<int64_t>(sc.timeout) * 1000);
     // Bytes decrypted already are not signalled by poll.
     if (want_body && conn_buffered(conn) > 0) fds[1].revents = POLLIN;
-    else if (poll(fds, 2, static_cast<int>(std::min<int64_t>(left, 1000))) < 0 && errno != EINTR) break;
+    else if (poll(fds, 2, static_cast<int>(std::min<int64_t>(left, 1000))) < 0 && errno != EINTR) {
+      log(Level::err, "%s: poll failed: %s", m.script_name.c_str(), strerror(errno));
+      local_error = true;
+      break;
+    }
 
     if (!want_body && (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
       client_gone = true;
@@ -244,6 +257,11 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
     result.response = {false, resp.status(), false};
     return result;
   }
+  if (local_error && !resp.head_sent()) {
+    result.response = answer_error(conn, 500, false, is_head);
+    return result;
+  }
+  if (local_error) broken = true;
   if (!resp.head_sent()) {
     if (timed_out)
       log(Level::err, "%s: no response from the FastCGI app within CGITimeout (%u s)", m.script_name.c_str(),

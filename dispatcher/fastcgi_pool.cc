@@ -35,6 +35,9 @@ constexpr int64_t kBusyCheckMs = 5;
 constexpr int64_t kStartGraceMs = 50;
 // How often idle pools are looked for.
 constexpr int64_t kSampleMs = 1000;
+// An app process told to stop that is still there after this long (a script that never ends, a
+// SIGTERM ignored) is killed.
+constexpr int64_t kStopGraceMs = 30000;
 // An app that dies within this long of its start counts as failing to start.
 constexpr int64_t kFastFailureMs = 1000;
 // After this many failed starts in a row, requests waiting for the app are answered (502) instead
@@ -45,6 +48,7 @@ struct AppProcess {
   pid_t pid = 0;
   int64_t started_ms = 0;
   bool terminating = false;  // SIGTERM sent by us
+  int64_t terminating_since = 0;
   std::string last_sample;   // /proc/PID/schedstat at the last look
 };
 
@@ -62,8 +66,10 @@ struct FastCgiPool {
   unsigned idle_timeout = 60;
   unsigned max_requests = 10000;
   std::string cgroup;  // empty: cgroups are off
+  std::string dir;        // the vhost's socket directory
+  std::string sock_name;  // the socket's name in it
   std::string socket_path;
-  unique_fd listener;
+  unique_fd listener;     // empty: a broken one could not be replaced yet (retried each second)
   bool retired = false;
   bool claimed = false;  // during sync
   std::vector<AppProcess> procs;
@@ -91,8 +97,10 @@ std::string pool_key(const VHost& vh, const FastCgiApp& app, const std::string& 
   return k;
 }
 
-// Removes `name` beneath `parent` and everything in it, never following a symbolic link.
-void remove_tree(int parent, const char* name) {
+// Removes `name` beneath `parent` and everything in it, never following a symbolic link. itk makes
+// two levels; deeper trees (a tenant's, where its directory is its own) are not descended further.
+void remove_tree(int parent, const char* name, int depth = 0) {
+  if (depth > 4) return;
   int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     if (unlinkat(parent, name, 0) != 0 && errno != ENOENT)
@@ -103,7 +111,7 @@ void remove_tree(int parent, const char* name) {
     std::vector<std::string> names;
     while (dirent* e = readdir(d))
       if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-    for (const std::string& n : names) remove_tree(dirfd(d), n.c_str());
+    for (const std::string& n : names) remove_tree(dirfd(d), n.c_str(), depth + 1);
     closedir(d);
   } else {
     close(fd);
@@ -206,24 +214,44 @@ unique_fd make_listener(int dir_fd, const std::string& dir, const std::string& n
   return fd;
 }
 
-bool connection_pending(int fd) {
+enum class Queue { empty, pending, broken };
+
+// What the kernel says of a listening socket, without accepting. A process holding it (the apps have
+// it as fd 0, and so has whatever they start) can shut it down: then it polls as hung up for ever.
+Queue queue_state(int fd) {
   pollfd p{fd, POLLIN, 0};
-  return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+  if (poll(&p, 1, 0) <= 0) return Queue::empty;
+  if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return Queue::broken;
+  return (p.revents & POLLIN) ? Queue::pending : Queue::empty;
 }
 
 // A pool whose app keeps failing at start and has no process: the connections waiting for it are
-// accepted and closed unread, so their workers answer 502 now. With no app process holding the
-// socket, nobody else can take a connection between the poll and the accept.
-void refuse_waiting(FastCgiPool& p) {
+// accepted and closed unread, so their workers answer 502 now. The socket is blocking (php-cgi needs
+// that) and other processes of the tenant may hold it: a 1 ms receive timeout keeps the master from
+// ever waiting in accept(). False when the socket turned out broken.
+bool refuse_waiting(FastCgiPool& p) {
+  const int fd = p.listener.get();
+  timeval brief{0, 1000}, none{0, 0};
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &brief, sizeof brief);
   size_t n = 0;
-  while (connection_pending(p.listener.get())) {
-    unique_fd c(accept4(p.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!c) break;
+  bool broken = false;
+  for (Queue q; (q = queue_state(fd)) != Queue::empty;) {
+    if (q == Queue::broken) {
+      broken = true;
+      break;
+    }
+    unique_fd c(accept4(fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c) {
+      broken = errno == EINVAL;
+      break;
+    }
     n++;
   }
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
   if (n)
     log(Level::err, "vhost %s: FastCGI app %s keeps failing at start; %zu waiting request(s) answered 502",
         p.vhost.c_str(), p.program.c_str(), n);
+  return !broken;
 }
 
 std::string read_small(const std::string& path) {
@@ -245,6 +273,11 @@ std::string read_small(const std::string& path) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int s : {SIGPIPE, SIGHUP, SIGTERM, SIGCHLD, SIGINT}) signal(s, SIG_DFL);
+  // Only its own socket (as fd 0, the FastCGI convention) survives into the tenant's identity; fd 2
+  // stays the journal until the exec, for the errors below.
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0 || dup2(p.listener.get(), 0) < 0 || dup2(null, 1) < 0) _exit(1);
+  close_range(3, ~0U, 0);
   limit_bounding_set();
   become_tenant(p.identity, p.nice);
   if (chdir(p.document_root.c_str()) != 0 && chdir("/") != 0) _exit(1);
@@ -253,11 +286,9 @@ std::string read_small(const std::string& path) {
         strerror(errno));
     _exit(127);
   }
-  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  // fd 0 is the listening socket (the FastCGI convention); nothing of the app reaches itk's journal
-  // except through the request's FCGI_STDERR, which the worker logs under the vhost's name.
-  if (null < 0 || dup2(p.listener.get(), 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
-  close_range(3, ~0U, 0);
+  // Nothing of the app reaches itk's journal except through a request's FCGI_STDERR, which the worker
+  // logs under the vhost's name.
+  if (dup2(1, 2) < 0) _exit(1);
   std::string max_requests = strprintf("PHP_FCGI_MAX_REQUESTS=%u", p.max_requests);
   const char* envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", max_requests.c_str(), nullptr};
   const char* argv[] = {p.program.c_str(), nullptr};
@@ -347,6 +378,17 @@ void FastCgiPools::sync(Config& cfg, const CgroupTree& cgroups) {
     p->listener.reset();
     stop_pool(*p, "its vhost or app changed or was removed");
   }
+  // A vhost without FastCGI apps now: its FastCGI cgroup goes once no pool uses it (else it would
+  // count as one of its connections).
+  if (cgroups.enabled) {
+    for (const VHost& vh : cfg.vhosts) {
+      if (!vh.fastcgi.apps.empty()) continue;
+      std::string cg = cgroup_fastcgi_dir(cgroups, vh);
+      bool used = false;
+      for (auto& p : pools_) used = used || p->cgroup == cg;
+      if (!used && access(cg.c_str(), F_OK) == 0) (void)cgroup_kill_and_remove(cg);
+    }
+  }
   std::vector<std::string> dirs_in_use;
   for (Wanted& w : wanted) {
     const VHost& vh = *w.vh;
@@ -371,6 +413,8 @@ void FastCgiPools::sync(Config& cfg, const CgroupTree& cgroups) {
         if (vh.has_nice) np->nice = vh.nice_value;
         np->document_root = vh.document_root;
         np->cgroup = w.cgroup;
+        np->dir = dir;
+        np->sock_name = name;
         np->socket_path = dir + "/" + name;
         np->listener = std::move(l);
         np->claimed = true;
@@ -428,8 +472,12 @@ void FastCgiPools::on_poll(const std::vector<pollfd>& fds, size_t first) {
   for (size_t i = 0; i < polled_.size() && first + i < fds.size(); i++) {
     if (!(fds[first + i].revents & POLLIN)) continue;
     FastCgiPool& p = *polled_[i];
+    if (fds[first + i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+      replace_listener(p);
+      continue;
+    }
     if (now < p.backoff_until) {
-      refuse_waiting(p);
+      if (!refuse_waiting(p)) replace_listener(p);
       continue;
     }
     // With a process of its own waiting in accept() the connection is about to be taken: look again shortly.
@@ -457,11 +505,28 @@ void FastCgiPools::spawn(FastCgiPool& p, int64_t now) {
       pid, p.procs.size(), p.max_processes);
 }
 
+// The listening socket stopped accepting (a process holding it shut it down): a new one takes its
+// place at the same path, and the processes holding the old one are stopped.
+void FastCgiPools::replace_listener(FastCgiPool& p) {
+  if (p.listener)
+    log(Level::warning, "vhost %s: the FastCGI socket %s was shut down by a process holding it; replacing it",
+        p.vhost.c_str(), p.socket_path.c_str());
+  stop_pool(p, "their listening socket was shut down");
+  p.listener.reset();
+  p.check_at = 0;
+  unique_fd dfd(open(p.dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (dfd) p.listener = make_listener(dfd.get(), p.dir, p.sock_name, p.identity, static_cast<int>(p.max_processes));
+  if (!p.listener)
+    log(Level::err, "vhost %s: no FastCGI socket at %s; its PHP requests get 503 until one can be made (retried "
+                    "every second)", p.vhost.c_str(), p.socket_path.c_str());
+}
+
 void FastCgiPools::stop_pool(FastCgiPool& p, const char* why) {
   size_t n = 0;
   for (AppProcess& a : p.procs) {
     if (a.terminating) continue;
     a.terminating = true;
+    a.terminating_since = now_ms();
     (void)kill(a.pid, SIGTERM);
     n++;
   }
@@ -496,8 +561,10 @@ int64_t FastCgiPools::tick(int64_t now) {
   for (auto& p : pools_) {
     if (p->check_at && now >= p->check_at) {
       p->check_at = 0;
-      if (!stopping_ && !p->retired && p->listener && p->procs.size() < p->max_processes && now >= p->backoff_until &&
-          connection_pending(p->listener.get()))
+      Queue q = p->listener ? queue_state(p->listener.get()) : Queue::empty;
+      if (q == Queue::broken && !p->retired) replace_listener(*p);
+      else if (!stopping_ && !p->retired && p->listener && p->procs.size() < p->max_processes &&
+               now >= p->backoff_until && q == Queue::pending)
         spawn(*p, now);
     }
     for (int64_t t : {p->check_at, p->rearm_at, p->backoff_until})
@@ -505,6 +572,16 @@ int64_t FastCgiPools::tick(int64_t now) {
   }
   if (now >= next_sample_) {
     next_sample_ = now + kSampleMs;
+    for (auto& p : pools_)
+      if (!p->retired && !p->listener && !stopping_) replace_listener(*p);
+    for (auto& p : pools_)
+      for (AppProcess& a : p->procs)
+        if (a.terminating && now - a.terminating_since >= kStopGraceMs) {
+          log(Level::warning, "vhost %s: FastCGI app process %d still there %lld s after SIGTERM; killing it",
+              p->vhost.c_str(), a.pid, static_cast<long long>(kStopGraceMs / 1000));
+          (void)kill(a.pid, SIGKILL);
+          a.terminating_since = now;  // once more after another grace, should SIGKILL not have been enough
+        }
     for (auto& p : pools_) {
       if (p->procs.empty() || p->retired) continue;
       // Served requests show as CPU time in the kernel's own accounting; nothing the app wrote is read.
@@ -551,7 +628,7 @@ bool FastCgiPools::on_exit(pid_t pid, int status) {
       log(Level::warning, "vhost %s: FastCGI app %s fails at start; next attempt in %lld ms", p.vhost.c_str(),
           p.program.c_str(), static_cast<long long>(p.backoff_until - now));
     }
-    if (p.failing() && p.listener) refuse_waiting(p);
+    if (p.failing() && p.listener && !p.retired && !refuse_waiting(p)) replace_listener(p);
     if (p.procs.empty()) pool_emptied(p);
     return true;
   }

@@ -52,6 +52,7 @@ class FastCgiPools {
  private:
   void spawn(FastCgiPool& p, int64_t now);
   void stop_pool(FastCgiPool& p, const char* why);
+  void replace_listener(FastCgiPool& p);
   void pool_emptied(FastCgiPool& p);
   // Where the sockets go: $RUNTIME_DIRECTORY/fastcgi (systemd's RuntimeDirectory=itk), else
   // /run/itk/fastcgi. Leftovers of an earlier run are removed. False with `error` when the

@@ -65,16 +65,26 @@ void append_begin_request(std::string& out, uint16_t id) {
   append_record(out, begin_request, id, body);
 }
 
-void append_params(std::string& out, uint16_t id, const std::vector<std::pair<std::string, std::string>>& pairs) {
-  std::string stream;
+bool append_params(std::string& out, uint16_t id, const std::vector<std::pair<std::string, std::string>>& pairs) {
+  // Every record holds whole pairs: php-cgi decodes each PARAMS record on its own and drops the
+  // request when a pair runs past a record's end (nginx never splits one either).
+  std::string record;
   for (const auto& [name, value] : pairs) {
-    put_pair_length(stream, name.size());
-    put_pair_length(stream, value.size());
-    stream.append(name);
-    stream.append(value);
+    std::string pair;
+    put_pair_length(pair, name.size());
+    put_pair_length(pair, value.size());
+    pair.append(name);
+    pair.append(value);
+    if (pair.size() > kMaxContent) return false;
+    if (record.size() + pair.size() > kMaxContent) {
+      append_record(out, params, id, record);
+      record.clear();
+    }
+    record += pair;
   }
-  append_chunks(out, params, id, stream);
+  if (!record.empty()) append_record(out, params, id, record);
   append_record(out, params, id, {});
+  return true;
 }
 
 void append_stdin(std::string& out, uint16_t id, std::string_view data) {

@@ -24,10 +24,10 @@ void append_record(std::string& out, Type type, uint16_t id, std::string_view co
 // BEGIN_REQUEST, role RESPONDER (1), flags 0: the application closes the connection after the request.
 void append_begin_request(std::string& out, uint16_t id);
 
-// The name-value pairs (1-byte lengths below 128, else 4-byte with the high bit set) packed into as few
-// PARAMS records as fit (a pair may span records), then the empty PARAMS record that ends the stream.
-// A name or value of 2^31 bytes or more cannot be encoded and aborts (request heads are far smaller).
-void append_params(std::string& out, uint16_t id, const std::vector<std::pair<std::string, std::string>>& pairs);
+// The name-value pairs (1-byte lengths below 128, else 4-byte with the high bit set) packed into PARAMS
+// records of whole pairs (php-cgi refuses a pair split across records), then the empty PARAMS record
+// that ends the stream. False, with `out` partly written, when one pair alone exceeds kMaxContent.
+bool append_params(std::string& out, uint16_t id, const std::vector<std::pair<std::string, std::string>>& pairs);
 
 // Request body bytes as STDIN records of at most kMaxContent each; empty `data` appends the empty STDIN
 // record that ends the stream.

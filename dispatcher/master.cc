@@ -577,13 +577,17 @@ int Master::run(std::unique_ptr<Config> cfg) {
   // lets them exit now rather than at the master's own exit.
   tls_.reset();
   acceptors_.clear();
-  for (int i = 0; i < 40 && !key_pids_.empty(); i++) {
+  // Besides the key processes, spare workers whose acceptor ended are ours now (subreaper): they end
+  // as soon as they see their channel closed. Reap whatever ends within 2 s (anything a script left
+  // behind without a cgroup to end it is not waited for longer).
+  for (int i = 0; i < 40; i++) {
     int status = 0;
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid > 0) {
       key_pids_.erase(pid);
       continue;
     }
+    if (pid < 0) break;  // no child left
     (void)poll(nullptr, 0, 50);
   }
   fastcgi_.remove_sockets();

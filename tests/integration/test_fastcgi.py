@@ -39,6 +39,13 @@ FORBIDDEN_IN_APP = ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES
                     "RUNTIME_DIRECTORY", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", *DAEMON_ONLY_ENV)
 
 SCRIPTS = {
+    # A tenant's program started from PHP inherits the pool's listening socket as its fd 0 and shuts it
+    # down: the pool must get a new socket, and the master must not spin on the dead one.
+    "shut.php": """<?php
+header('Content-Type: text/plain');
+exec("python3 -c 'import socket; socket.socket(fileno=0).shutdown(socket.SHUT_RDWR)' 2>&1", $out, $rc);
+echo "rc=", $rc, "\n";
+""",
     "id.php": """<?php
 header('Content-Type: text/plain');
 echo 'pid=', getmypid(), "\\nuid=", posix_getuid(), "\\ngid=", posix_getgid(),
@@ -744,6 +751,23 @@ def own_daemon(name, *server_lines, vhosts):
     return d
 
 
+def shut_down_socket_is_replaced(shared):
+    d = own_daemon("shut", vhosts=[("10-a.conf", "a.test", h.UID_A, [f"FastCGI = .php {PHP_CGI}"])])
+    first = php_identity(d, "a.test", "before the socket is shut down")["pid"]
+    resp = get(d, "/shut.php", "a.test")
+    h.expect_status(resp, 200, "the PHP that shuts the pool's listening socket down")
+    h.expect_eq(h.key_values(resp.body).get("rc"), "0", "exit status of the shutdown() in the tenant's program")
+    before = cpu_ticks(d.pid)
+    time.sleep(2)
+    spent = cpu_ticks(d.pid) - before
+    h.check(spent < 50, f"expected the master idle after the socket was shut down, it used {spent} ticks in 2 s")
+    after = php_identity(d, "a.test", "after the socket was replaced")
+    h.check(after["pid"] != first, "expected a new php-cgi on the new socket, got the old pid")
+    h.expect_eq(after["uid"], h.UID_A, "uid of the PHP on the new socket")
+    h.check("was shut down by a process holding it; replacing it" in d.log_text(),
+            "expected the journal to say the socket was replaced")
+
+
 def idle_pool_stops(shared):
     d = own_daemon("idle", f"FastCGIIdleTimeout = {IDLE_TIMEOUT}",
                    vhosts=[("10-a.conf", "a.test", h.UID_A, [f"FastCGI = .php {PHP_CGI}"])])
@@ -865,6 +889,7 @@ SCENARIOS = [requires_php(f) for f in [
     pool_full_waits_then_503,
     cgi_timeout_is_504,
     idle_pool_stops,
+    shut_down_socket_is_replaced,
     broken_app_is_502_static_still_served,
     reload_removing_fastcgi_stops_pool,
     stop_ends_pools,
