@@ -2,7 +2,6 @@
 // SCM_RIGHTS and the bytes already read as its payload.
 #include "handoff.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,14 +53,6 @@ int handoff_receive(int ctl, uint32_t& entry, std::string& bytes) {
   }
   bytes.resize(static_cast<size_t>(n) - sizeof entry);
   return fd;
-}
-
-int handoff_wait(int ctl, uint32_t& entry, std::string& bytes, int64_t wait_ms, const sigset_t& during) {
-  if (!handoff_idle(ctl)) return -1;
-  pollfd p{ctl, POLLIN, 0};
-  timespec ts{static_cast<time_t>(wait_ms / 1000), static_cast<long>((wait_ms % 1000) * 1000000)};
-  if (ppoll(&p, 1, &ts, &during) <= 0) return -1;
-  return handoff_receive(ctl, entry, bytes);
 }
 
 bool handoff_read_idle(int ctl) {

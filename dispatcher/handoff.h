@@ -4,8 +4,6 @@
 // acceptor -> worker: a connection (SCM_RIGHTS), its scoreboard entry and the bytes read from it.
 #pragma once
 
-#include <signal.h>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -23,9 +21,6 @@ bool handoff_idle(int ctl);
 // `bytes`, or -1 when the acceptor closed the channel or sent something else.
 int handoff_receive(int ctl, uint32_t& entry, std::string& bytes);
 
-// Worker: handoff_idle, then waits for a connection for at most `wait_ms`; SIGTERM (unblocked by
-// `during`) ends the wait. The connection fd, or -1 when none came.
-int handoff_wait(int ctl, uint32_t& entry, std::string& bytes, int64_t wait_ms, const sigset_t& during);
 
 // Acceptor: reads one message from a worker; true when it is "I".
 bool handoff_read_idle(int ctl);

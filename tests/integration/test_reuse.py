@@ -46,19 +46,10 @@ def setup():
 # ---------------------------------------------------------------------------------------------------
 # Helpers
 
-def key_values(resp):
-    out = {}
-    for line in resp.body.decode("utf-8", "replace").splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out[k] = v
-    return out
-
-
 def served_by(resp, what):
     """(worker pid, uid) that the probe reported."""
     h.expect_status(resp, 200, what)
-    kv = key_values(resp)
+    kv = h.key_values(resp.body)
     h.check(kv.get("worker", "").isdigit() and kv.get("uid", "").isdigit(),
             f"{what}: expected the probe's 'worker=PID' and 'uid=UID' lines\n{resp.describe()}")
     return int(kv["worker"]), int(kv["uid"])
@@ -355,7 +346,7 @@ def body_and_pipelining_on_a_reused_worker(d):
     resp = h.fetch(d.port, "/body.cgi", "a.test", method="POST", body=body,
                    headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(body))})
     h.expect_status(resp, 200, f"POST of {BODY_SIZE} bytes to /body.cgi")
-    kv = key_values(resp)
+    kv = h.key_values(resp.body)
     h.expect_eq(kv.get("worker"), str(spare), "worker of the POST (the spare)")
     h.expect_eq(kv.get("length"), str(BODY_SIZE), "body length the script read")
     h.expect_eq(kv.get("sha256"), hashlib.sha256(body).hexdigest(), "sha256 of the body the script read")
@@ -376,8 +367,31 @@ def body_and_pipelining_on_a_reused_worker(d):
     wait_spare(spare, "after the pipelined requests")
 
 
+def late_closer_does_not_hold_the_worker(d):
+    spare = spare_of(d, "a.test", h.UID_A)
+    with h.Conn(d.port) as c:
+        c.request("GET", "/pid.cgi", "a.test", [("Connection", "close")])
+        pid, _ = served_by(c.read_response(), "Connection: close request whose client keeps the socket open")
+        h.expect_eq(pid, spare, "worker of the request")
+        # The client has its whole response but has not closed. The worker drains the connection in the
+        # background (up to 2 s) and is a spare again at once, well before that.
+        start = time.monotonic()
+        again = h.wait_until(lambda: not has_connection(pid) and sleeping_in(pid), 1.0, interval=0.02)
+        h.check(again, f"expected worker {pid} back as a spare within 1 s while its last client keeps the "
+                       f"connection open (lingering must not hold the worker)")
+        wait_spare(pid, "while the previous client still holds its connection")
+        h.check(time.monotonic() - start < 1.5, "the worker took the full lingering time to become a spare")
+        nxt, _ = probe(d)
+        h.expect_eq(nxt, spare, "worker of the next connection while the previous client still holds its own")
+        closed, extra = c.wait_closed(2)
+        h.check(closed and not extra, f"expected the first connection ended by the server, nothing more on it "
+                                      f"(closed={closed}, extra={extra[:80]!r})")
+    wait_spare(spare, "after both connections")
+
+
 SCENARIOS = [
     sequential_close_requests_share_a_worker,
+    late_closer_does_not_hold_the_worker,
     http10_and_closed_keepalive_are_reused,
     each_vhost_keeps_its_own_worker,
     concurrent_connections_then_reuse_of_that_set,
