@@ -88,7 +88,11 @@ int open_path_beneath(int root_fd, const std::string& path, struct stat& st) {
   sigprocmask(SIG_SETMASK, &none, nullptr);
   // Ignored signals stay ignored across exec: give the script the defaults.
   for (int s : {SIGPIPE, SIGHUP, SIGTERM, SIGCHLD}) signal(s, SIG_DFL);
-  std::string dir = script_filename.substr(0, script_filename.rfind('/'));
+  // A script runs in its own directory (RFC 3875 §7.2). A Handler program starts in / instead: php-cgi
+  // reads php.ini and php-cgi-fcgi.ini from its working directory before the admin's, so a file the
+  // tenant put beside the script would replace disable_functions, open_basedir and the rest. php-cgi
+  // changes into the script's directory itself before running it.
+  std::string dir = program.empty() ? script_filename.substr(0, script_filename.rfind('/')) : "/";
   if (chdir(dir.empty() ? "/" : dir.c_str()) != 0) {
     dprintf(2, "cannot enter the script's directory %s: %s\n", dir.c_str(), strerror(errno));
     _exit(127);

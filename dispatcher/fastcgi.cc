@@ -64,7 +64,7 @@ void append_body(std::string& out, std::string_view data) {
 }  // namespace
 
 CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& head, const ScriptMatch& m,
-                       ClientConn& conn, std::string& buffered, bool keep_alive) {
+                       ClientConn& conn, std::string& buffered, bool keep_alive, std::atomic<uint64_t>& activity) {
   const ServerConfig& sc = rt.config->server;
   const bool is_head = head.method == "HEAD";
   const FastCgiApp& app = *m.fastcgi;
@@ -99,6 +99,8 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
     return result;
   }
   unique_fd sock(fd);
+  activity.fetch_add(1, std::memory_order_relaxed);
+  int64_t last_beat = now_ms();
 
   std::string out;
   fcgi::append_begin_request(out, kRequestId);
@@ -123,6 +125,10 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   fcgi::EndRequest end;
 
   while (!ended) {
+    if (now_ms() - last_beat >= 1000) {
+      activity.fetch_add(1, std::memory_order_relaxed);
+      last_beat = now_ms();
+    }
     int64_t left = deadline - now_ms();
     if (left <= 0) {
       timed_out = true;

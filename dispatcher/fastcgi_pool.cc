@@ -43,13 +43,13 @@ constexpr int64_t kFastFailureMs = 1000;
 // After this many failed starts in a row, requests waiting for the app are answered (502) instead
 // of waiting for a start that keeps failing.
 constexpr unsigned kFailingStarts = 3;
+constexpr const char* kShutDown = "it was shut down by a process holding it";
 
 struct AppProcess {
   pid_t pid = 0;
   int64_t started_ms = 0;
   bool terminating = false;  // SIGTERM sent by us
   int64_t terminating_since = 0;
-  std::string last_sample;   // /proc/PID/schedstat at the last look
 };
 
 }  // namespace
@@ -61,7 +61,6 @@ struct FastCgiPool {
   std::string program;
   Identity identity;
   std::optional<int> nice;
-  std::string document_root;
   unsigned max_processes = 1;
   unsigned idle_timeout = 60;
   unsigned max_requests = 10000;
@@ -78,6 +77,8 @@ struct FastCgiPool {
   int64_t backoff_until = 0;  // apps failing at start: wait before the next
   unsigned fast_failures = 0;
   int64_t last_active = 0;
+  uint32_t slot = 0;           // the vhost's scoreboard slot, where workers count the requests they hand over
+  uint64_t requests_seen = 0;  // that count at the last look
 
   bool failing() const { return fast_failures >= kFailingStarts && procs.empty(); }
   size_t live() const {
@@ -225,35 +226,6 @@ Queue queue_state(int fd) {
   return (p.revents & POLLIN) ? Queue::pending : Queue::empty;
 }
 
-// A pool whose app keeps failing at start and has no process: the connections waiting for it are
-// accepted and closed unread, so their workers answer 502 now. The socket is blocking (php-cgi needs
-// that) and other processes of the tenant may hold it: a 1 ms receive timeout keeps the master from
-// ever waiting in accept(). False when the socket turned out broken.
-bool refuse_waiting(FastCgiPool& p) {
-  const int fd = p.listener.get();
-  timeval brief{0, 1000}, none{0, 0};
-  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &brief, sizeof brief);
-  size_t n = 0;
-  bool broken = false;
-  for (Queue q; (q = queue_state(fd)) != Queue::empty;) {
-    if (q == Queue::broken) {
-      broken = true;
-      break;
-    }
-    unique_fd c(accept4(fd, nullptr, nullptr, SOCK_CLOEXEC));
-    if (!c) {
-      broken = errno == EINVAL;
-      break;
-    }
-    n++;
-  }
-  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
-  if (n)
-    log(Level::err, "vhost %s: FastCGI app %s keeps failing at start; %zu waiting request(s) answered 502",
-        p.vhost.c_str(), p.program.c_str(), n);
-  return !broken;
-}
-
 std::string read_small(const std::string& path) {
   std::ifstream f(path);
   std::stringstream ss;
@@ -280,7 +252,10 @@ std::string read_small(const std::string& path) {
   close_range(3, ~0U, 0);
   limit_bounding_set();
   become_tenant(p.identity, p.nice);
-  if (chdir(p.document_root.c_str()) != 0 && chdir("/") != 0) _exit(1);
+  // Not the DocumentRoot: php-cgi reads php.ini (and php-cgi-fcgi.ini) from its working directory
+  // before the admin's, so a file the tenant put there would replace disable_functions, open_basedir
+  // and the rest. php-cgi changes into each script's directory itself when it runs it.
+  if (chdir("/") != 0) _exit(1);
   if (access(p.program.c_str(), X_OK) != 0) {
     log(Level::err, "%s is not executable by uid %u: %s", p.program.c_str(), static_cast<unsigned>(p.identity.uid),
         strerror(errno));
@@ -411,7 +386,7 @@ void FastCgiPools::sync(Config& cfg, const CgroupTree& cgroups) {
         np->program = w.app->program;
         np->identity = vh.identity;
         if (vh.has_nice) np->nice = vh.nice_value;
-        np->document_root = vh.document_root;
+        np->slot = vh.slot;
         np->cgroup = w.cgroup;
         np->dir = dir;
         np->sock_name = name;
@@ -473,11 +448,11 @@ void FastCgiPools::on_poll(const std::vector<pollfd>& fds, size_t first) {
     if (!(fds[first + i].revents & POLLIN)) continue;
     FastCgiPool& p = *polled_[i];
     if (fds[first + i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
-      replace_listener(p);
+      replace_listener(p, kShutDown);
       continue;
     }
     if (now < p.backoff_until) {
-      if (!refuse_waiting(p)) replace_listener(p);
+      refuse_waiting(p);
       continue;
     }
     // With a process of its own waiting in accept() the connection is about to be taken: look again shortly.
@@ -495,23 +470,25 @@ void FastCgiPools::spawn(FastCgiPool& p, int64_t now) {
     return;
   }
   if (pid == 0) app_main(p);
+  // A cold start gets a whole FastCGIIdleTimeout; starting more processes for a queue does not renew it,
+  // since the tenant's own programs can fill the queue too.
+  if (p.live() == 0) p.last_active = now;
   AppProcess a;
   a.pid = pid;
   a.started_ms = now;
   p.procs.push_back(a);
   p.rearm_at = now + kStartGraceMs;
-  p.last_active = now;
   log(Level::info, "vhost %s: started FastCGI app %s (pid %d, %zu of at most %u)", p.vhost.c_str(), p.program.c_str(),
       pid, p.procs.size(), p.max_processes);
 }
 
-// The listening socket stopped accepting (a process holding it shut it down): a new one takes its
-// place at the same path, and the processes holding the old one are stopped.
-void FastCgiPools::replace_listener(FastCgiPool& p) {
-  if (p.listener)
-    log(Level::warning, "vhost %s: the FastCGI socket %s was shut down by a process holding it; replacing it",
-        p.vhost.c_str(), p.socket_path.c_str());
-  stop_pool(p, "their listening socket was shut down");
+// A new listening socket at the pool's path takes the place of the old one, and the processes holding
+// the old one are stopped. Closing the master's descriptor of the old socket is how its queue is emptied:
+// the kernel resets the connections still queued on a listening socket once nobody holds it, so their
+// workers answer 502 at once. The master never accepts on a pool socket (see refuse_waiting).
+void FastCgiPools::replace_listener(FastCgiPool& p, const char* why) {
+  if (p.listener) log(Level::warning, "vhost %s: replacing the FastCGI socket %s: %s", p.vhost.c_str(), p.socket_path.c_str(), why);
+  stop_pool(p, "their listening socket is being replaced");
   p.listener.reset();
   p.check_at = 0;
   unique_fd dfd(open(p.dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -519,6 +496,18 @@ void FastCgiPools::replace_listener(FastCgiPool& p) {
   if (!p.listener)
     log(Level::err, "vhost %s: no FastCGI socket at %s; its PHP requests get 503 until one can be made (retried "
                     "every second)", p.vhost.c_str(), p.socket_path.c_str());
+}
+
+// A pool whose app keeps failing at start, with requests waiting: they are refused (502) now rather
+// than left to wait for a start that keeps failing. The socket is one open file description with
+// whatever the tenant's processes inherited (php-cgi's fd 0 and everything it starts), so the tenant
+// can change its flags and options and take connections from its queue at any moment: an accept() by
+// the master could block for as long as the tenant likes. The master never accepts, reads or sets an
+// option on it; it closes its descriptor and binds a fresh socket at the same path instead.
+void FastCgiPools::refuse_waiting(FastCgiPool& p) {
+  log(Level::err, "vhost %s: FastCGI app %s keeps failing at start; the requests waiting for it are answered 502",
+      p.vhost.c_str(), p.program.c_str());
+  replace_listener(p, "refusing the requests that wait for an app that keeps failing at start");
 }
 
 void FastCgiPools::stop_pool(FastCgiPool& p, const char* why) {
@@ -562,7 +551,7 @@ int64_t FastCgiPools::tick(int64_t now) {
     if (p->check_at && now >= p->check_at) {
       p->check_at = 0;
       Queue q = p->listener ? queue_state(p->listener.get()) : Queue::empty;
-      if (q == Queue::broken && !p->retired) replace_listener(*p);
+      if (q == Queue::broken && !p->retired) replace_listener(*p, kShutDown);
       else if (!stopping_ && !p->retired && p->listener && p->procs.size() < p->max_processes &&
                now >= p->backoff_until && q == Queue::pending)
         spawn(*p, now);
@@ -573,7 +562,7 @@ int64_t FastCgiPools::tick(int64_t now) {
   if (now >= next_sample_) {
     next_sample_ = now + kSampleMs;
     for (auto& p : pools_)
-      if (!p->retired && !p->listener && !stopping_) replace_listener(*p);
+      if (!p->retired && !p->listener && !stopping_) replace_listener(*p, "no socket yet");
     for (auto& p : pools_)
       for (AppProcess& a : p->procs)
         if (a.terminating && now - a.terminating_since >= kStopGraceMs) {
@@ -584,13 +573,13 @@ int64_t FastCgiPools::tick(int64_t now) {
         }
     for (auto& p : pools_) {
       if (p->procs.empty() || p->retired) continue;
-      // Served requests show as CPU time in the kernel's own accounting; nothing the app wrote is read.
-      for (AppProcess& a : p->procs) {
-        std::string s = read_small("/proc/" + std::to_string(a.pid) + "/schedstat");
-        if (s != a.last_sample) {
-          a.last_sample = std::move(s);
-          p->last_active = now;
-        }
+      // Activity is what workers report: a request handed over, and a beat each second while they wait
+      // for its answer. Nothing the app or the tenant's own programs do (CPU time, connections to the
+      // socket from a daemon of theirs) keeps a pool, and what its requests left running, alive.
+      uint64_t n = sb_ ? sb_->fastcgi_activity[p->slot % kMaxVHostSlots].load(std::memory_order_relaxed) : 0;
+      if (n != p->requests_seen) {
+        p->requests_seen = n;
+        p->last_active = now;
       }
       if (p->idle_timeout && now - p->last_active >= static_cast<int64_t>(p->idle_timeout) * 1000)
         stop_pool(*p, strprintf("no requests for %u s (FastCGIIdleTimeout)", p->idle_timeout).c_str());
@@ -628,7 +617,7 @@ bool FastCgiPools::on_exit(pid_t pid, int status) {
       log(Level::warning, "vhost %s: FastCGI app %s fails at start; next attempt in %lld ms", p.vhost.c_str(),
           p.program.c_str(), static_cast<long long>(p.backoff_until - now));
     }
-    if (p.failing() && p.listener && !p.retired && !refuse_waiting(p)) replace_listener(p);
+    if (p.failing() && p.listener && !p.retired && queue_state(p.listener.get()) != Queue::empty) refuse_waiting(p);
     if (p.procs.empty()) pool_emptied(p);
     return true;
   }

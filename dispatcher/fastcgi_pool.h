@@ -13,6 +13,7 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "scoreboard.h"
 #include "unique_fd.h"
 
 namespace itk {
@@ -26,6 +27,9 @@ class FastCgiPools {
   FastCgiPools(const FastCgiPools&) = delete;
   FastCgiPools& operator=(const FastCgiPools&) = delete;
 
+  // Where workers count the FastCGI requests they hand over (per vhost slot): the only measure of a
+  // pool's activity. Set once, before the first sync.
+  void set_scoreboard(const Scoreboard* sb) { sb_ = sb; }
 
   // At start and at each reload: keeps the pools whose vhost, app, identity and settings did not
   // change (their warm processes go on serving), makes the new ones and stops the rest. Writes each
@@ -52,7 +56,8 @@ class FastCgiPools {
  private:
   void spawn(FastCgiPool& p, int64_t now);
   void stop_pool(FastCgiPool& p, const char* why);
-  void replace_listener(FastCgiPool& p);
+  void replace_listener(FastCgiPool& p, const char* why);
+  void refuse_waiting(FastCgiPool& p);
   void pool_emptied(FastCgiPool& p);
   // Where the sockets go: $RUNTIME_DIRECTORY/fastcgi (systemd's RuntimeDirectory=itk), else
   // /run/itk/fastcgi. Leftovers of an earlier run are removed. False with `error` when the
@@ -69,6 +74,7 @@ class FastCgiPools {
   std::vector<FastCgiPool*> polled_;  // which pool each add_poll_fds entry belongs to
   int64_t next_sample_ = 0;
   bool stopping_ = false;
+  const Scoreboard* sb_ = nullptr;
 };
 
 }  // namespace itk

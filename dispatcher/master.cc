@@ -477,6 +477,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
     return 1;
   }
   assign_slots(*cfg);
+  fastcgi_.set_scoreboard(sb_);
   fastcgi_.sync(*cfg, cgroups_);
   generation_ = 1;
   current_ = make_runtime(std::move(cfg), generation_);

@@ -32,6 +32,9 @@ struct Scoreboard {
   std::atomic<uint32_t> next_entry;  // where the next free worker_table search starts
   AcceptorEntry acceptors[kMaxAcceptors];
   std::atomic<uint32_t> vhost_workers[kMaxVHostSlots];
+  // Per vhost: FastCGI requests handed over by workers, plus one beat per second while a worker waits
+  // for an answer. The master reads it as the pools' activity (FastCGIIdleTimeout).
+  std::atomic<uint64_t> fastcgi_activity[kMaxVHostSlots];
   WorkerEntry worker_table[kMaxWorkers];
 };
 

@@ -95,8 +95,8 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc) {
 
 // One request: a script when the vhost has CGI and the path names one, else a static file.
 // A script's local redirect (Location: /path without Status) is served as a GET of that path.
-ResponseOutcome serve(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& io,
-                      std::string& buffered, bool keep_alive, bool in_leaf) {
+ResponseOutcome serve(const Runtime& rt, Scoreboard& sb, const VHost& vh, int root_fd, const RequestHead& head,
+                      ClientConn& io, std::string& buffered, bool keep_alive, bool in_leaf) {
   if (vh.cgi_extensions.empty() && vh.handlers.empty() && vh.fastcgi.apps.empty())
     return serve_static(rt, vh, root_fd, head, io, keep_alive && !head.has_body());
   RequestHead current = head;
@@ -104,7 +104,8 @@ ResponseOutcome serve(const Runtime& rt, const VHost& vh, int root_fd, const Req
     std::optional<std::string> path = decode_request_path(current.target);
     ScriptMatch m = path ? match_script(root_fd, *path, vh) : ScriptMatch{};
     if (m.kind != ScriptMatch::script) break;
-    CgiOutcome o = m.fastcgi ? run_fastcgi(rt, vh, current, m, io, buffered, keep_alive)
+    CgiOutcome o = m.fastcgi ? run_fastcgi(rt, vh, current, m, io, buffered, keep_alive,
+                                           sb.fastcgi_activity[vh.slot % kMaxVHostSlots])
                              : run_cgi(rt, vh, current, m, io, buffered, keep_alive, in_leaf);
     if (o.local_redirect.empty()) return o.response;
     keep_alive = keep_alive && o.response.keep_alive;
@@ -154,7 +155,7 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
     served++;
     bool keep = head.keep_alive && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
-    ResponseOutcome r = serve(rt, *vh, root_of(vh), head, io, c.buf, keep, ctx.cgroups && ctx.cgroups->enabled);
+    ResponseOutcome r = serve(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep, ctx.cgroups && ctx.cgroups->enabled);
     ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
     if (!r.ok || !r.keep_alive) break;
 

@@ -125,6 +125,12 @@ def setup():
     if os.access(PHP_CGI, os.X_OK):
         a.append(f"Handler = .php {PHP_CGI}")
         tree.write(os.path.join(root_a, "uid.php"), PHP_SCRIPT, h.UID_A, mode=0o644)
+        # A tenant's ini files beside a script: php-cgi reads them from its working directory.
+        for name in ("php.ini", "php-cgi-fcgi.ini"):
+            tree.write(os.path.join(root_a, "phpini", name), "memory_limit = 7M\n", h.UID_A)
+        tree.write(os.path.join(root_a, "phpini", "ini.php"),
+                   "<?php\necho 'memory_limit=', ini_get('memory_limit'), \"\\nloaded=\", php_ini_loaded_file(),"
+                   " \"\\ncwd=\", getcwd(), \"\\n\";\n", h.UID_A)
     tree.write_dropin("10-a.conf", "\n".join(a) + "\n")
     tree.write_dropin("20-b.conf", "\n".join([
         "[vhost]", "ServerName = b.test", f"DocumentRoot = {root_b}", f"AssignUserID = #{h.UID_B} #{h.UID_B}",
@@ -392,6 +398,18 @@ def php_through_handler(d):
     resp = get(d, "/uid.php")
     h.expect_status(resp, 200, "GET /uid.php (Handler = .php php-cgi)")
     h.expect_eq(resp.body, f"uid={h.UID_A} gid={h.UID_A}\n".encode(), "posix_getuid()/getgid() in PHP on a.test")
+
+
+def php_handler_ignores_tenant_php_ini(d):
+    if not os.access(PHP_CGI, os.X_OK):
+        raise h.Skip(f"{PHP_CGI} not installed (Debian package php-cgi)")
+    resp = get(d, "/phpini/ini.php")
+    h.expect_status(resp, 200, "GET /phpini/ini.php (Handler = .php php-cgi, a php.ini beside it)")
+    kv = h.key_values(resp.body)
+    h.check(kv.get("memory_limit") != "7M" and not kv.get("loaded", "").startswith(d.root_a),
+            f"php-cgi run as a Handler read the tenant's php.ini beside the script: {kv}")
+    # php-cgi itself changes into the script's directory before running it.
+    h.expect_eq(kv.get("cwd"), os.path.join(d.root_a, "phpini"), "getcwd() in the PHP script")
 
 
 def directory_index_script(d):
@@ -818,6 +836,7 @@ SCENARIOS = [
     stderr_goes_to_log_tagged,
     handler_runs_non_executable_script,
     php_through_handler,
+    php_handler_ignores_tenant_php_ini,
     directory_index_script,
     missing_and_not_executable,
     any_method_runs_script,

@@ -27,7 +27,9 @@ MAX_REQUESTS = "4321"
 UID_BUSY = 2003   # busy.test: one app process, for the full-pool case
 UID_LATE = 2004   # late.test: CGITimeout = 2, for the timeout case
 UID_OTHER = 2005  # a uid that is no tenant of any pool
-TENANT_UIDS = (h.UID_A, h.UID_B, UID_BUSY, UID_LATE)
+UID_EVIL = 2006   # hostile tenants whose daemons are killed by uid at the end
+UID_POKE = 2007
+TENANT_UIDS = (h.UID_A, h.UID_B, UID_BUSY, UID_LATE, UID_EVIL, UID_POKE)
 NICE_A = 5
 LATE_CGI_TIMEOUT = 2
 POOL_FULL_WAIT = 3  # the spec's longest wait for a busy pool before 503
@@ -88,6 +90,10 @@ if ($s === false) { echo "failed: $errno $errstr\\n"; } else { echo "connected\\
 header('Content-Type: text/plain');
 $s = @file_get_contents($_GET['f']);
 echo $s === false ? "refused\\n" : "read: $s\\n";
+""",
+    "ini.php": """<?php
+header('Content-Type: text/plain');
+echo 'memory_limit=', ini_get('memory_limit'), "\nloaded=", php_ini_loaded_file(), "\n";
 """,
     "sleep.php": """<?php
 usleep((int)($_GET['ms'] ?? 0) * 1000);
@@ -764,7 +770,7 @@ def shut_down_socket_is_replaced(shared):
     after = php_identity(d, "a.test", "after the socket was replaced")
     h.check(after["pid"] != first, "expected a new php-cgi on the new socket, got the old pid")
     h.expect_eq(after["uid"], h.UID_A, "uid of the PHP on the new socket")
-    h.check("was shut down by a process holding it; replacing it" in d.log_text(),
+    h.check("it was shut down by a process holding it" in d.log_text(),
             "expected the journal to say the socket was replaced")
 
 
@@ -881,6 +887,190 @@ def stop_ends_pools(shared):
                   f"{h.ppid_of(pid)}")
 
 
+# ---------------------------------------------------------------------------------------------------
+# Hostile tenants: what a tenant's own PHP and programs try against the pool machinery
+
+# A tenant's FastCGI "app" that leaves a daemon behind holding the pool's listening socket (its fd 0, one
+# open file description with the master's), then aborts, so the pool soon counts as failing. The daemon
+# sets the socket's receive timeout to a year, takes every connection it can from the queue and holds
+# it, and records any change of the option it did not make itself: the master must never block on that
+# socket nor touch its options.
+HOSTILE_APP = r"""#!/usr/bin/python3
+import os, socket, struct, threading, time
+here = os.path.dirname(os.path.abspath(__file__))
+year = struct.pack("ll", 365 * 86400, 0)
+try:
+    marker = os.open(os.path.join(here, "daemon.pid"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+except FileExistsError:
+    marker = None
+if marker is not None and os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.write(marker, str(os.getpid()).encode())
+        os.close(marker)
+        s = socket.socket(fileno=os.dup(0))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, year)
+        def guard():
+            while True:
+                got = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+                if got != year:
+                    with open(os.path.join(here, "touched"), "a") as f:
+                        f.write(repr(struct.unpack("ll", got)) + "\n")
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, year)
+                time.sleep(0.0005)
+        threading.Thread(target=guard, daemon=True).start()
+        held = []
+        while True:
+            try:
+                held.append(s.accept()[0])
+            except OSError:
+                time.sleep(0.01)
+    os._exit(0)
+os.abort()
+"""
+
+
+def failing_app_with_tenant_daemon_never_blocks_master(shared):
+    tree = h.Tree(prefix="itk-fcgi-hostile-")
+    server_conf(tree)
+    evil_root = tree.docroot("evil", UID_EVIL)
+    tree.write(os.path.join(evil_root, "x.php"), "<?php echo 1;\n", UID_EVIL)
+    app = tree.write(os.path.join(evil_root, "app.py"), HOSTILE_APP, UID_EVIL, mode=0o755)
+    h.cleanup_uid_at_exit(UID_EVIL)
+    d = PoolDaemon(tree, name="itkd-hostile")
+    d.roots = {"a.test": vhost(tree, "10-a.conf", "a.test", h.UID_A, f"FastCGI = .php {PHP_CGI}")}
+    tree.write_dropin("20-evil.conf", "\n".join([
+        "[vhost]", "ServerName = evil.test", f"DocumentRoot = {evil_root}", f"AssignUserID = #{UID_EVIL} #{UID_EVIL}",
+        f"FastCGI = .php {app}", "CGITimeout = 3"]) + "\n")
+    d.start()
+    try:
+        # Requests to evil.test start the app again and again; after three quick failures the pool counts
+        # as failing and its waiting requests are refused. Several at once keep the queue busy.
+        pending = []
+        answers = []
+
+        def collect(c, timeout):
+            try:
+                resp = c.read_response(timeout=timeout)
+                answers.append(resp.status if resp else None)
+            except h.Fail:
+                answers.append("none")
+            c.close()
+        start = time.monotonic()
+        while time.monotonic() - start < 8:
+            c = h.Conn(d.port, timeout=10)
+            c.request("GET", "/x.php", "evil.test", [("Connection", "close")])
+            pending.append((c, time.monotonic()))
+            time.sleep(0.3)
+            for c, sent in [p for p in pending if time.monotonic() - p[1] > 0.5]:
+                readable, _, _ = select.select([c.sock], [], [], 0)
+                if readable or time.monotonic() - sent > 6:
+                    collect(c, 0.5)
+                    pending.remove((c, sent))
+        h.check(os.path.exists(os.path.join(evil_root, "daemon.pid")),
+                f"setup: the hostile app never left its daemon behind; {d.log_tail(10)}")
+        # The master still does its work: a reload, another tenant's PHP, new pools.
+        t = time.monotonic()
+        d.reload()
+        h.check(time.monotonic() - t < 5, f"SIGHUP took {time.monotonic() - t:.1f}s while evil.test's daemon held "
+                                          f"the pool socket")
+        t = time.monotonic()
+        php_identity(d, "a.test", "a.test's PHP while evil.test's daemon holds its pool socket")
+        h.check(time.monotonic() - t < 3, f"a.test's PHP took {time.monotonic() - t:.1f}s")
+        for c, _ in pending:
+            collect(c, 6)
+        diag(f"evil.test answers: {answers}")
+        h.check(answers and all(a in (502, 503, 504) for a in answers),
+                f"expected every request to evil.test answered 502, 503 or 504 within CGITimeout, got {answers}")
+        h.check(502 in answers, f"expected the requests that waited for the failing app refused with 502, got {answers}")
+        touched = os.path.join(evil_root, "touched")
+        h.check(not os.path.exists(touched),
+                "the master changed SO_RCVTIMEO on a socket the tenant holds (values the daemon found: "
+                f"{open(touched).read().split() if os.path.exists(touched) else ''})")
+    finally:
+        d.stop()
+        h.kill_uid(UID_EVIL)
+
+
+def tenant_php_ini_is_ignored(shared):
+    # php-cgi reads php.ini and php-cgi-fcgi.ini from its working directory before the admin's.
+    d = own_daemon("ini", vhosts=[("10-a.conf", "a.test", h.UID_A, [f"FastCGI = .php {PHP_CGI}"])])
+    root = d.roots["a.test"]
+    for name in ("php.ini", "php-cgi-fcgi.ini"):
+        d.tree.write(os.path.join(root, name), "memory_limit = 7M\n", h.UID_A)
+    resp = get(d, "/ini.php", "a.test")
+    h.expect_status(resp, 200, "GET /ini.php")
+    kv = h.key_values(resp.body)
+    h.check(kv.get("memory_limit") != "7M" and not kv.get("loaded", "").startswith(root),
+            f"the tenant's php.ini in its DocumentRoot was read by the pool's php-cgi: {kv}")
+
+
+# The daemon a tenant's PHP can leave behind: it connects to its own pool's socket (the path of the
+# listening socket it inherited as fd 0) and sends a FastCGI request every 0.3 s, so the pool's php-cgi
+# keeps using CPU. Only requests that itk's workers hand over may keep a pool, and what its requests
+# started, alive.
+POKE = r"""import os, socket, struct, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+null = os.open("/dev/null", os.O_RDWR)
+os.dup2(null, 1)
+os.dup2(null, 2)
+path = socket.socket(fileno=os.dup(0)).getsockname()
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "poke.pid"), "w") as f:
+    f.write(str(os.getpid()))
+def record(t, body):
+    return struct.pack(">BBHHBx", 1, t, 1, len(body), 0) + body
+def pair(k, v):
+    return bytes([len(k), len(v)]) + k + v
+params = b"".join(pair(k, v) for k, v in [(b"SCRIPT_FILENAME", os.path.abspath("burn.php").encode()),
+                                         (b"REQUEST_METHOD", b"GET"), (b"REDIRECT_STATUS", b"200")])
+while True:
+    try:
+        c = socket.socket(socket.AF_UNIX)
+        c.settimeout(2)
+        c.connect(path)
+        c.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4, b"") + record(5, b""))
+        while c.recv(4096):
+            pass
+        c.close()
+    except OSError:
+        pass
+    time.sleep(0.3)
+"""
+
+
+def tenant_connections_do_not_keep_pool_alive(shared):
+    h.cleanup_uid_at_exit(UID_POKE)
+    d = own_daemon("poke", f"FastCGIIdleTimeout = {IDLE_TIMEOUT}",
+                   vhosts=[("10-p.conf", "poke.test", UID_POKE, [f"FastCGI = .php {PHP_CGI}"])])
+    root = d.roots["poke.test"]
+    try:
+        d.tree.write(os.path.join(root, "poke.py"), POKE, UID_POKE)
+        d.tree.write(os.path.join(root, "burn.php"), "<?php for ($i = 0; $i < 300000; $i++) {}\n", UID_POKE)
+        d.tree.write(os.path.join(root, "spawn.php"),
+                     "<?php exec('cd ' . __DIR__ . ' && python3 poke.py 2>poke.err');\necho 'pid=', getmypid(), \"\\n\";\n",
+                     UID_POKE)
+        resp = get(d, "/spawn.php", "poke.test")
+        h.expect_status(resp, 200, "GET /spawn.php")
+        pidfile = os.path.join(root, "poke.pid")
+        h.check(h.wait_until(lambda: os.path.exists(pidfile), 5), "setup: the tenant's daemon did not start: " + (open(os.path.join(root, "poke.err")).read() if os.path.exists(os.path.join(root, "poke.err")) else "no poke.err"))
+        last = time.monotonic()
+        app = int(h.key_values(resp.body)["pid"])
+        bound = IDLE_TIMEOUT + 3
+        # The process that served the request must go; the tenant's daemon may make the master start
+        # another one later, which gets its own FastCGIIdleTimeout.
+        stopped = h.wait_until(lambda: not h.pid_alive(app), bound + 2)
+        took = time.monotonic() - last
+        h.check(stopped and took <= bound,
+                f"FastCGIIdleTimeout = {IDLE_TIMEOUT}: a daemon of the tenant sending requests to its own pool "
+                f"socket kept the pool running ({'stopped after ' + format(took, '.1f') + 's' if stopped else 'still running'})"
+                f"\n{describe_children(d)}")
+    finally:
+        d.stop()
+        h.kill_uid(UID_POKE)
+
+
 SCENARIOS = [requires_php(f) for f in [
     php_runs_in_warm_process_as_vhost_user,
     app_process_credentials_and_fds,
@@ -903,6 +1093,9 @@ SCENARIOS = [requires_php(f) for f in [
     broken_app_is_502_static_still_served,
     reload_removing_fastcgi_stops_pool,
     stop_ends_pools,
+    failing_app_with_tenant_daemon_never_blocks_master,
+    tenant_php_ini_is_ignored,
+    tenant_connections_do_not_keep_pool_alive,
 ]]
 
 if __name__ == "__main__":
