@@ -1144,7 +1144,7 @@ LoadResult load_config(const LoadOptions& opts) {
     parse_text(text, path, true, *cfg, errors, index);
   }
 
-  validate_config(*cfg, opts.check_filesystem, errors);
+  validate_config(*cfg, opts.check_filesystem, errors, result.warnings);
   validate_tls(*cfg, opts.check_filesystem, errors, result.warnings);
 
   size_t last = file_rank.size();

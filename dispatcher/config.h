@@ -84,6 +84,7 @@ struct VHost {
   unsigned cpu_weight_vhost = 0;            // cpu.weight of its cgroup (1..10000); 0 = the default 100
   TlsFiles tls;                             // its certificate for TLS clients that name it (SNI)
   FastCgiSettings fastcgi;                  // after validation: complete (server defaults applied)
+  std::string document_root_problem;        // at load: why its user could not enter DocumentRoot; empty if it could
   Origin origin;                      // where its [vhost] section starts
   uint32_t slot = 0;                  // scoreboard slot, assigned by the master (stable across reloads)
 };
@@ -134,7 +135,7 @@ struct LoadOptions {
   std::string config_file = "/etc/itk.conf";
   std::string config_dir = "/etc/itk.d";
   bool config_file_explicit = false;  // a missing default /etc/itk.conf means "all defaults"; an explicit one is an error
-  bool check_filesystem = true;       // DocumentRoot exists and is a directory
+  bool check_filesystem = true;       // DocumentRoot can be entered by the vhost's user (warnings), TLS files
 };
 
 // Parses and validates everything; never throws for bad input, never stops at the first error.
@@ -146,6 +147,8 @@ void parse_config_text(const std::string& text, const std::string& name, bool is
                        std::vector<ConfigError>& errors);
 
 // Cross-vhost and semantic checks (duplicates, identities, ranges, filesystem) after every file is parsed.
-void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError>& errors);
+// A DocumentRoot the vhost's user cannot enter is a warning (and VHost::document_root_problem).
+void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError>& errors,
+                     std::vector<ConfigError>& warnings);
 
 }  // namespace itk

@@ -424,6 +424,8 @@ void Master::publish_status(bool force) {
     if (live >= vh.max_clients_vhost) c.at_limit++;
   }
   c.cgroups = cgroups_.enabled ? "on" : "off (" + cgroups_.reason + ")";
+  for (const VHost& vh : current_->config->vhosts)
+    if (!vh.document_root_problem.empty()) c.unusable_roots.push_back(vh.server_name);
   c.fastcgi_shown = fastcgi_.any_configured();
   c.fastcgi = fastcgi_.processes();
   std::string s = format_status(c);

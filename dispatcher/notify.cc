@@ -16,6 +16,13 @@ std::string format_status(const StatusCounts& c) {
   s += strprintf(", at limit: %u", c.at_limit);
   if (c.fastcgi_shown) s += strprintf(", fastcgi: %zu", c.fastcgi);
   if (!c.cgroups.empty()) s += "; cgroups: " + c.cgroups;
+  if (!c.unusable_roots.empty()) {
+    // A few names say which sites; the journal has each one's reason.
+    constexpr size_t kShown = 3;
+    s += "; DocumentRoot unusable: ";
+    for (size_t i = 0; i < c.unusable_roots.size() && i < kShown; i++) s += (i ? ", " : "") + c.unusable_roots[i];
+    if (c.unusable_roots.size() > kShown) s += strprintf(" and %zu more", c.unusable_roots.size() - kShown);
+  }
   if (!c.note.empty()) s += "; " + c.note;
   return s;
 }

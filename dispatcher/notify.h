@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace itk {
 
@@ -17,11 +18,12 @@ struct StatusCounts {
   bool fastcgi_shown = false;  // a vhost has FastCGI: the line counts the app processes
   size_t fastcgi = 0;
   std::string cgroups;    // "on", or "off (why)"
+  std::vector<std::string> unusable_roots;  // vhosts whose DocumentRoot their user could not enter at the last load
   std::string note;  // e.g. "reload failed: FILE:LINE: ..." ; empty when all is well
 };
 
 // "vhosts: 2, acceptors: 0 busy/2 idle, workers: 0, served: 10, refused: 0, at limit: 0[, fastcgi: 3];
-//  cgroups: on[; NOTE]"
+//  cgroups: on[; DocumentRoot unusable: a.test, b.test][; NOTE]"
 std::string format_status(const StatusCounts& c);
 
 // Sends `state` (e.g. "READY=1\nSTATUS=...") to $NOTIFY_SOCKET if set; failures are logged once.

@@ -37,7 +37,11 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
 
   std::optional<std::string> path = decode_request_path(head.target);
   if (!path) return simple(conn, 400, keep_alive, is_head);
-  if (root_fd < 0) return simple(conn, 500, keep_alive, is_head);
+  if (root_fd < 0) {
+    // The DocumentRoot itself could not be opened by the tenant (logged by the worker): as for a file in it.
+    int status = root_fd == -ENOENT || root_fd == -ENOTDIR ? 404 : root_fd == -EACCES || root_fd == -EPERM ? 403 : 500;
+    return simple(conn, status, keep_alive, is_head);
+  }
 
   OpenResult file = open_beneath(root_fd, *path, vh.directory_index);
   switch (file.outcome) {

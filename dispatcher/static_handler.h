@@ -14,8 +14,8 @@ struct ResponseOutcome {
 };
 
 // Writes the whole response for `head` to `conn`. `root_fd` is the vhost's DocumentRoot opened by
-// the tenant (O_PATH|O_DIRECTORY), or -1 if that failed (-> 500). `keep_alive` decides the
-// Connection header.
+// the tenant (O_PATH|O_DIRECTORY), or -errno if that failed (ENOENT, ENOTDIR -> 404; EACCES, EPERM
+// -> 403; else 500). `keep_alive` decides the Connection header.
 ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
                              bool keep_alive);
 

@@ -277,14 +277,20 @@ void on_term(int) {}
 
   become_tenant(first->identity, first->has_nice ? std::optional<int>(first->nice_value) : std::nullopt);
 
-  // DocumentRoots are opened as the tenant: a root the tenant cannot enter is a misconfiguration (500).
+  // DocumentRoots are opened as the tenant, who owns them and may remove or close them at any time:
+  // then the vhost answers 404/403 (root_fd holds -errno) and the next request tries again, so the
+  // site is back as soon as its directory is.
   std::vector<std::pair<const VHost*, unique_fd>> roots;
   auto root_of = [&](const VHost* vh) -> int {
     for (auto& [v, rfd] : roots)
       if (v == vh) return rfd.get();
     unique_fd rfd(open(vh->document_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!rfd) log(Level::err, "cannot open DocumentRoot %s as uid %u: %s; the vhost's user must be able to enter it",
-                  vh->document_root.c_str(), static_cast<unsigned>(vh->identity.uid), strerror(errno));
+    if (!rfd) {
+      int err = errno;
+      log(Level::err, "cannot open DocumentRoot %s as uid %u: %s; the vhost's user must be able to enter it",
+          vh->document_root.c_str(), static_cast<unsigned>(vh->identity.uid), strerror(err));
+      return -err;
+    }
     int raw = rfd.get();
     roots.emplace_back(vh, std::move(rfd));
     return raw;

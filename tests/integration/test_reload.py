@@ -120,11 +120,60 @@ def removed_vhost_falls_to_default(d):
     expect_vhost_count(d, 2, mark)
 
 
+def tenant_removes_its_document_root(d):
+    # A tenant owns its DocumentRoot and may delete it: that must never stop a reload nor another vhost.
+    apply_dropins(d, "a", "b", "c")
+    d.reload()
+    root_c = d.tree.roots["c"]
+    moved = root_c + ".away"
+    os.rename(root_c, moved)
+    try:
+        mark = d.notify.mark()
+        log_mark = len(d.log_text())
+        d.reload()
+        _, msg = d.notify.wait_for(lambda m: "DocumentRoot unusable: c.test" in m.get("STATUS", ""), 5, mark)
+        h.check(msg, f"expected STATUS to name c.test as 'DocumentRoot unusable' after the reload, got "
+                     f"{d.notify.statuses(mark)}")
+        h.check("reload failed" not in msg["STATUS"], f"the reload failed: {msg['STATUS']!r}")
+        logged = d.log_text()[log_mark:]
+        h.check(re.search(r"<4>master\[\d+\]: \S*30-c\.conf:1: DocumentRoot: `" + re.escape(root_c) +
+                          r"` \(vhost c\.test\): No such file or directory", logged),
+                f"expected a warning naming 30-c.conf:1, the path and c.test in the log, got: {logged[-800:]!r}")
+        expect_vhost(d, "a.test", "a", "after c.test's DocumentRoot was removed and itkd reloaded")
+        expect_vhost(d, "b.test", "b", "after c.test's DocumentRoot was removed and itkd reloaded")
+        resp = h.fetch(d.port, "/", "c.test")
+        h.expect_status(resp, 404, "GET / on c.test, whose DocumentRoot is gone")
+        # The same configuration passes itkd --check, with the warning on stderr.
+        code, out, err = h.run_itkd_direct(["--check", "--config", d.tree.conf, "--config-dir", d.tree.conf_dir])
+        h.expect_eq(code, 0, f"itkd --check with c.test's DocumentRoot gone (stderr: {err!r})")
+        h.check("warning:" in err and "vhost c.test" in err, f"expected --check to warn about c.test, got {err!r}")
+    finally:
+        os.rename(moved, root_c)
+    # Back without a reload: the next request opens it again.
+    expect_vhost(d, "c.test", "c", "once c.test's DocumentRoot is back")
+
+
+def start_with_a_missing_document_root(d):
+    tree = h.Tree()
+    tree.write_server_conf()
+    root_a = h.make_tenant(tree, "a", h.UID_A)
+    tree.write_vhost("10-a.conf", "a.test", root_a, h.UID_A)
+    tree.write_vhost("20-gone.conf", "gone.test", os.path.join(tree.dir, "never-made"), h.UID_B)
+    other = h.Daemon(tree, name="itkd-missing")
+    other.start()
+    expect_vhost(other, "a.test", "a", "a.test next to a vhost whose DocumentRoot never existed")
+    h.expect_status(h.fetch(other.port, "/", "gone.test"), 404, "GET / on gone.test")
+    st = other.notify.wait_for(lambda m: "DocumentRoot unusable: gone.test" in m.get("STATUS", ""), 5)[1]
+    h.check(st, f"expected STATUS to name gone.test, got {other.notify.statuses()}")
+
+
 SCENARIOS = [
     new_vhost_served_after_reload,
     connection_in_flight_finishes,
     broken_dropin_keeps_old_config,
     removed_vhost_falls_to_default,
+    tenant_removes_its_document_root,
+    start_with_a_missing_document_root,
 ]
 
 if __name__ == "__main__":

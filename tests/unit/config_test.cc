@@ -865,7 +865,7 @@ TEST(Syntax, RandomInputIsReportedNeverFatal) {
 TEST(Validate, DefaultVHostAndStartServers) {
   Parsed p = parse_dropin(vhost("a.test") + vhost("b.test", "Default = yes\n", "#2002 #2002"));
   ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
-  validate_config(p.cfg, false, p.errors);
+  { std::vector<ConfigError> warnings; validate_config(p.cfg, false, p.errors, warnings); }
   EXPECT_TRUE(p.errors.empty()) << dump(p.errors);
   EXPECT_EQ(p.cfg.default_vhost, 1u);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -873,7 +873,7 @@ TEST(Validate, DefaultVHostAndStartServers) {
 
   p = parse_dropin(vhost("a.test") + vhost("b.test", "Default = no\n", "#2002 #2002"));
   p.cfg.server.start_servers = 7;
-  validate_config(p.cfg, false, p.errors);
+  { std::vector<ConfigError> warnings; validate_config(p.cfg, false, p.errors, warnings); }
   EXPECT_TRUE(p.errors.empty()) << dump(p.errors);
   EXPECT_EQ(p.cfg.default_vhost, 0u);
   EXPECT_EQ(p.cfg.server.start_servers, 7u);
@@ -883,7 +883,7 @@ TEST(Validate, NoVHost) {
   Config cfg;
   cfg.config_dir = "/nonexistent/itk.d";
   std::vector<ConfigError> errors;
-  validate_config(cfg, false, errors);
+  { std::vector<ConfigError> warnings; validate_config(cfg, false, errors, warnings); }
   EXPECT_EQ(
       strs(errors),
       (std::vector<std::string>{"/nonexistent/itk.d: no vhost configured (add a drop-in to /nonexistent/itk.d)"}));
@@ -1089,6 +1089,7 @@ TEST_F(LoadTest, UnreadableFile) {
 }
 
 TEST_F(LoadTest, DocumentRootOnDisk) {
+  chmod(dir_.c_str(), 0755);  // the vhosts' uids must be able to walk to their roots
   fs::create_directory(dir_ + "/www");
   write("notadir", "x");
   write("itk.d/a.conf",
@@ -1097,16 +1098,46 @@ TEST_F(LoadTest, DocumentRootOnDisk) {
             "[vhost]\nServerName = c.test\nDocumentRoot = " + dir_ + "/notadir\nAssignUserID = #2003 #2003\n");
   opts_.check_filesystem = true;
   LoadResult r = load_config(opts_);
-  EXPECT_EQ(strs(r.errors),
+  // Tenants own their directories: what they do to them never makes the configuration invalid.
+  EXPECT_TRUE(r.errors.empty()) << dump(r.errors);
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(strs(r.warnings),
             (std::vector<std::string>{
                 dropin("a.conf") + ":6: DocumentRoot: `" + dir_ +
-                    "/missing` (vhost b.test): No such file or directory (create the directory, or correct "
-                    "DocumentRoot)",
-                dropin("a.conf") + ":10: DocumentRoot: `" + dir_ + "/notadir` (vhost c.test) is not a directory",
+                    "/missing` (vhost b.test): No such file or directory; the vhost answers 404 until it is there "
+                    "(create the directory, or correct DocumentRoot)",
+                dropin("a.conf") + ":10: DocumentRoot: `" + dir_ +
+                    "/notadir` (vhost c.test): Not a directory; the vhost answers 404 until it is there (create the "
+                    "directory, or correct DocumentRoot)",
             }));
+  EXPECT_EQ(r.config->vhosts[0].document_root_problem, "");
+  EXPECT_NE(r.config->vhosts[1].document_root_problem, "");
   opts_.check_filesystem = false;
   r = load_config(opts_);
   EXPECT_TRUE(r.errors.empty()) << dump(r.errors);
+  EXPECT_TRUE(r.warnings.empty()) << dump(r.warnings);
+}
+
+// A directory root can read but the vhost's uid cannot enter: checked as that uid, not as root.
+TEST_F(LoadTest, DocumentRootCheckedAsTheVhostUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to check a directory as another uid";
+  fs::create_directory(dir_ + "/closed");
+  fs::create_directory(dir_ + "/closed/www");
+  chmod((dir_ + "/closed").c_str(), 0700);
+  chmod(dir_.c_str(), 0755);
+  fs::create_directory(dir_ + "/open");
+  chmod((dir_ + "/open").c_str(), 0755);
+  write("itk.d/a.conf", "[vhost]\nServerName = a.test\nDocumentRoot = " + dir_ + "/closed/www\nAssignUserID = #2001 #2001\n" +
+                            "[vhost]\nServerName = b.test\nDocumentRoot = " + dir_ + "/open\nAssignUserID = #2002 #2002\n");
+  opts_.check_filesystem = true;
+  LoadResult r = load_config(opts_);
+  EXPECT_TRUE(r.errors.empty()) << dump(r.errors);
+  EXPECT_EQ(strs(r.warnings),
+            (std::vector<std::string>{
+                dropin("a.conf") + ":1: DocumentRoot: `" + dir_ +
+                    "/closed/www` (vhost a.test): uid 2001 cannot enter it: Permission denied; the vhost answers 403 "
+                    "until it can (give the vhost's user search permission on the directory and its parents)",
+            }));
 }
 
 // ---- the examples shipped in docs/examples ----
@@ -1246,7 +1277,7 @@ TEST(VHostFastCGI, ParsedAndValidated) {
                                 "FastCGIIdleTimeout = 0\n"
                                 "FastCGIMaxRequests = 100\n"));
   ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
-  validate_config(p.cfg, false, p.errors);
+  { std::vector<ConfigError> warnings; validate_config(p.cfg, false, p.errors, warnings); }
   const FastCgiSettings& f = p.cfg.vhosts[0].fastcgi;
   ASSERT_EQ(f.apps.size(), 2u);
   EXPECT_EQ(f.apps[0].extension, ".php");
@@ -1282,7 +1313,7 @@ TEST(VHostFastCGI, ServerDefaults) {
                           vhost("c.test", "FastCGI = .py /bin/true\nFastCGIIdleTimeout = 1\n"));
   ASSERT_TRUE(d.errors.empty()) << dump(d.errors);
   d.cfg.server = p.cfg.server;
-  validate_config(d.cfg, false, d.errors);
+  { std::vector<ConfigError> warnings; validate_config(d.cfg, false, d.errors, warnings); }
   const auto& a = d.cfg.vhosts[0].fastcgi;
   ASSERT_EQ(a.apps.size(), 1u);
   EXPECT_EQ(a.apps[0].extension, ".php");
