@@ -592,10 +592,18 @@ void Acceptor::expire(int64_t now) {
 void Acceptor::reap() {
   for (;;) {
     int status = 0;
-    pid_t pid = waitpid(-1, &status, WNOHANG);
+    pid_t pid = waitpid(-1, &status, WNOHANG | WUNTRACED);
     if (pid <= 0) return;
     auto it = workers_.find(pid);
     if (it == workers_.end()) continue;
+    if (WIFSTOPPED(status)) {
+      // Stopped by a process of its tenant. A spare must not be handed a connection it will never serve;
+      // one that holds a connection is the master's to kill (this process may not signal a tenant).
+      log(Level::warning, "worker %d for %s was stopped by signal %d%s", pid, it->second.vhost.c_str(),
+          WSTOPSIG(status), it->second.idle ? "; it is no longer used as a spare" : "");
+      if (it->second.idle) retire(it->second);
+      continue;
+    }
     if (WIFSIGNALED(status))
       log(Level::warning, "worker %d for %s was killed by signal %d", pid, it->second.vhost.c_str(), WTERMSIG(status));
     else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)

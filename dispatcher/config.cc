@@ -527,16 +527,18 @@ const UintKey kServerUintKeys[] = {
     {"LimitRequestFields", 1, 1000, &ServerConfig::limit_request_fields},
     {"GracefulShutdownTimeout", 0, 3600, &ServerConfig::graceful_shutdown_timeout},
     {"CGITimeout", 1, 86400, &ServerConfig::cgi_timeout},
+    {"MaxConnectionTime", 0, 604800, &ServerConfig::max_connection_time},
 };
 
 const char* const kServerOtherKeys[] = {"LimitRequestBody", "LimitUIDRange", "LimitGIDRange", "User"};
 const char* const kVHostKeys[] = {"ServerName", "ServerAlias",     "DocumentRoot",   "AssignUserID",
-                                  "NiceValue",  "MaxClientsVHost", "DirectoryIndex", "Default",
+                                  "NiceValue",  "DirectoryIndex", "Default",
                                   "CGI",        "Handler",         "MaxProcessesVHost", "MemoryMaxVHost",
                                   "CPUWeightVHost"};
 // Keys valid in [server] (the default) and in [vhost] (for that vhost).
 const char* const kBothKeys[] = {"TLSCertificateFile", "TLSCertificateKeyFile", "CGITimeout", "FastCGI",
-                                 "FastCGIMaxProcesses", "FastCGIIdleTimeout", "FastCGIMaxRequests"};
+                                 "FastCGIMaxProcesses", "FastCGIIdleTimeout", "FastCGIMaxRequests",
+                                 "MaxClientsVHost"};
 // Keys repeated on purpose: each line adds to the list.
 const char* const kRepeatableKeys[] = {"serveralias", "directoryindex", "cgi", "handler", "fastcgi"};
 
@@ -673,7 +675,12 @@ void server_key(Parser& p, const std::string& lkey, const char* key, std::string
     s.*k.field = static_cast<unsigned>(n);
     return;
   }
-  if (lkey == "limitrequestbody") {
+  if (lkey == "maxclientsvhost") {
+    uint64_t n = 0;
+    std::string e = parse_uint(value, 1, 16384, n);
+    if (!e.empty()) return p.error(key, e);
+    s.max_clients_vhost = static_cast<unsigned>(n);
+  } else if (lkey == "limitrequestbody") {
     uint64_t n = 0;
     std::string e = parse_uint(value, 0, uint64_t{1} << 63, n);
     if (!e.empty()) return p.error(key, e);
@@ -882,6 +889,7 @@ void vhost_key(Parser& p, const std::string& lkey, const char* key, std::string_
     std::string e = parse_uint(value, 1, 16384, n);
     if (!e.empty()) return p.error(key, e);
     v.max_clients_vhost = static_cast<unsigned>(n);
+    v.max_clients_vhost_set = true;
   } else if (lkey == "directoryindex") {
     // The first DirectoryIndex line replaces the default; later ones add to it.
     if (p.seen.at(lkey) == p.lineno) v.directory_index.clear();

@@ -73,7 +73,8 @@ struct VHost {
   Identity identity;
   int nice_value = 0;                 // -20..19
   bool has_nice = false;              // NiceValue given (else the acceptor's nice is kept)
-  unsigned max_clients_vhost = 0;     // 0 = only MaxClients limits it
+  unsigned max_clients_vhost = 0;     // after validation: its own, else [server]'s, else MaxClients / 2 (at least 1)
+  bool max_clients_vhost_set = false; // given in the vhost's own section
   std::vector<std::string> directory_index = {"index.html"};
   bool is_default = false;
   std::vector<std::string> cgi_extensions;  // lower-case, with the dot: files run directly as CGI
@@ -85,6 +86,8 @@ struct VHost {
   TlsFiles tls;                             // its certificate for TLS clients that name it (SNI)
   FastCgiSettings fastcgi;                  // after validation: complete (server defaults applied)
   std::string document_root_problem;        // at load: why its user could not enter DocumentRoot; empty if it could
+  std::string temp_dir;                     // set by the master (VHostDirs): its private TMPDIR, or empty
+  std::string php_ini_dir;                  // set by the master: PHP ini directory naming temp_dir, or empty
   Origin origin;                      // where its [vhost] section starts
   uint32_t slot = 0;                  // scoreboard slot, assigned by the master (stable across reloads)
 };
@@ -92,6 +95,8 @@ struct VHost {
 struct ServerConfig {
   unsigned start_servers = 0;             // 0 at parse time = number of online CPUs (filled by load_config)
   unsigned max_clients = 256;
+  unsigned max_clients_vhost = 0;         // every vhost's share unless it sets its own; 0 = max_clients / 2
+  unsigned max_connection_time = 3600;    // seconds one connection may hold a worker in all; 0 = no bound
   unsigned timeout = 60;                  // seconds: send/receive inactivity in a worker
   unsigned keep_alive_timeout = 5;        // seconds: idle wait for the next request on a connection
   unsigned max_keep_alive_requests = 100; // 0 = unlimited

@@ -143,7 +143,7 @@ void inherit_fastcgi(const FastCgiSettings& server, VHost& v) {
   if (!f.max_processes_set) f.max_processes = server.max_processes;
   if (!f.idle_timeout_set) f.idle_timeout = server.idle_timeout;
   if (!f.max_requests_set) f.max_requests = server.max_requests;
-  if (f.max_processes == 0) f.max_processes = v.max_clients_vhost ? v.max_clients_vhost : kDefaultFastCgiProcesses;
+  if (f.max_processes == 0) f.max_processes = v.max_clients_vhost_set ? v.max_clients_vhost : kDefaultFastCgiProcesses;
 }
 
 }  // namespace
@@ -165,9 +165,14 @@ void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError
   }
 
   if (cfg.server.start_servers == 0) cfg.server.start_servers = online_cpus();
+  // Every vhost has a share below MaxClients, so that one tenant (whose scripts can stop or hold its own
+  // workers) can exhaust its own share, never the whole server.
+  const unsigned share =
+      cfg.server.max_clients_vhost ? cfg.server.max_clients_vhost : std::max(1u, cfg.server.max_clients / 2);
   for (VHost& v : cfg.vhosts) {
     if (v.cgi_timeout == 0) v.cgi_timeout = cfg.server.cgi_timeout;
     inherit_fastcgi(cfg.server.fastcgi, v);
+    if (!v.max_clients_vhost_set) v.max_clients_vhost = share;
   }
 
   // Only when every vhost is complete: an empty DocumentRoot or identity was reported at its line.

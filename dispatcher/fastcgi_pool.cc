@@ -3,14 +3,12 @@
 #include "fastcgi_pool.h"
 
 #include <dirent.h>
-#include <endian.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +20,7 @@
 #include "io.h"
 #include "log.h"
 #include "privileges.h"
+#include "tenant_dirs.h"
 
 namespace itk {
 
@@ -65,6 +64,7 @@ struct FastCgiPool {
   unsigned idle_timeout = 60;
   unsigned max_requests = 10000;
   std::string cgroup;  // empty: cgroups are off
+  std::string temp_dir, php_ini_dir;  // the vhost's (VHostDirs), for the app's environment
   std::string dir;        // the vhost's socket directory
   std::string sock_name;  // the socket's name in it
   std::string socket_path;
@@ -79,6 +79,7 @@ struct FastCgiPool {
   int64_t last_active = 0;
   uint32_t slot = 0;           // the vhost's scoreboard slot, where workers count the requests they hand over
   uint64_t requests_seen = 0;  // that count at the last look
+  bool draining = false;       // stopped for idleness: nothing starts until its last process is gone
 
   bool failing() const { return fast_failures >= kFailingStarts && procs.empty(); }
   size_t live() const {
@@ -91,55 +92,12 @@ struct FastCgiPool {
 namespace {
 
 std::string pool_key(const VHost& vh, const FastCgiApp& app, const std::string& cgroup) {
-  std::string k = vh.server_name + '\n' + app.extension + '\n' + app.program + '\n' + vh.document_root + '\n' + cgroup;
+  std::string k = vh.server_name + '\n' + app.extension + '\n' + app.program + '\n' + vh.document_root + '\n' + cgroup +
+                  '\n' + vh.temp_dir + '\n' + vh.php_ini_dir;
   k += strprintf("\n%u:%u:%d:%d:%u", static_cast<unsigned>(vh.identity.uid), static_cast<unsigned>(vh.identity.gid),
                  vh.has_nice ? 1 : 0, vh.nice_value, vh.fastcgi.max_requests);
   for (gid_t g : vh.identity.groups) k += strprintf(",%u", static_cast<unsigned>(g));
   return k;
-}
-
-// Removes `name` beneath `parent` and everything in it, never following a symbolic link. itk makes
-// two levels; deeper trees (a tenant's, where its directory is its own) are not descended further.
-void remove_tree(int parent, const char* name, int depth = 0) {
-  if (depth > 4) return;
-  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    if (unlinkat(parent, name, 0) != 0 && errno != ENOENT)
-      log(Level::warning, "cannot remove %s: %s", name, strerror(errno));
-    return;
-  }
-  if (DIR* d = fdopendir(fd)) {
-    std::vector<std::string> names;
-    while (dirent* e = readdir(d))
-      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-    for (const std::string& n : names) remove_tree(dirfd(d), n.c_str(), depth + 1);
-    closedir(d);
-  } else {
-    close(fd);
-  }
-  if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-    log(Level::warning, "cannot remove directory %s: %s", name, strerror(errno));
-}
-
-// Gives `uid` search permission, and nobody else any (root aside), with a POSIX access ACL.
-// Returns false with errno when the file system has no ACLs.
-bool set_search_acl(int dir_fd, uid_t uid) {
-  struct Entry {
-    uint16_t tag, perm;
-    uint32_t id;
-  };
-  const uint32_t undefined = htole32(0xffffffffu);
-  // USER_OBJ rwx, USER uid --x, GROUP_OBJ ---, MASK --x, OTHER ---, in the order the kernel requires.
-  struct {
-    uint32_t version;
-    Entry e[5];
-  } acl = {htole32(2),
-           {{htole16(0x01), htole16(7), undefined},
-            {htole16(0x02), htole16(1), htole32(uid)},
-            {htole16(0x04), htole16(0), undefined},
-            {htole16(0x10), htole16(1), undefined},
-            {htole16(0x20), htole16(0), undefined}}};
-  return fsetxattr(dir_fd, "system.posix_acl_access", &acl, sizeof acl, 0) == 0;
 }
 
 // The vhost's directory: root's, entered only by the vhost's uid. Returns an open fd or -1.
@@ -162,7 +120,7 @@ int prepare_vhost_dir(const std::string& dir, uid_t uid, gid_t gid) {
     close(fd);
     return -1;
   }
-  if (!set_search_acl(fd, uid)) {
+  if (!set_user_acl(fd, uid, 1)) {
     // Without ACLs the uid must own the directory to enter it; 0500 keeps it from writing there
     // unless it changes the mode itself, which harms only its own pool.
     log(Level::warning, "%s: no POSIX ACLs here (%s); giving the directory to uid %u with mode 0500 instead",
@@ -265,9 +223,15 @@ std::string read_small(const std::string& path) {
   // logs under the vhost's name.
   if (dup2(1, 2) < 0) _exit(1);
   std::string max_requests = strprintf("PHP_FCGI_MAX_REQUESTS=%u", p.max_requests);
-  const char* envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", max_requests.c_str(), nullptr};
+  // The vhost's own temporary directory, and the admin-owned ini directory that points PHP's sessions,
+  // uploads and temporary files at it (read after php.ini, before the admin's conf.d).
+  std::string tmpdir = "TMPDIR=" + p.temp_dir, scan = "PHP_INI_SCAN_DIR=" + p.php_ini_dir + ":";
+  std::vector<const char*> envp = {"PATH=/usr/local/bin:/usr/bin:/bin", max_requests.c_str()};
+  if (!p.temp_dir.empty()) envp.push_back(tmpdir.c_str());
+  if (!p.php_ini_dir.empty()) envp.push_back(scan.c_str());
+  envp.push_back(nullptr);
   const char* argv[] = {p.program.c_str(), nullptr};
-  execve(p.program.c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+  execve(p.program.c_str(), const_cast<char* const*>(argv), const_cast<char* const*>(envp.data()));
   _exit(127);
 }
 
@@ -387,6 +351,8 @@ void FastCgiPools::sync(Config& cfg, const CgroupTree& cgroups) {
         np->identity = vh.identity;
         if (vh.has_nice) np->nice = vh.nice_value;
         np->slot = vh.slot;
+        np->temp_dir = vh.temp_dir;
+        np->php_ini_dir = vh.php_ini_dir;
         np->cgroup = w.cgroup;
         np->dir = dir;
         np->sock_name = name;
@@ -436,7 +402,7 @@ void FastCgiPools::add_poll_fds(std::vector<pollfd>& fds) {
   for (auto& p : pools_) {
     if (p->retired || !p->listener || p->check_at || now < p->rearm_at) continue;
     if (now < p->backoff_until && !p->failing()) continue;
-    if (p->procs.size() >= p->max_processes) continue;
+    if (p->procs.size() >= p->max_processes || p->draining) continue;
     fds.push_back({p->listener.get(), POLLIN, 0});
     polled_.push_back(p.get());
   }
@@ -526,6 +492,7 @@ void FastCgiPools::stop_pool(FastCgiPool& p, const char* why) {
 // too, once no pool of that vhost has a process; a retired pool is forgotten.
 void FastCgiPools::pool_emptied(FastCgiPool& p) {
   polled_.clear();
+  p.draining = false;
   if (!p.cgroup.empty()) {
     bool busy = false, wanted = false;
     for (auto& o : pools_) {
@@ -552,7 +519,7 @@ int64_t FastCgiPools::tick(int64_t now) {
       p->check_at = 0;
       Queue q = p->listener ? queue_state(p->listener.get()) : Queue::empty;
       if (q == Queue::broken && !p->retired) replace_listener(*p, kShutDown);
-      else if (!stopping_ && !p->retired && p->listener && p->procs.size() < p->max_processes &&
+      else if (!stopping_ && !p->retired && !p->draining && p->listener && p->procs.size() < p->max_processes &&
                now >= p->backoff_until && q == Queue::pending)
         spawn(*p, now);
     }
@@ -581,8 +548,12 @@ int64_t FastCgiPools::tick(int64_t now) {
         p->requests_seen = n;
         p->last_active = now;
       }
-      if (p->idle_timeout && now - p->last_active >= static_cast<int64_t>(p->idle_timeout) * 1000)
+      if (p->idle_timeout && !p->draining && now - p->last_active >= static_cast<int64_t>(p->idle_timeout) * 1000) {
+        // No new process until every old one is gone: the pool must empty, so that what its requests
+        // left running is killed (pool_emptied), even while a tenant's daemon keeps its queue busy.
+        p->draining = true;
         stop_pool(*p, strprintf("no requests for %u s (FastCGIIdleTimeout)", p->idle_timeout).c_str());
+      }
     }
   }
   return std::max<int64_t>(0, std::min(next, next_sample_) - now);

@@ -280,6 +280,7 @@ void key_serve(const KeyStore& keys, int registration_fd) {
 
   // The acceptor user: no capability, no_new_privs, non-dumpable (no ptrace, no /proc/PID/mem for anyone
   // but root). It never gets a tenant's uid, so no tenant can signal it either.
+  limit_bounding_set();
   become_tenant(cfg.server.acceptor, std::nullopt);
   (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (getppid() != master) _exit(0);

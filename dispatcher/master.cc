@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include "tls.h"
 #include "tls_config.h"
 #include "unique_fd.h"
+#include "vhost_dirs.h"
 
 namespace itk {
 namespace {
@@ -55,17 +57,27 @@ struct AcceptorProc {
   std::shared_ptr<TlsGeneration> tls;
 };
 
-// Parent pid of `pid` from /proc, or -1. Used before signalling a pid read from the scoreboard,
-// which tenants' workers could have written.
-pid_t parent_of(pid_t pid) {
+struct ProcStat {
+  char state = 0;   // R, S, D, T (stopped by a signal), t, Z...
+  pid_t ppid = -1;
+};
+
+// State and parent of `pid` from /proc (ppid -1 when it cannot be read). Used before signalling a pid
+// read from the scoreboard, which tenants' workers could have written.
+ProcStat proc_stat(pid_t pid) {
+  ProcStat st;
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
-  if (!std::getline(f, line)) return -1;
+  if (!std::getline(f, line)) return st;
   size_t close = line.rfind(')');
-  if (close == std::string::npos || close + 4 > line.size()) return -1;
+  if (close == std::string::npos || close + 4 > line.size()) return st;
   // After "comm)": " S PPID ..."
-  return static_cast<pid_t>(atol(line.c_str() + close + 4));
+  st.state = line[close + 2];
+  st.ppid = static_cast<pid_t>(atol(line.c_str() + close + 4));
+  return st;
 }
+
+pid_t parent_of(pid_t pid) { return proc_stat(pid).ppid; }
 
 class Master {
  public:
@@ -83,6 +95,8 @@ class Master {
   void reload();
   void begin_stop();
   void signal_workers(int sig);
+  bool is_our_worker(pid_t parent) const;
+  void reclaim_workers();
   void publish_status(bool force);
   void sync_cgroups(int64_t grace_ms);
   void run_removals();
@@ -98,6 +112,7 @@ class Master {
   Scoreboard* sb_ = nullptr;
   CgroupTree cgroups_;
   FastCgiPools fastcgi_;
+  VHostDirs vhost_dirs_;
   struct PendingRemoval {
     std::string dir;
     int64_t at_ms;
@@ -116,6 +131,7 @@ class Master {
   std::string note_;        // STATUS suffix after a failed reload
   std::string last_status_;
   int64_t last_status_ms_ = 0;
+  int64_t next_reclaim_ = 0;
 };
 
 void Master::assign_slots(Config& cfg) {
@@ -250,23 +266,63 @@ void Master::spawn_acceptor() {
   acceptors_.push_back({pid, generation_, index, now_ms(), tls_});
 }
 
+// Workers are children of an acceptor, or of the master once their acceptor is gone (subreaper).
+bool Master::is_our_worker(pid_t parent) const {
+  if (parent == getpid()) return true;
+  for (const AcceptorProc& a : acceptors_)
+    if (parent == a.pid) return true;
+  return false;
+}
+
 void Master::signal_workers(int sig) {
-  // Orphaned workers (their acceptor is gone) are our children: only those are signalled here,
-  // after checking their parent, since the pid came from shared memory.
-  pid_t me = getpid();
+  // Only after checking their parent, since the pid came from shared memory.
   for (uint32_t i = 0; i < kMaxWorkers; i++) {
     pid_t pid = sb_->worker_table[i].pid.load();
+    if (pid > 0 && is_our_worker(parent_of(pid))) (void)kill(pid, sig);
+  }
+}
+
+// A tenant's processes run as the same uid as its workers, so they may stop one for ever (`kill -STOP
+// $PPID` in a CGI): its connection is then served by nobody while it holds a slot of MaxClientsVHost
+// and MaxClients. Once a second, workers that hold a slot and are stopped, or whose connection is
+// older than MaxConnectionTime, are killed; their slot comes back when they are reaped (by their
+// acceptor, which also kills their connection cgroup, or here). The pid comes from the scoreboard,
+// which a worker can write: it is signalled through a pidfd taken before /proc is asked whether it is
+// a worker of ours, so that a pid reused in between is never hit.
+void Master::reclaim_workers() {
+  const int64_t now = now_ms();
+  if (now < next_reclaim_) return;
+  next_reclaim_ = now + 1000;
+  const ServerConfig& sc = current_->config->server;
+  const int64_t limit_ms = static_cast<int64_t>(sc.max_connection_time) * 1000;
+  for (uint32_t i = 0; i < kMaxWorkers; i++) {
+    WorkerEntry& e = sb_->worker_table[i];
+    const pid_t pid = e.pid.load();
     if (pid <= 0) continue;
-    pid_t parent = parent_of(pid);
-    bool ours = parent == me;
-    for (const AcceptorProc& a : acceptors_) ours = ours || parent == a.pid;
-    if (ours) (void)kill(pid, sig);
+    const bool too_old = limit_ms && now - e.since.load() > limit_ms;
+    unique_fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd) continue;
+    const ProcStat st = proc_stat(pid);
+    const bool stopped = st.state == 'T';
+    if ((!stopped && !too_old) || !is_our_worker(st.ppid)) continue;
+    std::string vhost = "?";
+    for (const VHost& vh : current_->config->vhosts)
+      if (vh.slot % kMaxVHostSlots == e.slot.load() % kMaxVHostSlots) vhost = vh.server_name;
+    if (stopped)
+      log(Level::warning, "worker %d of vhost %s was stopped by a signal (a process of its tenant can send one) "
+                          "while holding a connection; killed to give its slot back", pid, vhost.c_str());
+    else
+      log(Level::warning, "worker %d of vhost %s has held its connection for over %u s (MaxConnectionTime); killed",
+          pid, vhost.c_str(), sc.max_connection_time);
+    if (syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH)
+      log(Level::err, "cannot kill worker %d: %s", pid, strerror(errno));
   }
 }
 
 void Master::on_child_exit(pid_t pid, int status) {
   if (key_pids_.count(pid)) return on_key_process_exit(pid, status);
   if (fastcgi_.on_exit(pid, status)) return;
+  if (vhost_dirs_.on_exit(pid, status)) return;
   for (size_t i = 0; i < acceptors_.size(); i++) {
     if (acceptors_[i].pid != pid) continue;
     AcceptorProc a = acceptors_[i];
@@ -335,6 +391,7 @@ void Master::reload() {
     return;
   }
   assign_slots(*r.config);
+  vhost_dirs_.sync(*r.config);
   fastcgi_.sync(*r.config, cgroups_);
   generation_++;
   current_ = make_runtime(std::move(r.config), generation_);
@@ -480,6 +537,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
   }
   assign_slots(*cfg);
   fastcgi_.set_scoreboard(sb_);
+  vhost_dirs_.sync(*cfg);
   fastcgi_.sync(*cfg, cgroups_);
   generation_ = 1;
   current_ = make_runtime(std::move(cfg), generation_);
@@ -544,6 +602,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
       }
     }
     run_removals();
+    if (!stopping_) reclaim_workers();
     publish_status(false);
     if (watchdog && now_ms() >= next_watchdog) {
       notify("WATCHDOG=1");

@@ -3,6 +3,8 @@
 
 #include <sys/mman.h>
 
+#include "io.h"
+
 namespace itk {
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free && std::atomic<uint64_t>::is_always_lock_free &&
@@ -35,6 +37,7 @@ Admission scoreboard_admit(Scoreboard& sb, uint32_t slot, unsigned max_vhost, un
     pid_t expected = 0;
     if (sb.worker_table[i].pid.compare_exchange_strong(expected, -1)) {
       sb.worker_table[i].slot.store(slot);
+      sb.worker_table[i].since.store(now_ms());
       sb.next_entry.store(i + 1, std::memory_order_relaxed);
       *entry = i;
       return Admission::admitted;

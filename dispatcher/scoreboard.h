@@ -18,6 +18,7 @@ constexpr uint32_t kMaxAcceptors = 256;   // live acceptors, across a reload's o
 struct WorkerEntry {
   std::atomic<pid_t> pid;     // 0 = free, -1 = claimed, pid not yet known
   std::atomic<uint32_t> slot; // vhost slot it counts against
+  std::atomic<int64_t> since; // now_ms() at admission: the connection's age, for MaxConnectionTime
 };
 
 struct AcceptorEntry {

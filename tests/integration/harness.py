@@ -711,6 +711,14 @@ class Daemon:
         self.notify = Notify(tree.path(f"notify-{name}.sock"))
         self.exit_code = None
         self._trigger = None
+        # What systemd's RuntimeDirectory= and StateDirectory= would give it, in the tree: itkd makes its
+        # per-vhost directories there (FastCGI sockets, PHP ini files, temporary directories), never
+        # in the host's /run or /var/lib. Tenants walk through them to their own.
+        self.runtime = tree.path(f"run-{name}")
+        self.state = tree.path(f"state-{name}")
+        for d in (self.runtime, self.state):
+            os.makedirs(d, exist_ok=True)
+            os.chmod(d, 0o755)
         _daemons.append(self)
 
     @property
@@ -722,7 +730,12 @@ class Daemon:
         for var in _PASSED_ENV:
             if var in os.environ or var == "NOTIFY_SOCKET":
                 cmd += ["-E", var]
+        cmd += ["-E", f"RUNTIME_DIRECTORY={self.runtime}", "-E", f"STATE_DIRECTORY={self.state}"]
         return cmd + [ITKD, "--config", self.tree.conf, "--config-dir", self.tree.conf_dir]
+
+    def temp_dir(self, server_name):
+        """The vhost's private temporary directory (TMPDIR of its scripts)."""
+        return os.path.join(self.state, "tmp", server_name)
 
     def start(self, wait_ready=True):
         """Starts itkd; with wait_ready, fails unless READY=1 arrives within READY_TIMEOUT."""

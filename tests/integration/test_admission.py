@@ -5,6 +5,7 @@
 import os
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -146,6 +147,80 @@ def status_says_cgroup_accounting_is_off(d):
             f"expected STATUS to say 'cgroups: off (<why>)', got {statuses[-3:]}")
 
 
+# ---------------------------------------------------------------------------------------------------
+# A hostile tenant against the slots: its CGI stops its own worker (same uid) for ever, or holds its
+# connection as long as it likes. Each with an itkd of its own.
+
+UID_STOP = 2011  # a uid of its own, so that whatever its CGIs leave running is killed by uid
+STOP_MAX_CLIENTS = 8
+STOP_CGI = "#!/bin/sh\nkill -STOP $PPID\nexec sleep 30\n"
+
+
+def stop_tree(**server):
+    tree = h.Tree()
+    tree.write_server_conf(**server)
+    root_a = h.make_tenant(tree, "a", UID_STOP)
+    root_b = h.make_tenant(tree, "b", h.UID_B)
+    tree.write(os.path.join(root_a, "stop.cgi"), STOP_CGI, UID_STOP, mode=0o755)
+    tree.write(os.path.join(root_a, "slow.cgi"), "#!/bin/sh\nexec sleep 30\n", UID_STOP, mode=0o755)
+    tree.write_vhost("10-a.conf", "a.test", root_a, UID_STOP, CGI=".cgi", CGITimeout=60)
+    tree.write_vhost("20-b.conf", "b.test", root_b, h.UID_B)
+    h.cleanup_uid_at_exit(UID_STOP)
+    return tree
+
+
+def self_stopping_tenant_cannot_fill_max_clients(shared):
+    d = h.Daemon(stop_tree(MaxClients=STOP_MAX_CLIENTS), name="itkd-stop").start()
+    conns = []
+    try:
+        for _ in range(10):
+            c = h.Conn(d.port, timeout=15)
+            c.request("GET", "/stop.cgi", "a.test", [("Connection", "close")])
+            conns.append(c)
+        # Whatever a.test's scripts do to its own workers, b.test keeps its share of MaxClients.
+        for i in range(3):
+            resp = h.fetch(d.port, "/", "b.test")
+            h.expect_status(resp, 200, f"b.test (request {i + 1}) while a.test's CGIs stop their own workers "
+                                       f"(MaxClients = {STOP_MAX_CLIENTS}, no MaxClientsVHost set)")
+        # The stopped workers are killed and their slots come back: every connection to a.test ends (a 503
+        # from admission, or closed without an answer when its worker was killed), and a.test serves again.
+        answers = []
+        for c in conns:
+            closed, data = c.wait_closed(10)
+            h.check(closed, "a connection to a.test whose worker was stopped still open after 10s")
+            answers.append(data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/") else "closed")
+        print(f"# a.test answers: {answers}", flush=True)
+        h.check("503" in answers, f"expected a.test's share (MaxClients / 2) to refuse some of 10 requests, got {answers}")
+        resp = h.fetch(d.port, "/", "a.test")
+        h.expect_status(resp, 200, "a.test once its stopped workers were killed")
+        h.check("was stopped by a signal" in d.log_text(), "expected the journal to say why the workers were killed")
+        st = d.wait_status(lambda s: s["workers"] == 0, 5)
+        h.check(st is not None, f"expected 'workers: 0' once the stopped workers were killed, got "
+                                f"{d.notify.statuses()[-3:]}")
+    finally:
+        for c in conns:
+            c.close()
+        d.stop()
+        h.kill_uid(UID_STOP)
+
+
+def connection_past_max_connection_time_is_ended(shared):
+    d = h.Daemon(stop_tree(MaxConnectionTime=2), name="itkd-lifetime").start()
+    try:
+        with h.Conn(d.port, timeout=15) as c:
+            start = time.monotonic()
+            c.request("GET", "/slow.cgi", "a.test", [("Connection", "close")])
+            closed, data = c.wait_closed(10)
+            took = time.monotonic() - start
+        h.check(closed and took < 6, f"MaxConnectionTime = 2: expected the connection ended within 6s, "
+                                     f"{'took ' + format(took, '.1f') + 's' if closed else 'still open after 10s'}")
+        h.check("MaxConnectionTime" in d.log_text(), "expected the journal to say the worker was killed for its age")
+        h.expect_status(h.fetch(d.port, "/", "a.test"), 200, "a.test after its old connection was ended")
+    finally:
+        d.stop()
+        h.kill_uid(UID_STOP)
+
+
 SCENARIOS = [
     status_says_cgroup_accounting_is_off,
     vhost_limit_refuses_at_once,
@@ -153,6 +228,8 @@ SCENARIOS = [
     slot_freed_when_worker_killed,
     global_limit_refuses_every_vhost,
     status_counts_refusals,
+    self_stopping_tenant_cannot_fill_max_clients,
+    connection_past_max_connection_time_is_ended,
 ]
 
 if __name__ == "__main__":

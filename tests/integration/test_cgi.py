@@ -38,7 +38,7 @@ CGI_VARS = {
     "GATEWAY_INTERFACE", "SERVER_SOFTWARE", "SERVER_PROTOCOL", "SERVER_NAME", "SERVER_ADDR", "SERVER_PORT",
     "REMOTE_ADDR", "REMOTE_PORT", "REQUEST_METHOD", "REQUEST_URI", "REQUEST_SCHEME", "SCRIPT_NAME",
     "SCRIPT_FILENAME", "DOCUMENT_ROOT", "QUERY_STRING", "PATH_INFO", "PATH_TRANSLATED", "REDIRECT_STATUS",
-    "PATH", "CONTENT_LENGTH", "CONTENT_TYPE",
+    "PATH", "CONTENT_LENGTH", "CONTENT_TYPE", "TMPDIR", "PHP_INI_SCAN_DIR",
 }
 
 SH = "#!/bin/sh\n"
@@ -350,6 +350,7 @@ def environment_exactly_rfc3875(d):
         "PATH_INFO": "/extra/pAth", "PATH_TRANSLATED": f"{root}/extra/pAth", "REDIRECT_STATUS": "200",
         "PATH": "/usr/local/bin:/usr/bin:/bin", "HTTP_HOST": "a.test", "HTTP_X_CUSTOM": "hello",
         "HTTP_ACCEPT": "text/plain, application/json",
+        "TMPDIR": d.temp_dir("a.test"), "PHP_INI_SCAN_DIR": os.path.join(d.runtime, "php", "a.test") + ":",
     }
     problems = [f"{k}: expected {v!r}, got {env.get(k)!r}" for k, v in expected.items() if env.get(k) != v]
     for k in ("HTTP_PROXY", "HTTP_X_UNDER", "CONTENT_LENGTH", "CONTENT_TYPE", "HTTPS", "LISTEN_FDS", "LISTEN_PID",

@@ -38,7 +38,7 @@ B_SECRET = "B-private-of-2002"
 # In itkd's own environment, as systemd would put there; none of it may reach an app process.
 DAEMON_ONLY_ENV = {"ITK_TEST_MARKER": "fastcgi-1", "INVOCATION_ID": "0123456789abcdef0123456789abcdef"}
 FORBIDDEN_IN_APP = ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "INVOCATION_ID",
-                    "RUNTIME_DIRECTORY", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", *DAEMON_ONLY_ENV)
+                    "RUNTIME_DIRECTORY", "STATE_DIRECTORY", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", *DAEMON_ONLY_ENV)
 
 SCRIPTS = {
     # A tenant's program started from PHP inherits the pool's listening socket as its fd 0 and shuts it
@@ -107,15 +107,9 @@ echo 'slept pid=', getmypid(), "\\n";
 # itkd with a runtime directory of its own and variables in its environment that must not reach apps
 
 class PoolDaemon(h.Daemon):
-    def __init__(self, tree, name="itkd"):
-        super().__init__(tree, name=name)
-        self.runtime = tree.path(f"run-{name}")
-        os.mkdir(self.runtime)
-        os.chmod(self.runtime, 0o755)  # tenants traverse it to reach their pool's socket
-
     def command(self):
         cmd = super().command()
-        extra = ["-E", f"RUNTIME_DIRECTORY={self.runtime}"]
+        extra = []
         for k, v in DAEMON_ONLY_ENV.items():
             extra += ["-E", f"{k}={v}"]
         if "ASAN_OPTIONS" not in os.environ:
@@ -554,9 +548,17 @@ def app_environment_is_clean(d):
     if env.get("PHP_FCGI_MAX_REQUESTS") != MAX_REQUESTS:
         problems.append(f"PHP_FCGI_MAX_REQUESTS: expected FastCGIMaxRequests = {MAX_REQUESTS}, "
                         f"got {env.get('PHP_FCGI_MAX_REQUESTS')!r}")
-    extra = sorted(set(env) - {"PATH", "PHP_FCGI_MAX_REQUESTS"} - set(FORBIDDEN_IN_APP))
+    if env.get("TMPDIR") != d.temp_dir("a.test"):
+        problems.append(f"TMPDIR: expected a.test's temporary directory {d.temp_dir('a.test')!r}, "
+                        f"got {env.get('TMPDIR')!r}")
+    scan = os.path.join(d.runtime, "php", "a.test")
+    if env.get("PHP_INI_SCAN_DIR") != scan + ":":
+        problems.append(f"PHP_INI_SCAN_DIR: expected {scan + ':'!r} (a.test's ini directory, then PHP's own), "
+                        f"got {env.get('PHP_INI_SCAN_DIR')!r}")
+    allowed = {"PATH", "PHP_FCGI_MAX_REQUESTS", "TMPDIR", "PHP_INI_SCAN_DIR"}
+    extra = sorted(set(env) - allowed - set(FORBIDDEN_IN_APP))
     if extra:
-        problems.append(f"variables besides PATH and PHP_FCGI_MAX_REQUESTS: { {k: env[k] for k in extra} }")
+        problems.append(f"variables besides {sorted(allowed)}: { {k: env[k] for k in extra} }")
     if problems:
         raise h.Fail("environment of the app process (/proc/self/environ):\n" + "\n".join(problems)
                      + f"\nwhole environment: {env}")
@@ -1005,39 +1007,10 @@ def tenant_php_ini_is_ignored(shared):
             f"the tenant's php.ini in its DocumentRoot was read by the pool's php-cgi: {kv}")
 
 
-# The daemon a tenant's PHP can leave behind: it connects to its own pool's socket (the path of the
-# listening socket it inherited as fd 0) and sends a FastCGI request every 0.3 s, so the pool's php-cgi
-# keeps using CPU. Only requests that itk's workers hand over may keep a pool, and what its requests
-# started, alive.
-POKE = r"""import os, socket, struct, time
-if os.fork():
-    os._exit(0)
-os.setsid()
-null = os.open("/dev/null", os.O_RDWR)
-os.dup2(null, 1)
-os.dup2(null, 2)
-path = socket.socket(fileno=os.dup(0)).getsockname()
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "poke.pid"), "w") as f:
-    f.write(str(os.getpid()))
-def record(t, body):
-    return struct.pack(">BBHHBx", 1, t, 1, len(body), 0) + body
-def pair(k, v):
-    return bytes([len(k), len(v)]) + k + v
-params = b"".join(pair(k, v) for k, v in [(b"SCRIPT_FILENAME", os.path.abspath("burn.php").encode()),
-                                         (b"REQUEST_METHOD", b"GET"), (b"REDIRECT_STATUS", b"200")])
-while True:
-    try:
-        c = socket.socket(socket.AF_UNIX)
-        c.settimeout(2)
-        c.connect(path)
-        c.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4, b"") + record(5, b""))
-        while c.recv(4096):
-            pass
-        c.close()
-    except OSError:
-        pass
-    time.sleep(0.3)
-"""
+# The daemon a tenant's PHP can leave behind, feeding its own pool's socket with requests so that the
+# pool's php-cgi keeps using CPU. Only requests that itk's workers hand over may keep a pool, and what its
+# requests started, alive.
+POKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "nspawn", "tenant", "poke-fastcgi.py")
 
 
 def tenant_connections_do_not_keep_pool_alive(shared):
@@ -1046,10 +1019,10 @@ def tenant_connections_do_not_keep_pool_alive(shared):
                    vhosts=[("10-p.conf", "poke.test", UID_POKE, [f"FastCGI = .php {PHP_CGI}"])])
     root = d.roots["poke.test"]
     try:
-        d.tree.write(os.path.join(root, "poke.py"), POKE, UID_POKE)
+        d.tree.write(os.path.join(root, "poke.py"), open(POKE).read(), UID_POKE)
         d.tree.write(os.path.join(root, "burn.php"), "<?php for ($i = 0; $i < 300000; $i++) {}\n", UID_POKE)
         d.tree.write(os.path.join(root, "spawn.php"),
-                     "<?php exec('cd ' . __DIR__ . ' && python3 poke.py 2>poke.err');\necho 'pid=', getmypid(), \"\\n\";\n",
+                     "<?php exec('cd ' . __DIR__ . ' && python3 poke.py burn.php 2>poke.err');\necho 'pid=', getmypid(), \"\\n\";\n",
                      UID_POKE)
         resp = get(d, "/spawn.php", "poke.test")
         h.expect_status(resp, 200, "GET /spawn.php")

@@ -300,7 +300,8 @@ TEST(VHost, Defaults) {
   EXPECT_EQ(v.identity.user_name, "#2001");
   EXPECT_FALSE(v.has_nice);
   EXPECT_EQ(v.nice_value, 0);
-  EXPECT_EQ(v.max_clients_vhost, 0u);
+  EXPECT_EQ(v.max_clients_vhost, 0u);  // filled in by validation: see MaxClientsVHostShare
+  EXPECT_FALSE(v.max_clients_vhost_set);
   EXPECT_EQ(v.directory_index, std::vector<std::string>{"index.html"});
   EXPECT_FALSE(v.is_default);
   EXPECT_EQ(v.origin.str(), "a.conf:3");
@@ -879,6 +880,37 @@ TEST(Validate, DefaultVHostAndStartServers) {
   EXPECT_EQ(p.cfg.server.start_servers, 7u);
 }
 
+// Every vhost gets a share below MaxClients unless it sets its own; the server may set the share.
+TEST(Validate, MaxClientsVHostShare) {
+  Parsed p = parse_dropin(vhost("a.test") + vhost("b.test", "MaxClientsVHost = 300\n", "#2002 #2002"));
+  p.cfg.server.max_clients = 9;
+  { std::vector<ConfigError> warnings; validate_config(p.cfg, false, p.errors, warnings); }
+  EXPECT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_EQ(p.cfg.vhosts[0].max_clients_vhost, 4u);
+  EXPECT_EQ(p.cfg.vhosts[1].max_clients_vhost, 300u);
+  // A vhost's own MaxClientsVHost is its default FastCGIMaxProcesses; the server's share is not.
+  EXPECT_EQ(p.cfg.vhosts[0].fastcgi.max_processes, kDefaultFastCgiProcesses);
+  EXPECT_EQ(p.cfg.vhosts[1].fastcgi.max_processes, 300u);
+
+  Parsed q = parse_main("[server]\nMaxClients = 1\n");
+  ASSERT_TRUE(q.errors.empty()) << dump(q.errors);
+  Parsed one = parse_dropin(vhost("a.test"));
+  one.cfg.server = q.cfg.server;
+  { std::vector<ConfigError> warnings; validate_config(one.cfg, false, one.errors, warnings); }
+  EXPECT_EQ(one.cfg.vhosts[0].max_clients_vhost, 1u);
+
+  Parsed r = parse_main("[server]\nMaxClientsVHost = 7\nMaxConnectionTime = 0\n");
+  ASSERT_TRUE(r.errors.empty()) << dump(r.errors);
+  EXPECT_EQ(r.cfg.server.max_clients_vhost, 7u);
+  EXPECT_EQ(r.cfg.server.max_connection_time, 0u);
+  Parsed two = parse_dropin(vhost("a.test"));
+  two.cfg.server = r.cfg.server;
+  { std::vector<ConfigError> warnings; validate_config(two.cfg, false, two.errors, warnings); }
+  EXPECT_EQ(two.cfg.vhosts[0].max_clients_vhost, 7u);
+  EXPECT_EQ(parse_main("[server]\nMaxClientsVHost = 0\n").errors.size(), 1u);
+  EXPECT_EQ(parse_main("[server]\nMaxConnectionTime = 604801\n").errors.size(), 1u);
+}
+
 TEST(Validate, NoVHost) {
   Config cfg;
   cfg.config_dir = "/nonexistent/itk.d";
@@ -1174,7 +1206,7 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
     }
     uncommented += line + "\n";
   }
-  EXPECT_EQ(keys, 14u);
+  EXPECT_EQ(keys, 16u);
   p = parse_main(uncommented);
   std::vector<std::string> unexpected;
   for (const auto& e : p.errors)
@@ -1183,6 +1215,8 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
   ServerConfig defaults;
   const ServerConfig& s = p.cfg.server;
   EXPECT_EQ(s.max_clients, defaults.max_clients);
+  EXPECT_EQ(s.max_clients_vhost, defaults.max_clients / 2);  // the default share, written out
+  EXPECT_EQ(s.max_connection_time, defaults.max_connection_time);
   EXPECT_EQ(s.timeout, defaults.timeout);
   EXPECT_EQ(s.keep_alive_timeout, defaults.keep_alive_timeout);
   EXPECT_EQ(s.max_keep_alive_requests, defaults.max_keep_alive_requests);

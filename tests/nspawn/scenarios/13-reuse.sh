@@ -18,8 +18,10 @@ head='#!/bin/sh
 printf "Content-Type: text/plain\n\n"
 '
 put_file /srv/www/alice/pid.cgi alice:alice 0755 "$head"'echo "$PPID"'
+# The CGI's own cgroup is its worker's connection leaf: the worker itself is hidden from it in /proc
+# (non-dumpable, ProtectProc=invisible).
 put_file /srv/www/alice/cgroup.cgi alice:alice 0755 "$head"'echo "$PPID"
-sed -n "s/^0:://p" /proc/$PPID/cgroup'
+sed -n "s/^0:://p" /proc/self/cgroup'
 put_file /srv/www/alice/slow.cgi alice:alice 0755 "$head"'echo "$PPID"
 sleep 4
 echo done'
