@@ -104,6 +104,8 @@ int on_header_field(llhttp_t* p, const char* at, size_t len) {
 int on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* im = impl_of(p);
   auto& h = HeadParserAccess::head(im->self);
+  // llhttp lets ": value" through; scripts would get HTTP_=value, and a front end may read it otherwise.
+  if (h.headers.empty() || h.headers.back().first.empty()) return fail(im, 400, "empty header name");
   im->in_value = true;
   im->field_len += len;
   if (im->field_len > HeadParserAccess::limits(im->self).field_size)
@@ -112,7 +114,9 @@ int on_header_value(llhttp_t* p, const char* at, size_t len) {
   return 0;
 }
 
-// "http://host[:port]/path" -> host and "/path"; the Host header is then ignored (RFC 9112 §3.2.2).
+// "http://host[:port]/path" -> host and "/path". RFC 9112 §3.2.2: the authority wins over the Host
+// header, which takes its value (as Apache's strict mode does), so that a script's HTTP_HOST names the
+// vhost the request was routed to and never a name the client slipped into Host.
 bool split_absolute_form(RequestHead& h) {
   std::string_view t = h.target;
   size_t scheme_end;
@@ -127,6 +131,13 @@ bool split_absolute_form(RequestHead& h) {
   if (!path.empty() && path[0] == '?') path.insert(0, "/");
   h.host = std::string(authority);
   h.target = std::move(path);
+  bool replaced = false;
+  for (auto& [name, value] : h.headers)
+    if (name == "host") {
+      value = h.host;
+      replaced = true;
+    }
+  if (!replaced) h.headers.emplace_back("host", h.host);
   return true;
 }
 
@@ -143,6 +154,10 @@ int on_headers_complete(llhttp_t* p) {
   // RFC 9112 §6.3: a request whose Transfer-Encoding does not end in chunked has no knowable length.
   if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))
     return fail(im, 400, "Transfer-Encoding without final chunked");
+  // llhttp sets no flag for an empty Transfer-Encoding, which a front end may still count as one.
+  for (const auto& [name, value] : h.headers)
+    if (name == "transfer-encoding" && (value.empty() || !(p->flags & F_CHUNKED)))
+      return fail(im, 400, "empty Transfer-Encoding");
   h.keep_alive = llhttp_should_keep_alive(p) != 0;
   h.chunked = (p->flags & F_CHUNKED) != 0;
   if (p->flags & F_CONTENT_LENGTH) h.content_length = p->content_length;
@@ -245,12 +260,23 @@ HeadState HeadParser::parse(std::string_view data) {
   std::string_view fresh = data.substr(im->consumed);
 
   llhttp_errno_t err = llhttp_execute(&im->parser, fresh.data(), fresh.size());
+  // Only the bytes llhttp took are scanned: up to the end of the head, or up to where it failed, so that
+  // the answer to a bad request never depends on how its bytes were split into reads.
   size_t fed = fresh.size();
-  if (err == HPE_PAUSED && im->done) fed = static_cast<size_t>(llhttp_get_error_pos(&im->parser) - fresh.data());
-  // Bare LF and obs-fold are refused whatever llhttp thinks of them: both have been
-  // request-smuggling vectors between front ends and back ends. Only head bytes are scanned.
+  if (err != HPE_OK) {
+    const char* pos = llhttp_get_error_pos(&im->parser);
+    if (pos >= fresh.data() && pos <= fresh.data() + fresh.size()) fed = static_cast<size_t>(pos - fresh.data());
+  }
+  // Bare CR, bare LF and obs-fold are refused whatever llhttp thinks of them: each has been a
+  // request-smuggling vector between front ends and back ends (llhttp 8 ends a head at "\r\n\rX",
+  // the pattern of CVE-2023-30589). A CR is checked when the byte after it comes, in this read or the next.
   for (size_t i = 0; i < fed; i++) {
     char c = fresh[i];
+    if (im->prev == '\r' && c != '\n') {
+      error_status_ = 400;
+      error_reason_ = "bare CR in request head";
+      return HeadState::error;
+    }
     if (c == '\n' && im->prev != '\r') {
       error_status_ = 400;
       error_reason_ = "bare LF in request head";
@@ -266,6 +292,13 @@ HeadState HeadParser::parse(std::string_view data) {
   }
   if (err == HPE_PAUSED && im->done) {
     head_length_ = im->consumed + fed;
+    // What llhttp took as the end of the head must be an empty line, CRLF CRLF, and nothing else.
+    if (head_length_ < 4 || data.substr(head_length_ - 4, 4) != "\r\n\r\n") {
+      head_length_ = 0;
+      error_status_ = 400;
+      error_reason_ = "request head not ended by CRLF CRLF";
+      return HeadState::error;
+    }
     if (head_length_ > limits_.total) {
       error_status_ = 431;
       error_reason_ = "request head over 64 KiB";

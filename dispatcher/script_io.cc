@@ -55,6 +55,7 @@ std::vector<std::string> script_environment(const VHost& vh, const RequestHead& 
   std::string_view target = head.target;
   size_t q = target.find('?');
   req.query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
+  req.https = conn.tls != nullptr;
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (getpeername(conn.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {

@@ -54,6 +54,38 @@ bare_lf = answered_and_closed(
     b"GET / HTTP/1.1\nHost: a.test\n\n",
     b"GET / HTTP/1.1\r\nHost: a.test\nX-Mixed: 1\r\n\r\n")
 
+# A CR that no LF follows, in each place of a head. llhttp 8 ends a head at CR LF CR and any byte, so
+# "\r\n\rSome-Header" was taken for the end of the head and what followed for a second request (h1spec
+# "Invalid line ending"; the pattern of CVE-2023-30589): a desync behind any front end that reads it
+# as a header.
+bare_cr = answered_and_closed(
+    "bare_cr_anywhere_in_the_head_is_400", 400,
+    b"GET /a\rb HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    b"GET / HTTP/1.1\rHost: a.test\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a.test\r\nX-A: b\rc\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a.test\r\nx:\rXTransfer-Encoding: chunked\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a.test\r\n\rSome-Header: x\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\r\n")
+
+empty_name_or_coding = answered_and_closed(
+    "empty_header_name_or_transfer_encoding_is_400", 400,
+    head("GET / HTTP/1.1", "Host: a.test", ": x"),
+    head("GET / HTTP/1.1", "Host: a.test", "Transfer-Encoding:"),
+    head("POST / HTTP/1.1", "Host: a.test", "Transfer-Encoding:", "Content-Length: 5") + b"hello")
+
+
+def bare_cr_on_a_kept_alive_connection_is_400(d):
+    # The second head is parsed by the worker, not the acceptor: the same rules apply there.
+    with h.Conn(d.port) as c:
+        c.request("GET", "/", "a.test")
+        h.expect_status(c.read_response(), 200, "first request on the connection")
+        c.send(b"GET / HTTP/1.1\r\nHost: a.test\r\n\rSome-Header: x\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        resp = c.read_response()
+        h.expect_status(resp, 400, "a bare CR as the end of the second head")
+        closed, extra = c.wait_closed()
+        h.check(closed and not extra, f"expected the connection closed with nothing after the 400, got {extra[:200]!r}")
+
+
 obs_fold = answered_and_closed(
     "obs_fold_continuation_is_400", 400,
     head("GET / HTTP/1.1", "Host: a.test", "X-Folded: one", " two"),
@@ -167,6 +199,9 @@ def itkd_survived_everything(d):
 SCENARIOS = [
     malformed_request_line,
     bare_lf,
+    bare_cr,
+    bare_cr_on_a_kept_alive_connection_is_400,
+    empty_name_or_coding,
     obs_fold,
     space_before_colon,
     invalid_header_name,

@@ -367,6 +367,16 @@ def environment_exactly_rfc3875(d):
         raise h.Fail("environment of env.cgi:\n" + "\n".join(problems) + f"\nwhole environment: {env}")
 
 
+def absolute_form_target_names_the_host(d):
+    # RFC 9112 §3.2.2: the authority of an absolute-form target wins, and the Host header takes it.
+    raw = b"GET http://a.test/env.cgi HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    resp, _, _ = h.send_raw(d.port, raw)
+    h.expect_status(resp, 200, "GET http://a.test/env.cgi with Host: evil.example")
+    env = json.loads(resp.body)["env"]
+    h.expect_eq((env.get("HTTP_HOST"), env.get("SERVER_NAME")), ("a.test", "a.test"),
+                "HTTP_HOST and SERVER_NAME seen by the CGI")
+
+
 def working_directory_is_scripts_dir(d):
     resp = get(d, "/sub/cwd.cgi")
     h.expect_status(resp, 200, "GET /sub/cwd.cgi")
@@ -833,6 +843,7 @@ SCENARIOS = [
     script_identity_vhost_b,
     other_tenants_file_unreadable,
     environment_exactly_rfc3875,
+    absolute_form_target_names_the_host,
     working_directory_is_scripts_dir,
     stderr_goes_to_log_tagged,
     handler_runs_non_executable_script,

@@ -588,6 +588,17 @@ def request_params_are_cgi_meta_variables(d):
         raise h.Fail("FastCGI parameters seen by PHP (getenv()):\n" + "\n".join(problems) + f"\nall: {env}")
 
 
+def absolute_form_target_names_the_host(d):
+    # RFC 9112 §3.2.2: the authority of an absolute-form target wins, and the Host header takes it; a
+    # script must never see a Host the client made up (host-header poisoning of password-reset links).
+    raw = b"GET http://a.test/params.php HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    resp, _, _ = h.send_raw(d.port, raw)
+    h.expect_status(resp, 200, "GET http://a.test/params.php with Host: evil.example")
+    env = json.loads(resp.body)
+    h.expect_eq(env.get("HTTP_HOST"), "a.test", "HTTP_HOST seen by PHP")
+    h.expect_eq(env.get("SERVER_NAME"), "a.test", "SERVER_NAME seen by PHP")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Bodies, headers and status over FastCGI
 
@@ -1054,6 +1065,7 @@ SCENARIOS = [requires_php(f) for f in [
     tenant_php_cannot_read_other_tenants_file,
     app_environment_is_clean,
     request_params_are_cgi_meta_variables,
+    absolute_form_target_names_the_host,
     post_body_content_length,
     post_body_chunked,
     status_and_header_from_php,

@@ -74,11 +74,27 @@ def tls_tree(server=None):
     tree.write_server_conf(**settings)
     tree.root_a = h.make_tenant(tree, "a", h.UID_A)
     tree.root_b = h.make_tenant(tree, "b", h.UID_B)
+    # What a script is told about the connection: a CGI on a.test, PHP through FastCGI on b.test.
+    tree.write(os.path.join(tree.root_a, "scheme.cgi"), SCHEME_CGI, h.UID_A, mode=0o755)
+    tree.write(os.path.join(tree.root_b, "scheme.php"), SCHEME_PHP, h.UID_B)
+    scripts = {"a.test": {"CGI": ".cgi"}, "b.test": {"FastCGI": f".php {PHP_CGI}"} if os.access(PHP_CGI, os.X_OK) else {}}
     for fname, name, root, uid in (("10-a.conf", "a.test", tree.root_a, h.UID_A),
                                    ("20-b.conf", "b.test", tree.root_b, h.UID_B)):
         cert, key = tree.certs[name]
-        tree.write_vhost(fname, name, root, uid, TLSCertificateFile=cert, TLSCertificateKeyFile=key)
+        tree.write_vhost(fname, name, root, uid, TLSCertificateFile=cert, TLSCertificateKeyFile=key, **scripts[name])
     return tree
+
+
+PHP_CGI = "/usr/bin/php-cgi"
+SCHEME_CGI = """#!/bin/sh
+printf 'Content-Type: text/plain\\n\\n'
+echo "https=${HTTPS-unset}"
+echo "scheme=$REQUEST_SCHEME"
+echo "port=$SERVER_PORT"
+"""
+SCHEME_PHP = """<?php
+echo 'https=', $_SERVER['HTTPS'] ?? 'unset', "\\nscheme=", $_SERVER['REQUEST_SCHEME'], "\\nport=", $_SERVER['SERVER_PORT'], "\\n";
+"""
 
 
 def setup():
@@ -217,6 +233,21 @@ def sni_selects_each_vhosts_certificate(d):
         h.expect_eq(subject_cn(out), name, f"openssl s_client -servername {name}: subject CN")
     resp = h.fetch(d.http_port, "/", "b.test")
     h.expect_status(resp, 200, "plain HTTP on the http listener beside the https one")
+
+
+def scripts_are_told_the_request_came_over_tls(d):
+    cases = [("a.test", "/scheme.cgi", "CGI")]
+    if os.access(PHP_CGI, os.X_OK):
+        cases.append(("b.test", "/scheme.php", "PHP over FastCGI"))
+    for host, path, what in cases:
+        resp, _ = https_get(d, host, path=path)
+        h.expect_status(resp, 200, f"GET https://{host}{path}")
+        h.expect_eq(h.key_values(resp.body), {"https": "on", "scheme": "https", "port": str(d.port)},
+                    f"HTTPS, REQUEST_SCHEME and SERVER_PORT seen by the {what} over TLS")
+        resp = h.fetch(d.http_port, path, host)
+        h.expect_status(resp, 200, f"GET http://{host}{path}")
+        h.expect_eq(h.key_values(resp.body), {"https": "unset", "scheme": "http", "port": str(d.http_port)},
+                    f"HTTPS, REQUEST_SCHEME and SERVER_PORT seen by the {what} over plain HTTP")
 
 
 def https_is_served_as_the_vhosts_user(d):
@@ -556,6 +587,7 @@ if __name__ == "__main__":
     h.main([
         sni_selects_each_vhosts_certificate,
         https_is_served_as_the_vhosts_user,
+        scripts_are_told_the_request_came_over_tls,
         no_or_unknown_sni_gets_the_default_certificate,
         host_sni_mismatch_is_421,
         old_protocol_versions_are_refused,

@@ -100,8 +100,15 @@ TEST(CgiEnv, MetaVariables) {
   EXPECT_FALSE(has_name(env, "HTTP_PROXY"));  // httpoxy
   EXPECT_FALSE(has_name(env, "HTTP_X_UNDER"));
   EXPECT_FALSE(has_name(env, "HTTP_CONTENT_LENGTH"));
-  EXPECT_FALSE(has_name(env, "HTTPS"));
+  EXPECT_FALSE(has_name(env, "HTTPS"));  // plain HTTP
+  EXPECT_TRUE(has(env, "REQUEST_SCHEME=http"));
   EXPECT_TRUE(std::is_sorted(env.begin(), env.end()));
+
+  // Over TLS, scripts are told so (WordPress's is_ssl(), Secure cookies, redirects).
+  r.https = true;
+  r.server_port = "443";
+  env = cgi_environment(r);
+  for (const char* e : {"HTTPS=on", "REQUEST_SCHEME=https", "SERVER_PORT=443"}) EXPECT_TRUE(has(env, e)) << e;
 }
 
 TEST(CgiEnv, NoPathInfoMeansNoPathTranslated) {

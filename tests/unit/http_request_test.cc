@@ -95,6 +95,13 @@ TEST(HttpRequest, AbsoluteFormTakesHostFromTarget) {
   ASSERT_EQ(r.state, HeadState::complete);
   EXPECT_EQ(r.head.host, "Other.example");
   EXPECT_EQ(r.head.target, "/p?q");
+  // The Host header takes the authority too: scripts see HTTP_HOST of the vhost that serves them.
+  ASSERT_NE(r.head.header("host"), nullptr);
+  EXPECT_EQ(*r.head.header("host"), "Other.example");
+  Parsed old = parse("GET http://b.test:8080/x HTTP/1.0\r\n\r\n");
+  ASSERT_EQ(old.state, HeadState::complete);
+  ASSERT_NE(old.head.header("host"), nullptr);
+  EXPECT_EQ(*old.head.header("host"), "b.test:8080");
   Parsed bare = parse("GET http://h.example HTTP/1.1\r\nHost: h.example\r\n\r\n");
   EXPECT_EQ(bare.head.target, "/");
 }
@@ -137,7 +144,24 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"HTTP/3.0", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505},
         BadCase{"unknown method", "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", 501},
         BadCase{"TE not chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
-        BadCase{"unknown Expect", "GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417}),
+        BadCase{"unknown Expect", "GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417},
+        // A CR not followed by LF, in every place of a head (llhttp 8 ends a head at CR LF CR and any byte).
+        BadCase{"bare CR in the request line", "GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        BadCase{"bare CR after the version", "GET / HTTP/1.1\rHost: a\r\n\r\n", 400},
+        BadCase{"bare CR in a header value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400},
+        BadCase{"bare CR hides a header", "GET / HTTP/1.1\r\nHost: a\r\nx:\rXTransfer-Encoding: chunked\r\n\r\n", 400},
+        BadCase{"bare CR as the terminator", "GET / HTTP/1.1\r\nHost: a\r\n\rSome-Header: x\r\n\r\n", 400},
+        BadCase{"CR CR LF as the terminator", "GET / HTTP/1.1\r\nHost: a\r\n\r\r\n", 400},
+        BadCase{"bare CR before a header name", "GET / HTTP/1.1\r\nHost: a\r\n\rX: y\r\n\r\n", 400},
+        BadCase{"empty header name", "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", 400},
+        BadCase{"empty Transfer-Encoding", "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", 400},
+        BadCase{"empty Transfer-Encoding and CL",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\nContent-Length: 5\r\n\r\nhello", 400},
+        BadCase{"chunked and an empty Transfer-Encoding",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n", 400},
+        BadCase{"unknown method with bare LF later", "BREW /pot HTTP/1.1\nHost: a\n\n", 501},
+        // The version is judged at the end of the head; the bare LF comes first.
+        BadCase{"HTTP/2.0 with bare LF later", "GET / HTTP/2.0\r\nHost: a\nX: y\r\n\r\n", 400}),
     [](const auto& info) {
       std::string n = info.param.name;
       for (char& ch : n)
@@ -210,4 +234,37 @@ TEST(HttpRequest, WipeForgetsTheParsedHead) {
   EXPECT_EQ(p.head().method, "");
   EXPECT_TRUE(p.head().headers.empty());
   EXPECT_EQ(p.head().header("cookie"), nullptr);
+}
+
+// The answer to a request never depends on how its bytes were split into reads: every split in two,
+// and one byte at a time, gives what the whole gives.
+TEST(HttpRequest, EverySplitGivesTheSameAnswer) {
+  const std::string cases[] = {
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\n\rSome-Header: x\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nx:\rXTransfer-Encoding: chunked\r\n\r\n",
+      "BREW /pot HTTP/1.1\nHost: a\n\n",
+      "GET / HTTP/2.0\r\nHost: a\nX: y\r\n\r\n",
+      "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+      "GET / HTTP/3\r\nHost: a\r\n\r\n",
+      "G\rET / HTTP/1.1\r\n\r\n",
+      "GET http://b.test/x HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n  c\r\n\r\n",
+      "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n",
+  };
+  for (const std::string& raw : cases) {
+    Parsed whole = parse(raw);
+    Parsed trickled = parse_trickle(raw);
+    EXPECT_EQ(trickled.state, whole.state) << raw;
+    EXPECT_EQ(trickled.status, whole.status) << raw;
+    for (size_t cut = 1; cut < raw.size(); cut++) {
+      HeadParser p{HeadLimits{}};
+      HeadState st = p.parse(std::string_view(raw).substr(0, cut));
+      if (st == HeadState::incomplete) st = p.parse(raw);
+      EXPECT_EQ(st, whole.state) << raw << " split at " << cut;
+      EXPECT_EQ(p.error_status(), whole.status) << raw << " split at " << cut;
+    }
+  }
 }
