@@ -29,6 +29,10 @@ size_t find_cgi_head_end(std::string_view data) {
 
 std::string parse_cgi_head(std::string_view block, CgiHead& out) {
   bool has_status = false;
+  // An empty first line ends the header block at once: whatever the script meant as its Status and
+  // Location would go out as body under a 200.
+  if (block.substr(0, 1) == "\n" || block.substr(0, 2) == "\r\n")
+    return "the output starts with a blank line: the header block is empty";
   while (!block.empty()) {
     size_t eol = block.find('\n');
     std::string_view line = block.substr(0, eol);
@@ -51,6 +55,10 @@ std::string parse_cgi_head(std::string_view block, CgiHead& out) {
           value[2] > '9' || (value.size() > 3 && value[3] != ' '))
         return strprintf("bad Status `%.*s` (expected e.g. `404 Not Found`)", static_cast<int>(value.size()), value.data());
       out.status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+      // 1xx are interim responses: as a final one (a 101 "upgrade" above all) the client would take
+      // what follows on the connection for something else.
+      if (out.status < 200)
+        return strprintf("Status %d is not a final response (1xx are interim)", out.status);
       out.reason = value.size() > 4 ? std::string(trim(value.substr(4))) : std::string();
       has_status = true;
     } else if (iequals(name, "Location")) {

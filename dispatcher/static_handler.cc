@@ -23,6 +23,20 @@ ResponseOutcome simple(ClientConn& conn, int status, bool keep_alive, bool head_
 
 }  // namespace
 
+std::string directory_location(std::string_view raw_path) {
+  // "//host/dir" (and "/\\host/dir", which browsers read the same way) in a Location is a URL of
+  // another host: one leading '/' only, and no raw backslash anywhere.
+  size_t lead = raw_path.find_first_not_of('/');
+  std::string_view rest = lead == std::string_view::npos ? std::string_view() : raw_path.substr(lead);
+  std::string out = "/";
+  for (char c : rest) {
+    if (c == '\\') out += "%5C";
+    else out += c;
+  }
+  if (out.back() != '/') out += '/';
+  return out;
+}
+
 ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
                              bool keep_alive) {
   const bool is_head = head.method == "HEAD";
@@ -55,7 +69,7 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
       std::string_view target = head.target;
       std::string_view query = target_query(target);
       std::string_view raw_path = target.substr(0, target.size() - query.size());
-      std::string location = "Location: " + std::string(raw_path) + "/" + std::string(query) + "\r\n";
+      std::string location = "Location: " + directory_location(raw_path) + std::string(query) + "\r\n";
       return simple(conn, 301, keep_alive, is_head, location);
     }
     case OpenOutcome::file:

@@ -21,6 +21,7 @@ def setup():
             "range.txt": RANGE_BODY,
             "dir/index.html": "<p>dir index</p>\n",
             "noindex/file.txt": "not an index\n",
+            "back\\slash/index.html": "backslash\n",
         },
         # Aliases on a.test and the default on b.test, so that neither can pass by falling back.
         a_keys={"ServerAlias": "www.a.test *.wild.test"},
@@ -146,6 +147,12 @@ def directory_redirect_and_index(d):
         loc = urllib.parse.urlsplit(resp.header("Location") or "")
         got = loc.path + (f"?{loc.query}" if loc.query else "")
         h.expect_eq(got, want, f"Location of the redirect for {target}")
+    # The Location is never a URL of another host: "//dir/" is one (protocol-relative), and browsers read
+    # "/\\dir/" the same way.
+    for target, want in (("//dir", "/dir/"), ("///dir", "/dir/"), ("/back\\slash", "/back%5Cslash/")):
+        resp = h.fetch(d.port, target, "a.test")
+        h.expect_status(resp, 301, f"GET {target}")
+        h.expect_eq(resp.header("Location"), want, f"Location of the redirect for {target}")
     resp = h.fetch(d.port, "/dir/", "a.test")
     h.expect_status(resp, 200, "GET /dir/")
     h.expect_body_contains(resp, "dir index", "GET /dir/ serves dir/index.html")

@@ -82,6 +82,8 @@ ls -l /proc/self/fd | awk 'NF >= 11 { print "fd", $9, $11 }'
     "redir-script.cgi": SH + "printf 'Location: /hello.cgi\\n\\n'\n",
     "redir-url.cgi": SH + "printf 'Location: http://elsewhere.test/x\\n\\n'\n",
     "nohead.cgi": SH + "echo 'just some text without a header block'\n",
+    "status101.cgi": SH + "printf 'Status: 101 Switching Protocols\\nContent-Length: 0\\n\\n'\n",
+    "blankfirst.cgi": SH + "printf '\\nStatus: 302\\nLocation: http://elsewhere.test/\\n\\nbody\\n'\n",
     "badhead.cgi": SH + "printf 'Content-Type text/plain\\n\\nbody\\n'\n",
     "crash.cgi": SH + "ulimit -c 0\nkill -SEGV $$\n",
     "stderr.cgi": SH + "echo 'itk-stderr-line-one' >&2\n" + TEXT_HEAD + "echo fine\n",
@@ -765,6 +767,23 @@ def malformed_header_is_502(d):
                "why /badhead.cgi failed", mark)
 
 
+def interim_status_or_blank_first_line_is_502(d):
+    # A 1xx as the final status would leave the client reading what follows on the connection as the
+    # continuation of an upgrade; a blank first line would send the script's Status and Location as body.
+    for path, why in (("/status101.cgi", r"Status 101 is not a final response"),
+                      ("/blankfirst.cgi", r"starts with a blank line")):
+        mark = len(d.log_text())
+        with h.Conn(d.port) as c:
+            c.request("GET", path, "a.test")
+            resp = c.read_response()
+            h.expect_status(resp, 502, f"GET {path}")
+            h.check("close" in resp.connection_tokens(), f"GET {path}: expected Connection: close with the 502\n"
+                                                         f"{resp.describe()}")
+            closed, extra = c.wait_closed()
+            h.check(closed and not extra, f"GET {path}: expected the connection closed after the 502, got {extra!r}")
+        expect_log(d, rf"worker a\.test\[\d+\]: {path}: malformed.*{why}", f"why {path} failed", mark)
+
+
 def crash_before_header_is_502(d):
     mark = len(d.log_text())
     h.expect_status(get(d, "/crash.cgi"), 502, "script killed by SIGSEGV before its header")
@@ -868,6 +887,7 @@ SCENARIOS = [
     streaming_keeps_worker_memory_bounded,
     no_header_block_is_502,
     malformed_header_is_502,
+    interim_status_or_blank_first_line_is_502,
     crash_before_header_is_502,
     vhost_cgi_timeout_overrides_server,
     timeout_before_header_is_504_and_kills_group,

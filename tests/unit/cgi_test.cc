@@ -53,7 +53,11 @@ TEST(CgiHead, ContentLength) {
 
 TEST(CgiHead, MalformedBlocks) {
   for (const char* bad : {"no colon here\n\n", ": empty name\n\n", "Bad Name: x\n\n", "Status: abc\n\n",
-                          "Status: 2000 x\n\n", "X: a\x01b\n\n"}) {
+                          "Status: 2000 x\n\n", "X: a\x01b\n\n",
+                          // 1xx are interim: never the final status of a response
+                          "Status: 101 Switching Protocols\n\n", "Status: 100\n\n", "Status: 199 x\n\n",
+                          // an empty first line would leave the real header lines in the body
+                          "\nStatus: 302\nLocation: /x\n\n", "\r\nStatus: 404\r\n\r\n", "\n\n"}) {
     CgiHead h;
     EXPECT_NE(parse_cgi_head(bad, h), "") << bad;
   }

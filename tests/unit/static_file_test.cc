@@ -1,6 +1,7 @@
 // Tests for request path decoding, validators, ranges, preconditions and opening files beneath a
 // DocumentRoot on a real file system (symlink escapes, loops, FIFOs, permissions).
 #include "static_file.h"
+#include "static_handler.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -797,3 +798,13 @@ TEST_F(OpenBeneath, NothingOutsideRootIsEverOpened) {
 
 }  // namespace
 }  // namespace itk
+
+// The Location of a directory's redirect never names another host.
+TEST(StaticHandler, DirectoryLocationStaysOnThisHost) {
+  EXPECT_EQ(itk::directory_location("/dir"), "/dir/");
+  EXPECT_EQ(itk::directory_location("/a%20b"), "/a%20b/");
+  EXPECT_EQ(itk::directory_location("//static"), "/static/");
+  EXPECT_EQ(itk::directory_location("///evil.example/x"), "/evil.example/x/");
+  EXPECT_EQ(itk::directory_location("/\\evil.example"), "/%5Cevil.example/");
+  EXPECT_EQ(itk::directory_location("/a\\b"), "/a%5Cb/");
+}
