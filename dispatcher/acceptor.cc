@@ -37,6 +37,10 @@ namespace itk {
 namespace {
 
 constexpr int kLingerMs = 2000;
+// What is read and dropped after an error response, at most (the worker's lingering close drains as much).
+constexpr size_t kMaxDrain = 1 << 20;
+// What OpenSSL holds for one connection during the handshake and head: its record buffers and state.
+constexpr size_t kTlsConnectionBytes = 48 << 10;
 constexpr size_t kMaxAcceptsPerWake = 64;
 // Idle workers kept for reuse: per vhost (at most its MaxClientsVHost), in all, and for how long
 // without a connection. Enough for a burst's worth: a spare that is not there means a fork, and
@@ -60,6 +64,8 @@ struct PendingConn {
   std::string out;        // response still to write (errors only)
   size_t out_off = 0;
   bool lingering = false; // response written or being written; only draining input now
+  size_t drained = 0;     // bytes dropped while lingering
+  size_t charged = 0;     // what this connection counts against LimitHeadBuffers
   std::list<PendingConn>::iterator self;
 };
 
@@ -90,10 +96,14 @@ class Acceptor {
   void dispatch(PendingConn& c);
   void refuse(PendingConn& c, int status, const char* why, std::string_view extra = {});
   void close_conn(PendingConn& c);
+  void charge(PendingConn& c);
+  bool shed_for(PendingConn& c);
+  void uncharge(PendingConn& c);
   void expire(int64_t now);
   void reap();
   void begin_stop();
   void update_reading();
+
   bool place_in_cgroup(const VHost& vh, std::string& leaf, bool& full);
   void on_worker_message(pid_t pid);
   void retire(WorkerInfo& w);
@@ -105,7 +115,8 @@ class Acceptor {
   uint32_t index_;
   unique_fd epoll_;
   unique_fd sigfd_;
-  std::list<PendingConn> reading_;    // ordered by deadline (all get the same timeout)
+  std::list<PendingConn> reading_;    // ordered by deadline (all get the same timeout): oldest first
+  size_t head_bytes_ = 0;             // memory held for the heads of reading_, all together
   std::list<PendingConn> lingering_;  // ordered by deadline (all get the same linger time)
   std::unordered_map<pid_t, WorkerInfo> workers_;
   std::unordered_map<const VHost*, std::vector<pid_t>> spares_;  // idle workers by vhost, most recent last
@@ -205,15 +216,18 @@ void Acceptor::accept_ready(int lfd, bool https) {
         reading_.erase(c.self);
         continue;
       }
+      charge(c);
     }
     epoll_event ev{};
     ev.events = c.interest = EPOLLIN | EPOLLRDHUP;
     ev.data.ptr = &c;
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
       log(Level::err, "cannot watch connection fd %d: %s", fd, strerror(errno));
+      uncharge(c);
       reading_.erase(c.self);
       continue;
     }
+    if (shed_for(c)) continue;
     // Most clients send their ClientHello or head together with the connect: try it at once.
     on_readable(c);
   }
@@ -273,7 +287,35 @@ ssize_t Acceptor::receive(PendingConn& c, char* buf, size_t len) {
   return -1;
 }
 
+// A connection's buffer and parsed head count against LimitHeadBuffers while its head arrives.
+void Acceptor::charge(PendingConn& c) {
+  uncharge(c);
+  // The buffer, the parsed copy of what it holds, and a TLS session's own buffers.
+  c.charged = c.buf.capacity() + c.buf.size() + (c.tls ? kTlsConnectionBytes : 0);
+  head_bytes_ += c.charged;
+}
+
+// Over the acceptor's budget for heads, the connections that have waited longest go first: a slow
+// client's, never the one whose bytes are arriving now unless it is the oldest itself. True when `c`
+// itself was shed (it may be gone: the caller must not touch it).
+bool Acceptor::shed_for(PendingConn& c) {
+  while (head_bytes_ > rt_.config->server.limit_head_buffers && !reading_.empty()) {
+    PendingConn& oldest = reading_.front();
+    bool self = &oldest == &c;
+    refuse(oldest, 503, "LimitHeadBuffers reached: the acceptor sheds the unfinished head that waited longest",
+           "Retry-After: 2\r\n");
+    if (self) return true;
+  }
+  return false;
+}
+
+void Acceptor::uncharge(PendingConn& c) {
+  head_bytes_ -= std::min(head_bytes_, c.charged);
+  c.charged = 0;
+}
+
 void Acceptor::close_conn(PendingConn& c) {
+  uncharge(c);
   // Explicit removal: a forked worker holds the same open file description, and epoll keeps a
   // registration until every descriptor of the description is closed.
   (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
@@ -289,6 +331,11 @@ void Acceptor::refuse(PendingConn& c, int status, const char* why, std::string_v
     return;
   }
   if (status != 408) log(Level::info, "request refused with %d: %s", status, why);
+  // Nothing of the head is kept once it is refused: the memory goes back now, not after the linger.
+  uncharge(c);
+  if (!c.buf.empty()) OPENSSL_cleanse(c.buf.data(), c.buf.size());
+  std::string().swap(c.buf);
+  if (c.parser) c.parser->wipe();
   c.out = error_response(status, false, extra);
   c.out_off = 0;
   c.lingering = true;
@@ -352,9 +399,16 @@ void Acceptor::on_readable(PendingConn& c) {
       update_reading();
       return;
     }
-    if (c.lingering) continue;  // draining what the client still sends after an error
+    if (c.lingering) {
+      // Draining what the client still sends after an error, up to a bound.
+      c.drained += static_cast<size_t>(n);
+      if (c.drained > kMaxDrain) return close_conn(c);
+      continue;
+    }
     size_t take = std::min(static_cast<size_t>(n), cap - std::min(cap, c.buf.size()));
     c.buf.append(tmp, take);
+    charge(c);
+    if (shed_for(c)) return;
     HeadState st = c.parser->parse(c.buf);
     if (st == HeadState::complete) return dispatch(c);
     if (st == HeadState::error) return refuse(c, c.parser->error_status(), c.parser->error_reason().c_str());

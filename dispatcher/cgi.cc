@@ -169,8 +169,9 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   RequestHead env_head;
   unique_fd stdin_fd;
   unique_fd body_pipe;  // our end, when the body is streamed
-  if (!prepare_body(conn, head, body, buffered, sc.timeout, env_head, stdin_fd, result.response)) return result;
-  // A chunked body is in stdin_fd (a memory file) already; others are streamed or empty.
+  if (!prepare_body(conn, head, body, buffered, sc.timeout, vh.temp_dir, env_head, stdin_fd, result.response)) return result;
+  // A chunked body is in stdin_fd (a file in the vhost's temporary directory) already; others are
+  // streamed or empty.
   if (!head.chunked && head.has_body()) {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {

@@ -525,6 +525,7 @@ const UintKey kServerUintKeys[] = {
     {"LimitRequestLine", 256, 65536, &ServerConfig::limit_request_line},
     {"LimitRequestFieldSize", 256, 65536, &ServerConfig::limit_request_field_size},
     {"LimitRequestFields", 1, 1000, &ServerConfig::limit_request_fields},
+    {"LimitHeadBuffers", 1u << 20, 4294967295u, &ServerConfig::limit_head_buffers},
     {"GracefulShutdownTimeout", 0, 3600, &ServerConfig::graceful_shutdown_timeout},
     {"CGITimeout", 1, 86400, &ServerConfig::cgi_timeout},
     {"MaxConnectionTime", 0, 604800, &ServerConfig::max_connection_time},

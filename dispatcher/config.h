@@ -104,7 +104,8 @@ struct ServerConfig {
   unsigned limit_request_line = 8190;
   unsigned limit_request_field_size = 8190;
   unsigned limit_request_fields = 100;
-  uint64_t limit_request_body = 1073741824;
+  unsigned limit_head_buffers = 32u << 20;  // bytes one acceptor holds for unfinished heads, all connections
+  uint64_t limit_request_body = 134217728;  // 128 MiB: docs/configuration.md says why
   unsigned graceful_shutdown_timeout = 30; // seconds SIGTERM waits for in-flight requests
   unsigned cgi_timeout = 60;              // seconds a CGI request may run in all
   IdRange limit_uid_range{1000, 59999};

@@ -81,7 +81,7 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   BodyDecoder body(head.content_length, head.chunked, sc.limit_request_body);
   RequestHead env_head;
   unique_fd spool;
-  if (!prepare_body(conn, head, body, buffered, sc.timeout, env_head, spool, result.response)) return result;
+  if (!prepare_body(conn, head, body, buffered, sc.timeout, vh.temp_dir, env_head, spool, result.response)) return result;
   std::vector<std::string> env = script_environment(vh, env_head, conn, m.script_name, script_filename, m.path_info);
 
   int fd = connect_pool(app.socket);

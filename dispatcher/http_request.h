@@ -18,7 +18,7 @@ struct HeadLimits {
   size_t field_size = 8190;     // LimitRequestFieldSize (name + value of one field)
   size_t fields = 100;          // LimitRequestFields
   size_t total = 65536;         // whole head
-  uint64_t body = 1073741824;   // LimitRequestBody (declared Content-Length)
+  uint64_t body = 134217728;    // LimitRequestBody (declared Content-Length)
 };
 
 struct RequestHead {

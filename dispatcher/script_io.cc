@@ -3,6 +3,7 @@
 #include "script_io.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "body_decoder.h"
 #include "cgi_env.h"
@@ -96,22 +98,48 @@ void StderrLog::emit(const std::string& line) {
   log(Level::warning, "%s: %.*s", script_.c_str(), static_cast<int>(std::min<size_t>(line.size(), 4096)), line.c_str());
 }
 
-int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, unsigned timeout_s, unique_fd& out,
-                  uint64_t& size, const char*& why) {
-  out.reset(memfd_create("itk-request-body", MFD_CLOEXEC));
+namespace {
+
+// An unlinked file in the vhost's own temporary directory: on disk, owned by the tenant (its quota),
+// gone when closed. A memory file only when the directory cannot hold one (then it counts against the
+// vhost's memory cgroup).
+unique_fd open_spool(const std::string& dir) {
+  if (!dir.empty()) {
+    unique_fd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (fd) return fd;
+    // A file system without O_TMPFILE: a named file, unlinked at once.
+    std::string path = dir + "/itk-body.XXXXXX";
+    unique_fd named(mkostemp(path.data(), O_CLOEXEC));
+    if (named) {
+      (void)unlink(path.c_str());
+      return named;
+    }
+    log(Level::warning, "cannot make a file for a request body in %s: %s; keeping it in memory", dir.c_str(),
+        strerror(errno));
+  }
+  return unique_fd(memfd_create("itk-request-body", MFD_CLOEXEC));
+}
+
+}  // namespace
+
+int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, unsigned timeout_s,
+                  const std::string& spool_dir, unique_fd& out, uint64_t& size, const char*& why) {
+  out = open_spool(spool_dir);
   if (!out) {
-    why = "memfd_create failed";
+    why = "no file for the request body could be made";
     return 500;
   }
   std::string decoded;
-  int64_t deadline = now_ms() + static_cast<int64_t>(timeout_s) * 1000;
+  const int64_t start = now_ms();
+  int64_t deadline = start + static_cast<int64_t>(timeout_s) * 1000;
+  uint64_t received = buffered.size();
   for (;;) {
     size_t used = 0;
     BodyDecoder::State st = body.feed(buffered, decoded, used);
     buffered.erase(0, used);
     if (!decoded.empty()) {
       if (!write_all_fd(out.get(), decoded)) {
-        why = "writing the request body to memory failed";
+        why = "writing the request body to its file failed (the vhost's disk quota, or a full disk?)";
         return 500;
       }
       decoded.clear();
@@ -121,11 +149,21 @@ int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, un
       why = body.error_reason();
       return body.error_status();
     }
+    // A whole body, not just each read, has a bound: Timeout, plus a second for every kBodyMinRate bytes
+    // received (Apache's RequestReadTimeout body=...,MinRate=500), so a client trickling a large body
+    // cannot hold its worker and file for hours.
+    const int64_t overall = start + static_cast<int64_t>(timeout_s) * 1000 +
+                            static_cast<int64_t>(received * 1000 / kBodyMinRate);
+    if (now_ms() >= overall) {
+      why = "request body arriving slower than 500 bytes per second";
+      return 408;
+    }
     if (conn_buffered(conn) == 0) {
       pollfd p{conn.fd, POLLIN, 0};
-      int64_t left = deadline - now_ms();
+      int64_t left = std::min(deadline, overall) - now_ms();
       if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
-        why = "request body not received within Timeout";
+        why = now_ms() >= overall ? "request body arriving slower than 500 bytes per second"
+                                  : "request body not received within Timeout";
         return 408;
       }
     }
@@ -137,6 +175,7 @@ int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, un
     }
     if (n > 0) {
       buffered.append(tmp, static_cast<size_t>(n));
+      received += static_cast<uint64_t>(n);
       deadline = now_ms() + static_cast<int64_t>(timeout_s) * 1000;
     }
   }
@@ -149,14 +188,15 @@ int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, un
 }
 
 bool prepare_body(ClientConn& conn, const RequestHead& head, BodyDecoder& body, std::string& buffered,
-                  unsigned timeout_s, RequestHead& env_head, unique_fd& spool, ResponseOutcome& answered) {
+                  unsigned timeout_s, const std::string& spool_dir, RequestHead& env_head, unique_fd& spool,
+                  ResponseOutcome& answered) {
   if (head.expect_continue && head.has_body() && buffered.empty())
     (void)conn_write_all(conn, "HTTP/1.1 100 Continue\r\n\r\n");
   env_head = head;
   if (!head.chunked) return true;
   uint64_t size = 0;
   const char* why = "";
-  int status = spool_chunked(conn, body, buffered, timeout_s, spool, size, why);
+  int status = spool_chunked(conn, body, buffered, timeout_s, spool_dir, spool, size, why);
   if (status != 0) {
     log(Level::info, "request body refused: %s", why);
     if (status > 0) answered = answer_error(conn, status, false, head.method == "HEAD");

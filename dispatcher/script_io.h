@@ -25,18 +25,24 @@ std::vector<std::string> script_environment(const VHost& vh, const RequestHead& 
 // Writes an error response; `extra` holds additional header lines.
 ResponseOutcome answer_error(ClientConn& conn, int status, bool keep_alive, bool head_only, std::string_view extra = {});
 
-// Reads a whole chunked body into an anonymous memory file so the script gets CONTENT_LENGTH,
-// which RFC 3875 requires and php-cgi relies on. Bounded by LimitRequestBody (in `body`) and by
-// `timeout_s` of silence. Returns 0, an HTTP status to answer, or -1 when the client went away.
+// How fast a body being spooled must arrive on average, after a first Timeout: Apache's MinRate.
+constexpr uint64_t kBodyMinRate = 500;
+
+// Reads a whole chunked body into an unlinked file in `spool_dir` (the vhost's temporary directory;
+// memory only if that fails) so the script gets CONTENT_LENGTH, which RFC 3875 requires and php-cgi
+// relies on. Bounded by LimitRequestBody (in `body`), by `timeout_s` of silence, and overall by
+// `timeout_s` plus a second per kBodyMinRate bytes. Returns 0, an HTTP status to answer, or -1 when the
+// client went away.
 class BodyDecoder;
-int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, unsigned timeout_s, unique_fd& out,
-                  uint64_t& size, const char*& why);
+int spool_chunked(ClientConn& conn, BodyDecoder& body, std::string& buffered, unsigned timeout_s,
+                  const std::string& spool_dir, unique_fd& out, uint64_t& size, const char*& why);
 
 // The request body's first step for CGI and FastCGI: "100 Continue" when asked for, and a chunked
-// body spooled into `spool` with `env_head` (a copy of the head) rewritten to carry its length.
-// False when the request was answered (or the client left) here; `answered` says how.
+// body spooled into `spool` (in `spool_dir`) with `env_head` (a copy of the head) rewritten to carry
+// its length. False when the request was answered (or the client left) here; `answered` says how.
 bool prepare_body(ClientConn& conn, const RequestHead& head, BodyDecoder& body, std::string& buffered,
-                  unsigned timeout_s, RequestHead& env_head, unique_fd& spool, ResponseOutcome& answered);
+                  unsigned timeout_s, const std::string& spool_dir, RequestHead& env_head, unique_fd& spool,
+                  ResponseOutcome& answered);
 
 // One read of request body bytes from the client into `buffered`; `progress` becomes now when
 // bytes came. False when the client closed or failed.

@@ -86,6 +86,25 @@ def bare_cr_on_a_kept_alive_connection_is_400(d):
         h.check(closed and not extra, f"expected the connection closed with nothing after the 400, got {extra[:200]!r}")
 
 
+def drain_after_an_error_is_bounded(d):
+    # After an error response the acceptor reads and drops what the client still sends, so the client
+    # reads the response instead of a reset, but not without bound: 1 MiB, then it closes.
+    with h.Conn(d.port, timeout=10) as c:
+        c.send(head("GET / HTTP/1.1", "Host: a.test", "X-A: b\rc"))
+        resp = c.read_response()
+        h.expect_status(resp, 400, "the bad head")
+        junk = b"j" * (1 << 20)
+        sent = 0
+        start = time.monotonic()
+        while sent < 64 << 20 and time.monotonic() - start < 8:
+            if not c.send(junk):
+                break
+            sent += len(junk)
+        h.check(c.send_error is not None and sent < 32 << 20,
+                f"expected the connection closed soon after 1 MiB was drained, {sent >> 20} MiB went in "
+                f"({c.send_error or 'no error'})")
+
+
 obs_fold = answered_and_closed(
     "obs_fold_continuation_is_400", 400,
     head("GET / HTTP/1.1", "Host: a.test", "X-Folded: one", " two"),
@@ -202,6 +221,7 @@ SCENARIOS = [
     bare_cr,
     bare_cr_on_a_kept_alive_connection_is_400,
     empty_name_or_coding,
+    drain_after_an_error_is_bounded,
     obs_fold,
     space_before_colon,
     invalid_header_name,

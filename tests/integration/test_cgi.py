@@ -510,6 +510,57 @@ def chunked_body(d):
         h.expect_status(resp, 200, "GET after the chunked POST on the same connection")
 
 
+def chunked_body_is_spooled_to_the_vhosts_disk(d):
+    # While a chunked body arrives it is held in an unlinked file in the vhost's own temporary directory,
+    # never in memory: three clients each sending 24 MiB pinned 72 MiB of shared memory before.
+    chunk = b"y" * 65536
+    with h.Conn(d.port, timeout=15) as c:
+        c.send(h.build_request("POST", "/body.cgi", "a.test", {"Transfer-Encoding": "chunked"}))
+        for _ in range(8):
+            c.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        worker = d.worker_for(c)
+        h.check(worker, "expected a worker holding the connection")
+
+        def spool():
+            files = []
+            for fd in os.listdir(f"/proc/{worker}/fd"):
+                try:
+                    files.append(os.readlink(f"/proc/{worker}/fd/{fd}"))
+                except OSError:
+                    pass
+            return [f for f in files if f.startswith(d.temp_dir("a.test") + "/")], files
+        h.check(h.wait_until(lambda: spool()[0], 5),
+                f"expected the worker to hold a file in {d.temp_dir('a.test')} for the body, it holds {spool()[1]}")
+        h.check(not [f for f in spool()[1] if "memfd" in f], f"the body is held in memory: {spool()[1]}")
+        h.check(all(f.endswith("(deleted)") for f in spool()[0]), f"the body's file has a name: {spool()[0]}")
+        c.send(b"0\r\n\r\n")
+        resp = c.read_response()
+        h.expect_status(resp, 200, "POST /body.cgi with a 512 KiB chunked body")
+        h.expect_eq(resp.body, body_summary("POST", chunk * 8, content_type="-"), "what the script read")
+
+
+def chunked_body_has_an_overall_deadline(d):
+    # Two bytes a second keep each wait for data short of Timeout (3 s), but the body as a whole must come
+    # at 500 bytes a second after the first Timeout: it is cut off then, not after hours.
+    with h.Conn(d.port, timeout=15) as c:
+        c.send(h.build_request("POST", "/body.cgi", "a.test", {"Transfer-Encoding": "chunked"}))
+        c.send(b"1000\r\n")
+        start = time.monotonic()
+        answered = None
+        while time.monotonic() - start < 10:
+            if not c.send(b"z"):
+                break
+            readable, _, _ = select.select([c.sock], [], [], 0.5)
+            if readable:
+                answered = c.read_response()
+                break
+        took = time.monotonic() - start
+        h.check(answered is not None, "a chunked body trickled at 2 bytes a second was not cut off within 10s")
+        h.expect_status(answered, 408, "a chunked body arriving at 2 bytes a second")
+        h.check(BODY_TIMEOUT - 0.5 <= took <= BODY_TIMEOUT + 3, f"expected the 408 after about {BODY_TIMEOUT}s, "
+                                                              f"came after {took:.1f}s")
+
+
 def body_and_output_streamed_together(d):
     # `cat` answers while the body is still coming: neither side may wait for the other to finish.
     data = os.urandom(LIMIT_BODY - 4096)
@@ -874,6 +925,8 @@ SCENARIOS = [
     content_length_body,
     body_then_pipelined_request,
     chunked_body,
+    chunked_body_is_spooled_to_the_vhosts_disk,
+    chunked_body_has_an_overall_deadline,
     body_and_output_streamed_together,
     unread_body_never_taken_for_a_request,
     expect_100_continue,

@@ -110,12 +110,56 @@ def still_serving_afterwards(d):
         h.expect_status(resp, 200, f"GET / on {host} after the slowloris connections")
 
 
+BIG_HEAD_COUNT = 20
+HEAD_BUDGET = 1 << 20  # LimitHeadBuffers of the daemon below: a handful of 60 KiB heads
+
+
+def big_unfinished_heads_are_shed_oldest_first(shared):
+    # Each connection sends 60 KiB of head (inside every per-request limit) and never ends it. The acceptor
+    # may hold LimitHeadBuffers bytes of such heads in all; past it, the oldest are answered 503 and
+    # closed, and everyone else is served.
+    tree = h.two_tenant_tree(server={"RequestReadTimeout": 30, "StartServers": 1, "LimitHeadBuffers": HEAD_BUDGET})
+    d = h.Daemon(tree, name="itkd-budget").start()
+    conns = []
+    try:
+        part = ("GET / HTTP/1.1\r\nHost: a.test\r\n" +
+                "".join(f"X-Pad-{i}: {'p' * 4000}\r\n" for i in range(15))).encode()
+        for _ in range(BIG_HEAD_COUNT):
+            c = h.Conn(d.port, timeout=10)
+            c.send(part)
+            conns.append(c)
+            time.sleep(0.05)
+        resp = h.fetch(d.port, "/", "b.test")
+        h.expect_status(resp, 200, f"a normal request while {BIG_HEAD_COUNT} connections hold 60 KiB heads")
+        shed, open_ = [], []
+        for i, c in enumerate(conns):
+            readable, _, _ = select.select([c.sock], [], [], 0.2)
+            if readable:
+                r = c.read_response(timeout=2)
+                shed.append((i, r.status if r else None))
+            else:
+                open_.append(i)
+        print(f"# shed: {shed}; still waiting: {open_}", flush=True)
+        h.check(shed and all(status == 503 for _, status in shed),
+                f"expected the oldest heads answered 503 once {BIG_HEAD_COUNT} x 60 KiB passed LimitHeadBuffers "
+                f"= {HEAD_BUDGET}, got {shed}")
+        h.check(open_ and min(open_) > max(i for i, _ in shed),
+                f"expected the oldest shed first and the newest still waiting, shed {shed}, waiting {open_}")
+        h.check(len(open_) * 120 * 1024 <= 2 * HEAD_BUDGET,
+                f"{len(open_)} heads of 60 KiB still held: more than LimitHeadBuffers = {HEAD_BUDGET} allows")
+    finally:
+        for c in conns:
+            c.close()
+        d.stop()
+
+
 SCENARIOS = [
     slow_connections_opened,
     normal_requests_answered_meanwhile,
     no_worker_for_incomplete_heads,
     slow_connections_timed_out,
     still_serving_afterwards,
+    big_unfinished_heads_are_shed_oldest_first,
 ]
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ TEST(ServerConfig, DefaultsWhenEmpty) {
   EXPECT_EQ(s.limit_request_line, 8190u);
   EXPECT_EQ(s.limit_request_field_size, 8190u);
   EXPECT_EQ(s.limit_request_fields, 100u);
-  EXPECT_EQ(s.limit_request_body, 1073741824u);
+  EXPECT_EQ(s.limit_request_body, 134217728u);
   EXPECT_EQ(s.graceful_shutdown_timeout, 30u);
   EXPECT_EQ(s.limit_uid_range.min, 1000u);
   EXPECT_EQ(s.limit_uid_range.max, 59999u);
@@ -1206,7 +1206,7 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
     }
     uncommented += line + "\n";
   }
-  EXPECT_EQ(keys, 16u);
+  EXPECT_EQ(keys, 17u);
   p = parse_main(uncommented);
   std::vector<std::string> unexpected;
   for (const auto& e : p.errors)
@@ -1217,6 +1217,8 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
   EXPECT_EQ(s.max_clients, defaults.max_clients);
   EXPECT_EQ(s.max_clients_vhost, defaults.max_clients / 2);  // the default share, written out
   EXPECT_EQ(s.max_connection_time, defaults.max_connection_time);
+  EXPECT_EQ(s.limit_head_buffers, defaults.limit_head_buffers);
+  EXPECT_EQ(s.limit_request_body, defaults.limit_request_body);
   EXPECT_EQ(s.timeout, defaults.timeout);
   EXPECT_EQ(s.keep_alive_timeout, defaults.keep_alive_timeout);
   EXPECT_EQ(s.max_keep_alive_requests, defaults.max_keep_alive_requests);
