@@ -125,7 +125,6 @@ class Acceptor {
   uint64_t leaves_made_ = 0;
   bool stopping_ = false;
   int64_t accept_paused_until_ = 0;
-  bool listening_ = true;
 };
 
 void Acceptor::setup() {

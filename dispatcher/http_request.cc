@@ -16,7 +16,7 @@ struct HeadParser::Impl {
   llhttp_settings_t settings;
   HeadParser* self = nullptr;
   size_t consumed = 0;        // bytes of the caller's buffer already fed to llhttp
-  bool in_value = false;      // last callback was a header value (the next field starts a new header)
+  bool in_field = false;      // inside a header name: its pieces go to the same header
   size_t url_len = 0;
   size_t field_len = 0;       // name + value of the current header
   size_t host_count = 0;
@@ -31,9 +31,10 @@ HeadParser::Impl* impl_of(llhttp_t* p) { return static_cast<HeadParser::Impl*>(p
 
 int fail(HeadParser::Impl* im, int status, const char* why);
 
-// A well-formed "HTTP/x.y" whose major version is not 1 (HTTP/2.0 sent as text, HTTP/3.0...).
+// A well-formed "HTTP/x.y" whose major version is not 1 (HTTP/2.0 sent as text, HTTP/3.0...). `data`
+// holds the whole request line.
 bool unsupported_version(std::string_view data) {
-  size_t eol = data.find('\r');
+  size_t eol = data.find_first_of("\r\n");
   std::string_view line = data.substr(0, eol);
   size_t v = line.rfind(" HTTP/");
   if (v == std::string_view::npos || line.size() != v + 9) return false;
@@ -70,28 +71,34 @@ int on_method(llhttp_t* p, const char* at, size_t len) {
   return 0;
 }
 
+// Limits are checked when llhttp completes a piece (the target, a header name, a value), never on the
+// partial pieces a read boundary hands the callbacks: else a bad byte llhttp refuses later in the same
+// piece would be answered 400 when the request arrives whole and 414/431 when trickled. Until then the
+// piece is bounded by the head's total limit, which parse() enforces by feeding llhttp no more.
 int on_url(llhttp_t* p, const char* at, size_t len) {
   auto* im = impl_of(p);
   im->url_len += len;
+  HeadParserAccess::head(im->self).target.append(at, len);
+  return 0;
+}
+
+int on_url_complete(llhttp_t* p) {
+  auto* im = impl_of(p);
   // LimitRequestLine bounds the whole line as Apache counts it: method SP target SP version.
   if (im->url_len + HeadParserAccess::head(im->self).method.size() + 10 > HeadParserAccess::limits(im->self).request_line)
     return fail(im, 414, "request line over LimitRequestLine");
-  HeadParserAccess::head(im->self).target.append(at, len);
   return 0;
 }
 
 int on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* im = impl_of(p);
   auto& h = HeadParserAccess::head(im->self);
-  const auto& lim = HeadParserAccess::limits(im->self);
-  if (im->in_value || h.headers.empty()) {
-    if (h.headers.size() >= lim.fields) return fail(im, 431, "more header fields than LimitRequestFields");
+  if (!im->in_field) {
     h.headers.emplace_back();
-    im->in_value = false;
+    im->in_field = true;
     im->field_len = 0;
   }
   im->field_len += len;
-  if (im->field_len > lim.field_size) return fail(im, 431, "header field over LimitRequestFieldSize");
   auto& name = h.headers.back().first;
   for (size_t i = 0; i < len; i++) {
     // llhttp lets "Name : value" through; RFC 9112 §5.1 requires a 400 (it has been used to smuggle).
@@ -101,16 +108,31 @@ int on_header_field(llhttp_t* p, const char* at, size_t len) {
   return 0;
 }
 
+int on_header_field_complete(llhttp_t* p) {
+  auto* im = impl_of(p);
+  auto& h = HeadParserAccess::head(im->self);
+  const auto& lim = HeadParserAccess::limits(im->self);
+  im->in_field = false;
+  // llhttp lets ": value" through; scripts would get HTTP_=value, and a front end may read it otherwise.
+  if (h.headers.empty() || h.headers.back().first.empty()) return fail(im, 400, "empty header name");
+  if (h.headers.size() > lim.fields) return fail(im, 431, "more header fields than LimitRequestFields");
+  if (im->field_len > lim.field_size) return fail(im, 431, "header field over LimitRequestFieldSize");
+  return 0;
+}
+
 int on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* im = impl_of(p);
   auto& h = HeadParserAccess::head(im->self);
-  // llhttp lets ": value" through; scripts would get HTTP_=value, and a front end may read it otherwise.
-  if (h.headers.empty() || h.headers.back().first.empty()) return fail(im, 400, "empty header name");
-  im->in_value = true;
+  if (h.headers.empty()) return fail(im, 400, "empty header name");
   im->field_len += len;
+  h.headers.back().second.append(at, len);
+  return 0;
+}
+
+int on_header_value_complete(llhttp_t* p) {
+  auto* im = impl_of(p);
   if (im->field_len > HeadParserAccess::limits(im->self).field_size)
     return fail(im, 431, "header field over LimitRequestFieldSize");
-  h.headers.back().second.append(at, len);
   return 0;
 }
 
@@ -213,19 +235,42 @@ const std::string* RequestHead::header(std::string_view name) const {
 }
 
 HeadParser::HeadParser(const HeadLimits& limits) : limits_(limits) {}
+
+// llhttp refuses a version as soon as it sees it; whether that is 505 (a well-formed version other than
+// 1.x) or 400 depends on what follows it on the line, so the answer waits for the line's end: else it
+// would depend on where the client's bytes were split.
+HeadState HeadParser::judge_version(std::string_view data) {
+  if (data.find_first_of("\r\n") == std::string_view::npos && data.size() <= limits_.total) {
+    version_pending_ = true;
+    return HeadState::incomplete;
+  }
+  version_pending_ = false;
+  if (data.size() > limits_.total && data.find_first_of("\r\n") == std::string_view::npos) {
+    error_status_ = 431;
+    error_reason_ = "request head over 64 KiB";
+  } else {
+    error_status_ = unsupported_version(data) ? 505 : 400;
+    error_reason_ = error_status_ == 505 ? "HTTP version not supported" : "Invalid HTTP version";
+  }
+  return HeadState::error;
+}
 HeadParser::~HeadParser() = default;
 
 HeadState HeadParser::parse(std::string_view data) {
   if (error_status_) return HeadState::error;
   if (head_length_) return HeadState::complete;
+  if (version_pending_) return judge_version(data);
   if (!impl_) {
     impl_ = std::make_unique<Impl>();
     impl_->self = this;
     llhttp_settings_init(&impl_->settings);
     impl_->settings.on_method = on_method;
     impl_->settings.on_url = on_url;
+    impl_->settings.on_url_complete = on_url_complete;
     impl_->settings.on_header_field = on_header_field;
+    impl_->settings.on_header_field_complete = on_header_field_complete;
     impl_->settings.on_header_value = on_header_value;
+    impl_->settings.on_header_value_complete = on_header_value_complete;
     impl_->settings.on_headers_complete = on_headers_complete;
     llhttp_init(&impl_->parser, HTTP_REQUEST, &impl_->settings);
     impl_->parser.data = impl_.get();
@@ -257,7 +302,11 @@ HeadState HeadParser::parse(std::string_view data) {
       return HeadState::error;
     }
   }
-  std::string_view fresh = data.substr(im->consumed);
+  // llhttp never sees more than the head's limit and one byte: a problem further on is not looked for,
+  // whether the bytes come whole or trickled (the head is too long either way: 431).
+  const size_t visible = std::min(data.size(), limits_.total + 1);
+  if (visible <= im->consumed) return HeadState::incomplete;
+  std::string_view fresh = data.substr(im->consumed, visible - im->consumed);
 
   llhttp_errno_t err = llhttp_execute(&im->parser, fresh.data(), fresh.size());
   // Only the bytes llhttp took are scanned: up to the end of the head, or up to where it failed, so that
@@ -310,14 +359,14 @@ HeadState HeadParser::parse(std::string_view data) {
     if (error_status_ == 0) {
       switch (err) {
         case HPE_INVALID_METHOD: error_status_ = 501; break;
-        case HPE_INVALID_VERSION: error_status_ = unsupported_version(data) ? 505 : 400; break;
+        case HPE_INVALID_VERSION: return judge_version(data);
         default: error_status_ = 400; break;
       }
       error_reason_ = llhttp_get_error_reason(&im->parser) ? llhttp_get_error_reason(&im->parser) : llhttp_errno_name(err);
     }
     return HeadState::error;
   }
-  im->consumed = data.size();
+  im->consumed = visible;
   if (im->consumed > limits_.total) {
     error_status_ = 431;
     error_reason_ = "request head over 64 KiB";

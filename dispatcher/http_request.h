@@ -67,6 +67,8 @@ class HeadParser {
   struct Impl;
 
  private:
+  HeadState judge_version(std::string_view data);
+
   friend struct HeadParserAccess;
   std::unique_ptr<Impl> impl_;  // llhttp state, created on first parse()
   HeadLimits limits_;
@@ -74,6 +76,7 @@ class HeadParser {
   size_t head_length_ = 0;
   int error_status_ = 0;
   std::string error_reason_;
+  bool version_pending_ = false;  // llhttp refused the version; the answer waits for the end of the line
 };
 
 }  // namespace itk

@@ -253,6 +253,17 @@ TEST(HttpRequest, EverySplitGivesTheSameAnswer) {
       "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n  c\r\n\r\n",
       "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
       "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n",
+      // found by fuzzing: llhttp refuses HTTP/0.1 at once, 505 or 400 depends on what follows it
+      "POST / HTTP/0.1odHost: a\r\nCondent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+      "GET / HTTP/0.1\r\nHost: a\r\n\r\n",
+      // found by fuzzing: a limit must not be judged on the part of a header name a read boundary cut off
+      "GET /\r\n" + [] {
+        std::string many;
+        for (int i = 0; i < 100; i++) many += "o:\r\n";
+        return many;
+      }() + "A)",
+      "GET /" + std::string(9000, 'a') + "\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nX-" + std::string(9000, 'b') + "(: c\r\n\r\n",
   };
   for (const std::string& raw : cases) {
     Parsed whole = parse(raw);
