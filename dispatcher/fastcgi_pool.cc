@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -29,9 +30,11 @@ namespace {
 // A pending connection while app processes run is given this long to be taken by an idle one
 // before another process is started.
 constexpr int64_t kBusyCheckMs = 5;
-// A new app process needs this long to reach accept() (php-cgi: ~20 ms); until then a pending
-// connection is its to take, not a reason to start one more.
-constexpr int64_t kStartGraceMs = 50;
+// A new app process counts as capacity for a waiting connection until it waits for connections itself
+// (php-cgi: 30 ms on a quiet machine, over 100 ms on a busy one), looked for this often, or until this
+// long has passed (an app that waits in a way not recognised).
+constexpr int64_t kStartCheckMs = 10;
+constexpr int64_t kStartMaxMs = 10000;
 // How often idle pools are looked for.
 constexpr int64_t kSampleMs = 1000;
 // An app process told to stop that is still there after this long (a script that never ends, a
@@ -47,9 +50,27 @@ constexpr const char* kShutDown = "it was shut down by a process holding it";
 struct AppProcess {
   pid_t pid = 0;
   int64_t started_ms = 0;
+  bool ready = false;        // seen waiting for a connection (or past kStartMaxMs)
   bool terminating = false;  // SIGTERM sent by us
   int64_t terminating_since = 0;
 };
+
+// Whether the app process waits for work: blocked in accept() on its listening socket (fd 0), or in a
+// poll of any kind, per /proc/PID/syscall (the kernel's view; the master may read it). Anything else,
+// or nothing readable, is "still starting".
+bool waits_for_work(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/syscall");
+  long nr = -1;
+  std::string arg0;
+  if (!(f >> nr >> arg0)) return false;
+  switch (nr) {
+    case SYS_accept:
+    case SYS_accept4: return arg0 == "0x0";
+    case SYS_poll: case SYS_ppoll: case SYS_select: case SYS_pselect6:
+    case SYS_epoll_wait: case SYS_epoll_pwait: return true;
+    default: return false;
+  }
+}
 
 }  // namespace
 
@@ -73,7 +94,6 @@ struct FastCgiPool {
   bool claimed = false;  // during sync
   std::vector<AppProcess> procs;
   int64_t check_at = 0;       // when to look again whether a pending connection is still waiting
-  int64_t rearm_at = 0;       // a process was just started: its grace ends then
   int64_t backoff_until = 0;  // apps failing at start: wait before the next
   unsigned fast_failures = 0;
   int64_t last_active = 0;
@@ -86,6 +106,12 @@ struct FastCgiPool {
     size_t n = 0;
     for (const AppProcess& a : procs) n += !a.terminating;
     return n;
+  }
+  // A process still starting will take a waiting connection: no other starts for it meanwhile.
+  bool starting() const {
+    for (const AppProcess& a : procs)
+      if (!a.ready && !a.terminating) return true;
+    return false;
   }
 };
 
@@ -400,7 +426,7 @@ void FastCgiPools::add_poll_fds(std::vector<pollfd>& fds) {
   if (stopping_) return;
   int64_t now = now_ms();
   for (auto& p : pools_) {
-    if (p->retired || !p->listener || p->check_at || now < p->rearm_at) continue;
+    if (p->retired || !p->listener || p->check_at || p->starting()) continue;
     if (now < p->backoff_until && !p->failing()) continue;
     if (p->procs.size() >= p->max_processes || p->draining) continue;
     fds.push_back({p->listener.get(), POLLIN, 0});
@@ -443,7 +469,6 @@ void FastCgiPools::spawn(FastCgiPool& p, int64_t now) {
   a.pid = pid;
   a.started_ms = now;
   p.procs.push_back(a);
-  p.rearm_at = now + kStartGraceMs;
   log(Level::info, "vhost %s: started FastCGI app %s (pid %d, %zu of at most %u)", p.vhost.c_str(), p.program.c_str(),
       pid, p.procs.size(), p.max_processes);
 }
@@ -515,15 +540,19 @@ void FastCgiPools::pool_emptied(FastCgiPool& p) {
 int64_t FastCgiPools::tick(int64_t now) {
   int64_t next = now + kSampleMs;
   for (auto& p : pools_) {
+    // Starting processes: the pool's socket is not polled until they wait for connections themselves.
+    for (AppProcess& a : p->procs)
+      if (!a.ready && !a.terminating && (waits_for_work(a.pid) || now - a.started_ms >= kStartMaxMs)) a.ready = true;
+    if (p->starting()) next = std::min(next, now + kStartCheckMs);
     if (p->check_at && now >= p->check_at) {
       p->check_at = 0;
       Queue q = p->listener ? queue_state(p->listener.get()) : Queue::empty;
       if (q == Queue::broken && !p->retired) replace_listener(*p, kShutDown);
       else if (!stopping_ && !p->retired && !p->draining && p->listener && p->procs.size() < p->max_processes &&
-               now >= p->backoff_until && q == Queue::pending)
+               now >= p->backoff_until && q == Queue::pending && !p->starting())
         spawn(*p, now);
     }
-    for (int64_t t : {p->check_at, p->rearm_at, p->backoff_until})
+    for (int64_t t : {p->check_at, p->backoff_until})
       if (t > now) next = std::min(next, t);
   }
   if (now >= next_sample_) {

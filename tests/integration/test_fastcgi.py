@@ -770,6 +770,30 @@ def own_daemon(name, *server_lines, vhosts):
     return d
 
 
+def slow_start_starts_one_process(shared):
+    # php-cgi takes over 100 ms to start on a busy machine; until it waits for connections it counts as
+    # the capacity for the request that made the master start it. An app that takes 400 ms stands in
+    # for that machine here: one request must start one process, not one every few milliseconds.
+    tree = h.Tree(prefix="itk-fcgi-slow-")
+    server_conf(tree)
+    slow = tree.write(tree.path("slow-php-cgi"), f"#!/bin/sh\nsleep 0.4\nexec {PHP_CGI}\n", 0, mode=0o755)
+    d = PoolDaemon(tree, name="itkd-slow")
+    d.roots = {"a.test": vhost(tree, "10-a.conf", "a.test", h.UID_A, f"FastCGI = .php {slow}")}
+    d.start()
+    try:
+        def apps():
+            return [pid for pid, (ppid, _, comm) in h.process_table().items()
+                    if ppid == d.pid and comm in ("slow-php-cgi", "sleep", "php-cgi", "sh") and h.pid_alive(pid)]
+        first = php_identity(d, "a.test", "the first request of an idle pool whose app takes 400 ms to start")
+        started = apps()
+        h.check(started == [first["pid"]], f"expected one app process for one request, got {started}\n"
+                                           f"{describe_children(d)}")
+        h.check(d.log_text().count("started FastCGI app") == 1,
+                f"expected one 'started FastCGI app' in the log, got {d.log_text().count('started FastCGI app')}")
+    finally:
+        d.stop()
+
+
 def shut_down_socket_is_replaced(shared):
     d = own_daemon("shut", vhosts=[("10-a.conf", "a.test", h.UID_A, [f"FastCGI = .php {PHP_CGI}"])])
     first = php_identity(d, "a.test", "before the socket is shut down")["pid"]
@@ -1074,6 +1098,7 @@ SCENARIOS = [requires_php(f) for f in [
     pool_full_waits_then_503,
     cgi_timeout_is_504,
     idle_pool_stops,
+    slow_start_starts_one_process,
     shut_down_socket_is_replaced,
     broken_app_is_502_static_still_served,
     reload_removing_fastcgi_stops_pool,
