@@ -928,12 +928,14 @@ def stop_ends_pools(shared):
 # Hostile tenants: what a tenant's own PHP and programs try against the pool machinery
 
 # A tenant's FastCGI "app" that leaves a daemon behind holding the pool's listening socket (its fd 0, one
-# open file description with the master's), then aborts, so the pool soon counts as failing. The daemon
-# sets the socket's receive timeout to a year, takes every connection it can from the queue and holds
-# it, and records any change of the option it did not make itself: the master must never block on that
-# socket nor touch its options.
+# open file description with the master's), then aborts, so the pool counts as failing and the master
+# refuses the requests waiting on it. The daemon sets the socket's receive timeout to a year, as a tenant
+# would to make a master's accept() sleep, and records every change of the option it did not make itself:
+# the master must neither block on that socket nor touch its options. (It takes no connection itself: a
+# daemon that does only answers its own vhost's requests, and the queue must stay full for the master's
+# refusals to run every time.)
 HOSTILE_APP = r"""#!/usr/bin/python3
-import os, socket, struct, threading, time
+import os, socket, struct, time
 here = os.path.dirname(os.path.abspath(__file__))
 year = struct.pack("ll", 365 * 86400, 0)
 try:
@@ -955,13 +957,7 @@ if marker is not None and os.fork() == 0:
                         f.write(repr(struct.unpack("ll", got)) + "\n")
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, year)
                 time.sleep(0.0005)
-        threading.Thread(target=guard, daemon=True).start()
-        held = []
-        while True:
-            try:
-                held.append(s.accept()[0])
-            except OSError:
-                time.sleep(0.01)
+        guard()
     os._exit(0)
 os.abort()
 """
