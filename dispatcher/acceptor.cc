@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <list>
@@ -29,6 +30,8 @@
 #include "key_client.h"
 #include "log.h"
 #include "privileges.h"
+#include "address_range.h"
+#include "proxy_protocol.h"
 #include "tls.h"
 #include "unique_fd.h"
 #include "worker.h"
@@ -66,6 +69,8 @@ struct PendingConn {
   bool lingering = false; // response written or being written; only draining input now
   size_t drained = 0;     // bytes dropped while lingering
   size_t charged = 0;     // what this connection counts against LimitHeadBuffers
+  bool proxy_wait = false;  // a PROXY protocol header must come first (ProxyProtocol listener)
+  ConnAddrs addrs;          // what that header said; AF_UNSPEC: the socket's own
   std::list<PendingConn>::iterator self;
 };
 
@@ -88,6 +93,7 @@ class Acceptor {
  private:
   void setup();
   void accept_ready(int lfd, bool https);
+  void read_proxy_header(PendingConn& c);
   void watch(PendingConn& c, uint32_t events);
   void handshake(PendingConn& c);
   ssize_t receive(PendingConn& c, char* buf, size_t len);
@@ -115,6 +121,7 @@ class Acceptor {
   uint32_t index_;
   unique_fd epoll_;
   unique_fd sigfd_;
+  std::unordered_map<int, bool> proxy_listener_;  // listening fd -> its connections start with a PROXY header
   std::list<PendingConn> reading_;    // ordered by deadline (all get the same timeout): oldest first
   size_t head_bytes_ = 0;             // memory held for the heads of reading_, all together
   std::list<PendingConn> lingering_;  // ordered by deadline (all get the same linger time)
@@ -171,7 +178,9 @@ void Acceptor::setup() {
       _exit(1);
     }
   }
+  const auto& proxied = rt_.config->server.proxy_protocol;
   for (const Listener& l : *ctx_.listeners) {
+    proxy_listener_[l.fd] = std::find(proxied.begin(), proxied.end(), l.name) != proxied.end();
     epoll_event lev{};
     // EPOLLEXCLUSIVE: one acceptor wakes per connection instead of all of them.
     lev.events = EPOLLIN | EPOLLEXCLUSIVE;
@@ -189,8 +198,11 @@ void Acceptor::update_reading() {
 
 void Acceptor::accept_ready(int lfd, bool https) {
   if (stopping_ || now_ms() < accept_paused_until_) return;
+  const bool proxy = proxy_listener_[lfd];
   for (size_t i = 0; i < kMaxAcceptsPerWake; i++) {
-    int fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -201,8 +213,16 @@ void Acceptor::accept_ready(int lfd, bool https) {
       log(Level::err, "accept on fd %d failed: %s", lfd, strerror(errno));
       return;
     }
+    // On a ProxyProtocol listener only the load balancers may connect: anyone else could name any client.
+    if (proxy && !address_in(rt_.config->server.proxy_protocol_from, peer)) {
+      log(Level::warning, "connection from %s refused: not in ProxyProtocolFrom, and the listener expects a PROXY "
+                          "protocol header", address_text(peer).c_str());
+      (void)close(fd);
+      continue;
+    }
     reading_.emplace_back();
     PendingConn& c = reading_.back();
+    c.proxy_wait = proxy;
     c.self = std::prev(reading_.end());
     c.fd.reset(fd);
     c.parser = std::make_unique<HeadParser>(rt_.limits);
@@ -381,7 +401,37 @@ void Acceptor::on_writable(PendingConn& c) {
   }
 }
 
+// The PROXY header of a connection from a load balancer, before its first TLS or HTTP byte: looked at
+// with MSG_PEEK, then exactly its length is read, so nothing of what follows is taken.
+void Acceptor::read_proxy_header(PendingConn& c) {
+  char peek[kProxyMax];
+  ssize_t n = recv(c.fd.get(), peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    close_conn(c);
+    return update_reading();
+  }
+  if (n < 0) return;
+  ProxyHeader h;
+  std::string why;
+  ProxyParse st = proxy_parse(std::string_view(peek, static_cast<size_t>(n)), h, why);
+  if (st == ProxyParse::incomplete && static_cast<size_t>(n) < sizeof peek) return;  // the rest is coming
+  if (st != ProxyParse::complete) {
+    if (st == ProxyParse::incomplete) why = "PROXY header longer than itk takes";
+    log(Level::warning, "connection closed: %s", why.c_str());
+    close_conn(c);
+    return update_reading();
+  }
+  if (recv(c.fd.get(), peek, h.length, MSG_DONTWAIT) != static_cast<ssize_t>(h.length)) {
+    close_conn(c);
+    return update_reading();
+  }
+  c.proxy_wait = false;
+  c.addrs = h.addrs;
+  on_readable(c);  // the ClientHello or the head may have come with it
+}
+
 void Acceptor::on_readable(PendingConn& c) {
+  if (c.proxy_wait && !c.lingering) return read_proxy_header(c);
   if (c.tls && !c.handshaken && !c.lingering) return handshake(c);
   const size_t cap = rt_.limits.total + 1;
   for (;;) {
@@ -502,6 +552,7 @@ void Acceptor::dispatch(PendingConn& c) {
     ws.tls = std::move(c.tls);
     ws.sni = std::move(c.sni);
     ws.ctl_fd = ctl >= 0 ? 4 : -1;
+    ws.addrs = c.addrs;
     worker_main(ctx_, std::move(ws));
   }
   scoreboard_set_pid(*ctx_.sb, entry, pid);
@@ -604,7 +655,7 @@ bool Acceptor::hand_to_spare(PendingConn& c, const VHost& vh, uint32_t entry, co
     // The pid first: the worker gives the entry back itself, by pid, when the connection ends. A
     // failed send leaves it for the fork that follows, which stores its own.
     scoreboard_set_pid(*ctx_.sb, entry, pid);
-    if (!handoff_send(w.ctl.get(), c.fd.get(), entry, c.buf)) {
+    if (!handoff_send(w.ctl.get(), c.fd.get(), entry, c.addrs, c.buf)) {
       retire(w);
       continue;
     }

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy_protocol.h"
 #include "tls_ptr.h"
 
 namespace itk {
@@ -20,6 +21,7 @@ struct ClientConn {
   SslPtr tls;               // the TLS session on `fd`, or null for plain TCP
   std::string server_name;  // the name the TLS client asked for (SNI), lower-case; empty without one
   bool tls_failed = false;  // a fatal TLS error happened: OpenSSL must not be asked to write again
+  ConnAddrs addrs;          // what a load balancer's PROXY header said; AF_UNSPEC: the socket's own
 };
 
 // Worker side of the hand-over: the acceptor's session (WorkerStart::tls) continues in the worker (same

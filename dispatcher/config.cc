@@ -531,7 +531,8 @@ const UintKey kServerUintKeys[] = {
     {"MaxConnectionTime", 0, 604800, &ServerConfig::max_connection_time},
 };
 
-const char* const kServerOtherKeys[] = {"LimitRequestBody", "LimitUIDRange", "LimitGIDRange", "User"};
+const char* const kServerOtherKeys[] = {"LimitRequestBody", "LimitUIDRange", "LimitGIDRange", "User",
+                                        "ProxyProtocol", "ProxyProtocolFrom"};
 const char* const kVHostKeys[] = {"ServerName", "ServerAlias",     "DocumentRoot",   "AssignUserID",
                                   "NiceValue",  "DirectoryIndex", "Default",
                                   "CGI",        "Handler",         "MaxProcessesVHost", "MemoryMaxVHost",
@@ -686,6 +687,22 @@ void server_key(Parser& p, const std::string& lkey, const char* key, std::string
     std::string e = parse_uint(value, 0, uint64_t{1} << 63, n);
     if (!e.empty()) return p.error(key, e);
     s.limit_request_body = n;
+  } else if (lkey == "proxyprotocol") {
+    // Listener names as systemd passes them (FileDescriptorName=, LISTEN_FDNAMES): letters, digits, . _ -
+    for (const std::string& w : split_words(value)) {
+      bool ok = std::all_of(w.begin(), w.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
+      if (!ok) return p.error(key, strprintf("`%s` is not a listener name (such as `http` or `https`)", w.c_str()));
+      s.proxy_protocol.push_back(w);
+    }
+    s.proxy_protocol_at = p.here();
+  } else if (lkey == "proxyprotocolfrom") {
+    for (const std::string& w : split_words(value)) {
+      AddressRange r;
+      std::string e = parse_address_range(w, r);
+      if (!e.empty()) return p.error(key, strprintf("`%s` %s", w.c_str(), e.c_str()));
+      s.proxy_protocol_from.push_back(r);
+    }
+    s.proxy_protocol_from_at = p.here();
   } else if (lkey == "limituidrange" || lkey == "limitgidrange") {
     IdRange r;
     std::string e = parse_id_range(value, r);

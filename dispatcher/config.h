@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "address_range.h"
+
 namespace itk {
 
 // Where a value came from, for error messages: "file:line".
@@ -114,6 +116,9 @@ struct ServerConfig {
   Identity acceptor;                      // resolved User: uid, its primary gid, no supplementary groups
   TlsFiles tls;                           // default certificate: TLS clients without SNI or with an unknown name
   FastCgiSettings fastcgi;                // defaults for every vhost
+  std::vector<std::string> proxy_protocol;        // listener names whose connections start with a PROXY header
+  std::vector<AddressRange> proxy_protocol_from;  // the only peers that may send one
+  Origin proxy_protocol_at, proxy_protocol_from_at;  // where they were given, for the check of the pair
 };
 
 struct Config {

@@ -165,6 +165,15 @@ void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError
   }
 
   if (cfg.server.start_servers == 0) cfg.server.start_servers = online_cpus();
+  // A PROXY header says who the client is: only the load balancers named may send one.
+  const ServerConfig& sc = cfg.server;
+  if (!sc.proxy_protocol.empty() && sc.proxy_protocol_from.empty())
+    errors.push_back({sc.proxy_protocol_at, "ProxyProtocol",
+                      "needs ProxyProtocolFrom: the addresses of the load balancers that may send the header "
+                      "(no other peer is trusted to say who the client is)"});
+  if (sc.proxy_protocol.empty() && !sc.proxy_protocol_from.empty())
+    errors.push_back({sc.proxy_protocol_from_at, "ProxyProtocolFrom",
+                      "has no effect without ProxyProtocol (the listeners that expect the header)"});
   // Every vhost has a share below MaxClients, so that one tenant (whose scripts can stop or hold its own
   // workers) can exhaust its own share, never the whole server.
   const unsigned share =

@@ -86,6 +86,7 @@ class Master {
 
  private:
   void assign_slots(Config& cfg);
+  void check_proxy_listeners(const Config& cfg) const;
   bool start_tls(const Config& cfg, std::shared_ptr<TlsGeneration>& out, std::string& error);
   void replace_acceptors();
   void on_key_process_exit(pid_t pid, int status);
@@ -133,6 +134,17 @@ class Master {
   int64_t last_status_ms_ = 0;
   int64_t next_reclaim_ = 0;
 };
+
+// A ProxyProtocol name that no listener has may belong to a socket unit not started yet; said once a load.
+void Master::check_proxy_listeners(const Config& cfg) const {
+  for (const std::string& name : cfg.server.proxy_protocol) {
+    bool found = false;
+    for (const Listener& l : listeners_) found = found || l.name == name;
+    if (!found)
+      log(Level::warning, "ProxyProtocol names the listener `%s`, but systemd passed none of that name (its "
+                          "FileDescriptorName=)", name.c_str());
+  }
+}
 
 void Master::assign_slots(Config& cfg) {
   for (VHost& vh : cfg.vhosts) {
@@ -391,6 +403,7 @@ void Master::reload() {
     return;
   }
   assign_slots(*r.config);
+  check_proxy_listeners(*r.config);
   vhost_dirs_.sync(*r.config);
   fastcgi_.sync(*r.config, cgroups_);
   generation_++;
@@ -536,6 +549,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
     return 1;
   }
   assign_slots(*cfg);
+  check_proxy_listeners(*cfg);
   fastcgi_.set_scoreboard(sb_);
   vhost_dirs_.sync(*cfg);
   fastcgi_.sync(*cfg, cgroups_);

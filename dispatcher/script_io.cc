@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "address_range.h"
 #include "body_decoder.h"
 #include "cgi_env.h"
 #include "cgi_response.h"
@@ -29,20 +30,6 @@ constexpr size_t kMaxCgiHead = 65536;
 // Held output beyond this is sent at once: memory stays bounded whatever the script prints.
 constexpr size_t kMaxHeldOutput = 65536;
 
-std::string sockaddr_host(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = "";
-  if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof buf);
-  else if (ss.ss_family == AF_INET6)
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, buf, sizeof buf);
-  return buf;
-}
-
-std::string sockaddr_port(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET) return std::to_string(ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port));
-  if (ss.ss_family == AF_INET6) return std::to_string(ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port));
-  return {};
-}
-
 }  // namespace
 
 std::vector<std::string> script_environment(const VHost& vh, const RequestHead& head, const ClientConn& conn,
@@ -57,18 +44,17 @@ std::vector<std::string> script_environment(const VHost& vh, const RequestHead& 
   std::string_view target = head.target;
   size_t q = target.find('?');
   req.query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
-  req.https = conn.tls != nullptr;
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getpeername(conn.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    req.remote_addr = sockaddr_host(ss);
-    req.remote_port = sockaddr_port(ss);
-  }
-  len = sizeof ss;
-  if (getsockname(conn.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    req.server_addr = sockaddr_host(ss);
-    req.server_port = sockaddr_port(ss);
-  }
+  req.https = conn.tls != nullptr || conn.addrs.tls_at_balancer;
+  // The client and server as a load balancer's PROXY header stated them, else as the socket has them.
+  sockaddr_storage client = conn.addrs.client, server = conn.addrs.server;
+  socklen_t len = sizeof client;
+  if (client.ss_family == AF_UNSPEC) (void)getpeername(conn.fd, reinterpret_cast<sockaddr*>(&client), &len);
+  len = sizeof server;
+  if (server.ss_family == AF_UNSPEC) (void)getsockname(conn.fd, reinterpret_cast<sockaddr*>(&server), &len);
+  req.remote_addr = address_text(client);
+  req.remote_port = port_text(client);
+  req.server_addr = address_text(server);
+  req.server_port = port_text(server);
   return cgi_environment(req);
 }
 

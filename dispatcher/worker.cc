@@ -227,7 +227,7 @@ bool drain(Lingering& l) {
 // Says "idle" and waits for the acceptor's next connection (at most kSpareWaitMs; SIGTERM ends it),
 // finishing the lingering connections meanwhile. The new connection's fd, or -1.
 int wait_for_connection(int ctl, std::vector<Lingering>& lingering, uint32_t& entry, std::string& bytes,
-                        const sigset_t& during) {
+                        ConnAddrs& addrs, const sigset_t& during) {
   if (!handoff_idle(ctl)) return -1;
   const int64_t give_up = now_ms() + kSpareWaitMs;
   for (;;) {
@@ -244,7 +244,7 @@ int wait_for_connection(int ctl, std::vector<Lingering>& lingering, uint32_t& en
     if (ppoll(fds.data(), fds.size(), &ts, &during) < 0) return -1;  // SIGTERM, or a broken poll
     for (size_t i = fds.size() - 1; i >= 1; i--)
       if (fds[i].revents && !drain(lingering[i - 1])) lingering.erase(lingering.begin() + static_cast<long>(i - 1));
-    if (fds[0].revents) return handoff_receive(ctl, entry, bytes);
+    if (fds[0].revents) return handoff_receive(ctl, entry, addrs, bytes);
   }
 }
 
@@ -298,6 +298,7 @@ void on_term(int) {}
 
   prepare_socket(start.conn_fd, sc);
   ClientConn io{start.conn_fd};
+  io.addrs = start.addrs;
   conn_adopt_tls(io, std::move(start.tls), std::move(start.sni), sc.timeout);  // the TLS session the acceptor established, if this is https
   Conn c{io, std::move(start.buffer), &during_wait};
   c.buf.erase(0, start.head_length);
@@ -320,7 +321,7 @@ void on_term(int) {}
     if (handed) scoreboard_release_own(*ctx.sb, entry, getpid());
     OPENSSL_cleanse(c.buf.data(), c.buf.size());
     c.buf.clear();
-    int next = wait_for_connection(start.ctl_fd, lingering, entry, c.buf, during_wait);
+    int next = wait_for_connection(start.ctl_fd, lingering, entry, c.buf, io.addrs, during_wait);
     if (next < 0) break;
     handed = true;
     // The same number every time, as a forked worker has it.

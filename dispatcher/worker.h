@@ -5,6 +5,7 @@
 #include <string>
 
 #include "http_request.h"
+#include "proxy_protocol.h"
 #include "tls_ptr.h"
 #include "runtime.h"
 
@@ -19,6 +20,7 @@ struct WorkerStart {
   SslPtr tls;                    // the TLS session the acceptor established (https), else null
   std::string sni;               // the server name the client asked for in it
   int ctl_fd = -1;               // plain HTTP: the hand-over channel to the acceptor (handoff.h), else -1
+  ConnAddrs addrs;               // from a PROXY header, or AF_UNSPEC
 };
 
 [[noreturn]] void worker_main(const ProcessContext& ctx, WorkerStart start);

@@ -911,6 +911,27 @@ TEST(Validate, MaxClientsVHostShare) {
   EXPECT_EQ(parse_main("[server]\nMaxConnectionTime = 604801\n").errors.size(), 1u);
 }
 
+TEST(Validate, ProxyProtocolKeys) {
+  Parsed p = parse_main("[server]\nProxyProtocol = http https\nProxyProtocolFrom = 127.0.0.1 10.0.0.0/8 ::1\n");
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_EQ(p.cfg.server.proxy_protocol, (std::vector<std::string>{"http", "https"}));
+  EXPECT_EQ(p.cfg.server.proxy_protocol_from.size(), 3u);
+  EXPECT_EQ(strs(parse_main("[server]\nProxyProtocol = ht:tp\n").errors),
+            (std::vector<std::string>{"itk.conf:2: ProxyProtocol: `ht:tp` is not a listener name (such as `http` or `https`)"}));
+  EXPECT_EQ(strs(parse_main("[server]\nProxyProtocolFrom = 10.0.0.0/40\n").errors),
+            (std::vector<std::string>{"itk.conf:2: ProxyProtocolFrom: `10.0.0.0/40` has a prefix length over 32"}));
+  // Each needs the other.
+  for (const char* text : {"[server]\nProxyProtocol = http\n", "[server]\nProxyProtocolFrom = 10.0.0.1\n"}) {
+    Parsed q = parse_main(text);
+    ASSERT_TRUE(q.errors.empty()) << dump(q.errors);
+    Parsed d = parse_dropin(vhost("a.test"));
+    d.cfg.server = q.cfg.server;
+    { std::vector<ConfigError> warnings; validate_config(d.cfg, false, d.errors, warnings); }
+    ASSERT_EQ(d.errors.size(), 1u) << text;
+    EXPECT_EQ(d.errors[0].origin.line, 2) << text;
+  }
+}
+
 TEST(Validate, NoVHost) {
   Config cfg;
   cfg.config_dir = "/nonexistent/itk.d";

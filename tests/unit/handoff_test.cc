@@ -2,6 +2,9 @@
 // whole; a closed channel or a bad message gives no connection.
 #include "handoff.h"
 
+#include "address_range.h"
+#include "proxy_protocol.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -30,14 +33,22 @@ TEST(Handoff, ConnectionEntryAndBytesArrive) {
   ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
   unique_fd r(p[0]), w(p[1]);
   std::string head = "GET / HTTP/1.1\r\nHost: a.test\r\n\r\nbody";
-  ASSERT_TRUE(handoff_send(ch.acceptor.get(), r.get(), 42, head));
+  // The addresses a PROXY header stated go with the connection.
+  ConnAddrs addrs;
+  std::string why;
+  ProxyHeader ph;
+  ASSERT_EQ(proxy_parse("PROXY TCP4 203.0.113.7 192.0.2.1 4444 443\r\n", ph, why), ProxyParse::complete) << why;
+  ASSERT_TRUE(handoff_send(ch.acceptor.get(), r.get(), 42, ph.addrs, head));
   uint32_t entry = 0;
   std::string bytes;
   ASSERT_TRUE(handoff_idle(ch.worker.get()));
-  unique_fd got(handoff_receive(ch.worker.get(), entry, bytes));
+  unique_fd got(handoff_receive(ch.worker.get(), entry, addrs, bytes));
   ASSERT_TRUE(got);
   EXPECT_EQ(entry, 42u);
   EXPECT_EQ(bytes, head);
+  EXPECT_EQ(address_text(addrs.client), "203.0.113.7");
+  EXPECT_EQ(port_text(addrs.client), "4444");
+  EXPECT_EQ(port_text(addrs.server), "443");
   // The worker's "idle" came first and is what the acceptor reads.
   EXPECT_TRUE(handoff_read_idle(ch.acceptor.get()));
   // The fd is the same pipe, and close-on-exec.
@@ -53,15 +64,17 @@ TEST(Handoff, ClosedChannelGivesNoConnection) {
   ch.acceptor.reset();
   uint32_t entry = 0;
   std::string bytes;
+  ConnAddrs addrs;
   EXPECT_FALSE(handoff_idle(ch.worker.get()));
-  EXPECT_EQ(handoff_receive(ch.worker.get(), entry, bytes), -1);
+  EXPECT_EQ(handoff_receive(ch.worker.get(), entry, addrs, bytes), -1);
 }
 
 TEST(Handoff, NothingSentIsNoConnection) {
   Channel ch;
   uint32_t entry = 0;
   std::string bytes;
-  EXPECT_EQ(handoff_receive(ch.worker.get(), entry, bytes), -1);  // does not wait
+  ConnAddrs addrs;
+  EXPECT_EQ(handoff_receive(ch.worker.get(), entry, addrs, bytes), -1);  // does not wait
   EXPECT_TRUE(bytes.empty());
 }
 
@@ -70,14 +83,15 @@ TEST(Handoff, MessageWithoutAConnectionIsRefused) {
   ASSERT_EQ(send(ch.acceptor.get(), "12345678", 8, 0), 8);
   uint32_t entry = 0;
   std::string bytes;
-  EXPECT_EQ(handoff_receive(ch.worker.get(), entry, bytes), -1);
+  ConnAddrs addrs;
+  EXPECT_EQ(handoff_receive(ch.worker.get(), entry, addrs, bytes), -1);
   EXPECT_TRUE(bytes.empty());
 }
 
 TEST(Handoff, EmptyOrOversizedPayloadIsNotSent) {
   Channel ch;
-  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, 1, ""));
-  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, 1, std::string(256 * 1024, 'x')));
+  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, 1, {}, ""));
+  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, 1, {}, std::string(256 * 1024, 'x')));
 }
 
 TEST(Handoff, AnythingButIdleIsNotIdle) {
