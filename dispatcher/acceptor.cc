@@ -23,6 +23,7 @@
 #include <list>
 #include <unordered_map>
 
+#include "address_range.h"
 #include "client_conn.h"
 #include "handoff.h"
 #include "http_response.h"
@@ -30,7 +31,6 @@
 #include "key_client.h"
 #include "log.h"
 #include "privileges.h"
-#include "address_range.h"
 #include "proxy_protocol.h"
 #include "tls.h"
 #include "unique_fd.h"
@@ -109,7 +109,6 @@ class Acceptor {
   void reap();
   void begin_stop();
   void update_reading();
-
   bool place_in_cgroup(const VHost& vh, std::string& leaf, bool& full);
   void on_worker_message(pid_t pid);
   void retire(WorkerInfo& w);
