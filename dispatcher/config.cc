@@ -20,6 +20,7 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <type_traits>
 
 #include "log.h"
 #include "tls_config.h"
@@ -400,13 +401,10 @@ struct Parser {
 
 constexpr const char* kSyntaxError = "syntax error: expected `Key = value` or `[section]`";
 
+void report_missing_vhost_keys(Parser& p);
+
 void finish_section(Parser& p) {
-  if (p.section == Section::vhost) {
-    static const char* const required[][2] = {
-        {"servername", "ServerName"}, {"documentroot", "DocumentRoot"}, {"assignuserid", "AssignUserID"}};
-    for (const auto& r : required)
-      if (!p.seen.count(r[0])) p.error_at(p.section_line, r[1], "missing: every [vhost] needs one");
-  }
+  if (p.section == Section::vhost) report_missing_vhost_keys(p);
   p.section = Section::none;
   p.seen.clear();
 }
@@ -533,46 +531,6 @@ const UintKey kServerUintKeys[] = {
 
 const char* const kServerOtherKeys[] = {"LimitRequestBody", "LimitUIDRange", "LimitGIDRange", "User",
                                         "ProxyProtocol", "ProxyProtocolFrom"};
-const char* const kVHostKeys[] = {"ServerName", "ServerAlias",     "DocumentRoot",   "AssignUserID",
-                                  "NiceValue",  "DirectoryIndex", "Default",
-                                  "CGI",        "Handler",         "MaxProcessesVHost", "MemoryMaxVHost",
-                                  "CPUWeightVHost"};
-// Keys valid in [server] (the default) and in [vhost] (for that vhost).
-const char* const kBothKeys[] = {"TLSCertificateFile", "TLSCertificateKeyFile", "CGITimeout", "FastCGI",
-                                 "FastCGIMaxProcesses", "FastCGIIdleTimeout", "FastCGIMaxRequests",
-                                 "MaxClientsVHost"};
-// Keys repeated on purpose: each line adds to the list.
-const char* const kRepeatableKeys[] = {"serveralias", "directoryindex", "cgi", "handler", "fastcgi"};
-
-// The documented spelling of a key written in any case, or nullptr for an unknown key.
-const char* canonical(const std::string& lkey, bool& is_server, bool& is_vhost) {
-  is_server = is_vhost = false;
-  for (const char* k : kBothKeys) {
-    if (lower(k) == lkey) {
-      is_server = is_vhost = true;
-      return k;
-    }
-  }
-  for (const auto& k : kServerUintKeys) {
-    if (lower(k.name) == lkey) {
-      is_server = true;
-      return k.name;
-    }
-  }
-  for (const char* k : kServerOtherKeys) {
-    if (lower(k) == lkey) {
-      is_server = true;
-      return k;
-    }
-  }
-  for (const char* k : kVHostKeys) {
-    if (lower(k) == lkey) {
-      is_vhost = true;
-      return k;
-    }
-  }
-  return nullptr;
-}
 
 std::string parse_id_range(std::string_view v, IdRange& out) {
   std::vector<std::string> w = split_words(v);
@@ -866,106 +824,174 @@ std::string check_program(const std::string& path) {
   return {};
 }
 
-void vhost_key(Parser& p, const std::string& lkey, const char* key, std::string_view value) {
-  VHost& v = p.cfg.vhosts.back();
-  if (tls_key(p, lkey, key, value, v.tls)) return;
-  if (lkey == "fastcgi") {
-    fastcgi_key(p, lkey, key, value, v.fastcgi, [&v](const std::string& ext) { return claimed_as_cgi(v, ext); });
+// One function per [vhost] directive: checks the value at its line and stores it in the vhost.
+using VHostParse = void (*)(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value);
+
+// A whole-number key stored in `Field` (and `Set` marked, when the vhost must know it was given).
+template <auto Field, uint64_t Min, uint64_t Max, bool VHost::*Set = nullptr>
+void vhost_number(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  uint64_t n = 0;
+  std::string e = parse_uint(value, Min, Max, n);
+  if (!e.empty()) return p.error(key, e);
+  v.*Field = static_cast<std::remove_reference_t<decltype(v.*Field)>>(n);
+  if constexpr (Set != nullptr) v.*Set = true;
+}
+
+void vhost_server_name(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::vector<std::string> w = split_words(value);
+  if (w.size() != 1) return p.error(key, "give one name here and put the other names in ServerAlias");
+  std::string e = check_host_name(w[0], false);
+  if (!e.empty()) return p.error(key, e);
+  add_name(p, v, key, lower(w[0]), false);
+}
+
+void vhost_server_alias(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  for (const std::string& w : split_words(value)) {
+    std::string e = check_host_name(w, true);
+    if (!e.empty()) {
+      p.error(key, e);
+      continue;
+    }
+    add_name(p, v, key, lower(w), true);
+  }
+}
+
+void vhost_document_root(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::string root;
+  std::string e = normalize_root(value, root);
+  if (!e.empty()) return p.error(key, e);
+  v.document_root = root;
+}
+
+void vhost_assign_user_id(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  assign_user_id(p, v, key, value);
+}
+
+void vhost_nice_value(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  int64_t n = 0;
+  std::string e = parse_int(value, -20, 19, n);
+  if (!e.empty()) return p.error(key, e);
+  v.nice_value = static_cast<int>(n);
+  v.has_nice = true;
+}
+
+void vhost_directory_index(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value) {
+  // The first DirectoryIndex line replaces the default; later ones add to it.
+  if (p.seen.at(lkey) == p.lineno) v.directory_index.clear();
+  for (const std::string& w : split_words(value)) {
+    if (w.find('/') != std::string::npos || w == "." || w == "..")
+      p.error(key, strprintf("`%s` is not a file name (no '/', not . or ..)", w.c_str()));
+    else
+      v.directory_index.push_back(w);
+  }
+}
+
+void vhost_default(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  bool b = false;
+  std::string e = parse_bool(value, b);
+  if (!e.empty()) return p.error(key, e);
+  if (b && p.index.has_default) {
+    p.error(key, strprintf("only one vhost can be the default (also at %s)", p.index.default_at.str().c_str()));
     return;
   }
-  if (fastcgi_key(p, lkey, key, value, v.fastcgi, nullptr)) return;
-  if (lkey == "servername") {
-    std::vector<std::string> w = split_words(value);
-    if (w.size() != 1) return p.error(key, "give one name here and put the other names in ServerAlias");
-    std::string e = check_host_name(w[0], false);
-    if (!e.empty()) return p.error(key, e);
-    add_name(p, v, key, lower(w[0]), false);
-  } else if (lkey == "serveralias") {
-    for (const std::string& w : split_words(value)) {
-      std::string e = check_host_name(w, true);
-      if (!e.empty()) {
-        p.error(key, e);
-        continue;
-      }
-      add_name(p, v, key, lower(w), true);
-    }
-  } else if (lkey == "documentroot") {
-    std::string root;
-    std::string e = normalize_root(value, root);
-    if (!e.empty()) return p.error(key, e);
-    v.document_root = root;
-  } else if (lkey == "assignuserid") {
-    assign_user_id(p, v, key, value);
-  } else if (lkey == "nicevalue") {
-    int64_t n = 0;
-    std::string e = parse_int(value, -20, 19, n);
-    if (!e.empty()) return p.error(key, e);
-    v.nice_value = static_cast<int>(n);
-    v.has_nice = true;
-  } else if (lkey == "maxclientsvhost") {
-    uint64_t n = 0;
-    std::string e = parse_uint(value, 1, 16384, n);
-    if (!e.empty()) return p.error(key, e);
-    v.max_clients_vhost = static_cast<unsigned>(n);
-    v.max_clients_vhost_set = true;
-  } else if (lkey == "directoryindex") {
-    // The first DirectoryIndex line replaces the default; later ones add to it.
-    if (p.seen.at(lkey) == p.lineno) v.directory_index.clear();
-    for (const std::string& w : split_words(value)) {
-      if (w.find('/') != std::string::npos || w == "." || w == "..")
-        p.error(key, strprintf("`%s` is not a file name (no '/', not . or ..)", w.c_str()));
-      else
-        v.directory_index.push_back(w);
-    }
-  } else if (lkey == "cgi") {
-    for (const std::string& w : split_words(value)) {
-      std::string e = check_extension(w);
-      if (e.empty()) e = claim_extension(v, lower(w));
-      if (!e.empty()) p.error(key, e);
-      else v.cgi_extensions.push_back(lower(w));
-    }
-  } else if (lkey == "handler") {
-    std::vector<std::string> w = split_words(value);
-    if (w.size() != 2) return p.error(key, "expected `.ext /path/to/program` (one extension per Handler line)");
-    std::string e = check_extension(w[0]);
-    if (e.empty()) e = claim_extension(v, lower(w[0]));
-    if (e.empty()) e = check_program(w[1]);
-    if (!e.empty()) return p.error(key, e);
-    v.handlers.push_back({lower(w[0]), w[1]});
-  } else if (lkey == "maxprocessesvhost") {
-    uint64_t n = 0;
-    std::string e = parse_uint(value, 1, 4194304, n);
-    if (!e.empty()) return p.error(key, e);
-    v.max_processes_vhost = n;
-  } else if (lkey == "memorymaxvhost") {
-    uint64_t n = 0;
-    std::string e = parse_size(value, n);
-    if (!e.empty()) return p.error(key, e);
-    v.memory_max_vhost = n;
-  } else if (lkey == "cpuweightvhost") {
-    uint64_t n = 0;
-    std::string e = parse_uint(value, 1, 10000, n);
-    if (!e.empty()) return p.error(key, e);
-    v.cpu_weight_vhost = static_cast<unsigned>(n);
-  } else if (lkey == "cgitimeout") {
-    uint64_t n = 0;
-    std::string e = parse_uint(value, 1, 86400, n);
-    if (!e.empty()) return p.error(key, e);
-    v.cgi_timeout = static_cast<unsigned>(n);
-  } else if (lkey == "default") {
-    bool b = false;
-    std::string e = parse_bool(value, b);
-    if (!e.empty()) return p.error(key, e);
-    if (b && p.index.has_default) {
-      p.error(key, strprintf("only one vhost can be the default (also at %s)", p.index.default_at.str().c_str()));
-      return;
-    }
-    if (b) {
-      p.index.has_default = true;
-      p.index.default_at = p.here();
-    }
-    v.is_default = b;
+  if (b) {
+    p.index.has_default = true;
+    p.index.default_at = p.here();
   }
+  v.is_default = b;
+}
+
+void vhost_cgi(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  for (const std::string& w : split_words(value)) {
+    std::string e = check_extension(w);
+    if (e.empty()) e = claim_extension(v, lower(w));
+    if (!e.empty()) p.error(key, e);
+    else v.cgi_extensions.push_back(lower(w));
+  }
+}
+
+void vhost_handler(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::vector<std::string> w = split_words(value);
+  if (w.size() != 2) return p.error(key, "expected `.ext /path/to/program` (one extension per Handler line)");
+  std::string e = check_extension(w[0]);
+  if (e.empty()) e = claim_extension(v, lower(w[0]));
+  if (e.empty()) e = check_program(w[1]);
+  if (!e.empty()) return p.error(key, e);
+  v.handlers.push_back({lower(w[0]), w[1]});
+}
+
+void vhost_memory_max(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  uint64_t n = 0;
+  std::string e = parse_size(value, n);
+  if (!e.empty()) return p.error(key, e);
+  v.memory_max_vhost = n;
+}
+
+void vhost_fastcgi(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value) {
+  // An extension the vhost runs as CGI or through a Handler cannot have an app as well.
+  std::function<std::string(const std::string&)> claimed;
+  if (lkey == "fastcgi") claimed = [&v](const std::string& ext) { return claimed_as_cgi(v, ext); };
+  (void)fastcgi_key(p, lkey, key, value, v.fastcgi, claimed);
+}
+
+void vhost_tls(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value) {
+  (void)tls_key(p, lkey, key, value, v.tls);
+}
+
+enum class Repeat { once, adds };  // adds: the key may be given again, each line adding to its list
+
+// The [vhost] directives. `server` marks the keys [server] takes too, as the default of every vhost;
+// `required` ones are reported at the [vhost] line when missing, in this order.
+struct VHostDirective {
+  const char* name;  // the documented spelling; matched in any case
+  bool required;
+  Repeat repeat;
+  bool server;
+  VHostParse parse;
+};
+
+const VHostDirective kVHostDirectives[] = {
+    {"ServerName", true, Repeat::once, false, vhost_server_name},
+    {"ServerAlias", false, Repeat::adds, false, vhost_server_alias},
+    {"DocumentRoot", true, Repeat::once, false, vhost_document_root},
+    {"AssignUserID", true, Repeat::once, false, vhost_assign_user_id},
+    {"NiceValue", false, Repeat::once, false, vhost_nice_value},
+    {"MaxClientsVHost", false, Repeat::once, true,
+     vhost_number<&VHost::max_clients_vhost, 1, 16384, &VHost::max_clients_vhost_set>},
+    {"DirectoryIndex", false, Repeat::adds, false, vhost_directory_index},
+    {"Default", false, Repeat::once, false, vhost_default},
+    {"CGI", false, Repeat::adds, false, vhost_cgi},
+    {"Handler", false, Repeat::adds, false, vhost_handler},
+    {"CGITimeout", false, Repeat::once, true, vhost_number<&VHost::cgi_timeout, 1, 86400>},
+    {"FastCGI", false, Repeat::adds, true, vhost_fastcgi},
+    {"FastCGIMaxProcesses", false, Repeat::once, true, vhost_fastcgi},
+    {"FastCGIIdleTimeout", false, Repeat::once, true, vhost_fastcgi},
+    {"FastCGIMaxRequests", false, Repeat::once, true, vhost_fastcgi},
+    {"MaxProcessesVHost", false, Repeat::once, false, vhost_number<&VHost::max_processes_vhost, 1, 4194304>},
+    {"MemoryMaxVHost", false, Repeat::once, false, vhost_memory_max},
+    {"CPUWeightVHost", false, Repeat::once, false, vhost_number<&VHost::cpu_weight_vhost, 1, 10000>},
+    {"TLSCertificateFile", false, Repeat::once, true, vhost_tls},
+    {"TLSCertificateKeyFile", false, Repeat::once, true, vhost_tls},
+};
+
+const VHostDirective* vhost_directive(const std::string& lkey) {
+  for (const VHostDirective& d : kVHostDirectives)
+    if (lower(d.name) == lkey) return &d;
+  return nullptr;
+}
+
+void report_missing_vhost_keys(Parser& p) {
+  for (const VHostDirective& d : kVHostDirectives)
+    if (d.required && !p.seen.count(lower(d.name))) p.error_at(p.section_line, d.name, "missing: every [vhost] needs one");
+}
+
+// The documented spelling of a key only [server] takes, written in any case; nullptr for any other.
+const char* server_only_key(const std::string& lkey) {
+  for (const auto& k : kServerUintKeys)
+    if (lower(k.name) == lkey) return k.name;
+  for (const char* k : kServerOtherKeys)
+    if (lower(k) == lkey) return k;
+  return nullptr;
 }
 
 bool is_future_key(const std::string& lkey) { return lkey.rfind("tls", 0) == 0; }
@@ -985,8 +1011,11 @@ int on_key(void* user, const char* /*section*/, const char* name_c, const char* 
     p.error(name, strprintf("key outside a section: put it under %s", p.is_dropin ? "[vhost]" : "[server]"));
     return 1;
   }
-  bool is_server = false, is_vhost = false;
-  const char* key = canonical(lkey, is_server, is_vhost);
+  const VHostDirective* directive = vhost_directive(lkey);
+  const char* server_only = directive ? nullptr : server_only_key(lkey);
+  const char* key = directive ? directive->name : server_only;
+  const bool is_vhost = directive != nullptr;
+  const bool is_server = server_only != nullptr || (directive && directive->server);
   bool in_server = p.section == Section::server;
   if (!key) {
     if (is_future_key(lkey))
@@ -1006,8 +1035,7 @@ int on_key(void* user, const char* /*section*/, const char* name_c, const char* 
   }
 
   auto& seen = in_server ? p.server_seen : p.seen;
-  bool repeatable = std::find_if(std::begin(kRepeatableKeys), std::end(kRepeatableKeys),
-                                 [&](const char* k) { return lkey == k; }) != std::end(kRepeatableKeys);
+  bool repeatable = directive && directive->repeat == Repeat::adds;
   auto [it, first] = seen.emplace(lkey, p.lineno);
   if (!first && !repeatable) {
     p.error(key, strprintf("given twice in this section (first at line %d)", it->second));
@@ -1021,7 +1049,7 @@ int on_key(void* user, const char* /*section*/, const char* name_c, const char* 
   if (in_server)
     server_key(p, lkey, key, value);
   else
-    vhost_key(p, lkey, key, value);
+    directive->parse(p, p.cfg.vhosts.back(), lkey, key, value);
   return 1;  // errors are collected here, so inih's return value reports only its own syntax errors
 }
 
