@@ -23,6 +23,7 @@
 #include "http_response.h"
 #include "io.h"
 #include "log.h"
+#include "script_finish.h"
 #include "script_io.h"
 #include "unique_fd.h"
 
@@ -65,7 +66,8 @@ bool script_program(const VHost& vh, std::string_view name, std::string& program
 }
 
 // O_PATH open of `path` (decoded, starting with '/') beneath the root; the kernel refuses escapes.
-int open_path_beneath(int root_fd, const std::string& path, struct stat& st) {
+// 0 or -errno.
+[[nodiscard]] int open_path_beneath(int root_fd, const std::string& path, struct stat& st) {
   std::string rel = path.size() > 1 ? path.substr(1) : ".";
   open_how how{};
   how.flags = O_PATH | O_CLOEXEC;
@@ -107,6 +109,19 @@ int open_path_beneath(int root_fd, const std::string& path, struct stat& st) {
   execve(exe.c_str(), argv.data(), envp.data());
   dprintf(2, "cannot execute %s: %s\n", exe.c_str(), strerror(errno));
   _exit(127);
+}
+
+// What the journal says about a script whose output failed or was cut short.
+std::string failure_text(RelayEnd end, const ScriptResponse& resp, int wstatus, unsigned cgi_timeout) {
+  if (end == RelayEnd::timed_out)
+    return resp.head_sent()
+               ? strprintf("still running at CGITimeout (%u s); script killed, response cut short", cgi_timeout)
+               : strprintf("no response within CGITimeout (%u s); script killed", cgi_timeout);
+  if (resp.head_sent()) return {};
+  if (WIFSIGNALED(wstatus)) return strprintf("killed by signal %d before its header block", WTERMSIG(wstatus));
+  if (!resp.head_complete())
+    return strprintf("exited (status %d) without a complete header block", WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+  return {};
 }
 
 }  // namespace
@@ -219,30 +234,28 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   const int64_t deadline = now_ms() + static_cast<int64_t>(vh.cgi_timeout) * 1000;
   StderrLog errlog(m.script_name);
   std::string to_child;          // decoded body bytes not yet written to the script
-  bool body_done = body.state() == BodyDecoder::State::complete || head.chunked;
-  bool timed_out = false, client_gone = false;
-  int status = 0;
+  Relay relay;
+  relay.body_done = body.state() == BodyDecoder::State::complete || head.chunked;
   bool exited = false;
   int wstatus = 0;
   ScriptResponse resp(conn, head, m.script_name, keep_alive);
 
-  bool ok = true;
   int64_t body_progress = now_ms();  // a client that stops sending its body is cut off after Timeout
-  bool body_stalled = false;
+  auto stop = [&relay](RelayEnd why) { relay.end = why; };
   while (out_r || err_r || !exited) {
     int64_t left = deadline - now_ms();
     if (left <= 0) {
-      timed_out = true;
+      stop(RelayEnd::timed_out);
       break;
     }
-    if (body_pipe && !body_done && to_child.empty() &&
+    if (body_pipe && !relay.body_done && to_child.empty() &&
         now_ms() - body_progress > static_cast<int64_t>(sc.timeout) * 1000) {
-      body_stalled = true;
+      stop(RelayEnd::body_stalled);
       break;
     }
     // What the script printed so far leaves before we wait for more.
     if (!resp.flush()) {
-      client_gone = true;
+      stop(RelayEnd::client_gone);
       break;
     }
     pollfd fds[5];
@@ -250,7 +263,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
     if (out_r) fds[i_out = n++] = {out_r.get(), POLLIN, 0};
     if (err_r) fds[i_err = n++] = {err_r.get(), POLLIN, 0};
     if (body_pipe && !to_child.empty()) fds[i_in = n++] = {body_pipe.get(), POLLOUT, 0};
-    bool want_body = body_pipe && to_child.empty() && !body_done;
+    bool want_body = body_pipe && to_child.empty() && !relay.body_done;
     fds[i_client = n++] = {conn.fd, static_cast<short>((want_body ? POLLIN : 0) | POLLRDHUP), 0};
     if (want_body) left = std::min<int64_t>(left, static_cast<int64_t>(sc.timeout) * 1000);
     if (pidfd && !exited) fds[i_pid = n++] = {pidfd.get(), POLLIN, 0};
@@ -260,31 +273,15 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
     if (!pidfd && !exited && waitpid(pid, &wstatus, WNOHANG) == pid) exited = true;
 
     if (i_client >= 0 && (fds[i_client].revents & (POLLRDHUP | POLLHUP | POLLERR)) && !want_body) {
-      client_gone = true;
+      stop(RelayEnd::client_gone);
       break;
     }
     if (want_body && (fds[i_client].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
-      {
-        if (buffered.empty() && !read_body_bytes(conn, buffered, body_progress)) {
-          client_gone = true;
-          break;
-        }
-        size_t used = 0;
-        BodyDecoder::State st = body.feed(buffered, to_child, used);
-        buffered.erase(0, used);
-        if (st == BodyDecoder::State::error) {
-          log(Level::info, "request body refused: %s", body.error_reason());
-          if (!resp.head_sent()) {
-            kill(-pid, SIGKILL);
-            result.response = answer_error(conn, body.error_status(), false, is_head);
-            resp.answered_elsewhere(body.error_status());
-            ok = result.response.ok;
-          }
-          keep_alive = false;
-          break;
-        }
-        if (st == BodyDecoder::State::complete) body_done = true;
+      if (buffered.empty() && !read_body_bytes(conn, buffered, body_progress)) {
+        stop(RelayEnd::client_gone);
+        break;
       }
+      if (!decode_body(body, buffered, to_child, relay)) break;
     }
     if (i_in >= 0 && (fds[i_in].revents & (POLLOUT | POLLERR | POLLHUP))) {
       ssize_t w = write(body_pipe.get(), to_child.data(), to_child.size());
@@ -296,7 +293,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
         keep_alive = false;
       }
     }
-    if (body_pipe && body_done && to_child.empty()) body_pipe.reset();  // EOF on the script's stdin
+    if (body_pipe && relay.body_done && to_child.empty()) body_pipe.reset();  // EOF on the script's stdin
 
     if (i_err >= 0 && (fds[i_err].revents & (POLLIN | POLLHUP | POLLERR))) {
       char tmp[4096];
@@ -308,10 +305,13 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
       char tmp[65536];
       ssize_t r = read(out_r.get(), tmp, sizeof tmp);
       if (r > 0) {
-        ScriptResponse::Fed fed = resp.feed(tmp, static_cast<size_t>(r), body_done);
-        if (fed == ScriptResponse::Fed::bad_head) break;
+        ScriptResponse::Fed fed = resp.feed(tmp, static_cast<size_t>(r), relay.body_done);
+        if (fed == ScriptResponse::Fed::bad_head) {
+          stop(RelayEnd::output_cut);
+          break;
+        }
         if (fed == ScriptResponse::Fed::client_gone) {
-          client_gone = true;
+          stop(RelayEnd::client_gone);
           break;
         }
       } else if (r == 0 || errno != EAGAIN) {
@@ -337,48 +337,9 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   }
   errlog.flush();
 
-  const bool head_sent = resp.head_sent();
-  status = resp.status() ? resp.status() : status;
-  if (body_stalled && !head_sent) {
-    log(Level::info, "%s: request body not received within Timeout (%u s); script stopped", m.script_name.c_str(),
-        sc.timeout);
-    result.response = answer_error(conn, 408, false, is_head);
-    return result;
-  }
-  if (body_stalled) client_gone = true;
-  if (client_gone) {
-    log(Level::info, "%s: client went away; script stopped", m.script_name.c_str());
-    result.response = {false, status, false};
-    return result;
-  }
-  if (!head_sent) {
-    int code = timed_out ? 504 : 502;
-    if (timed_out)
-      log(Level::err, "%s: no response within CGITimeout (%u s); script killed", m.script_name.c_str(), vh.cgi_timeout);
-    else if (WIFSIGNALED(wstatus))
-      log(Level::err, "%s: killed by signal %d before its header block", m.script_name.c_str(), WTERMSIG(wstatus));
-    else if (!resp.head_complete())
-      log(Level::err, "%s: exited (status %d) without a complete header block", m.script_name.c_str(),
-          WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
-    result.response = answer_error(conn, code, false, is_head);
-    return result;
-  }
-  result.local_redirect = resp.local_redirect();
-  if (!result.local_redirect.empty()) {
-    result.response = {true, 200, keep_alive && body_done};
-    return result;
-  }
-  if (timed_out) {
-    log(Level::err, "%s: still running at CGITimeout (%u s); script killed, response cut short", m.script_name.c_str(),
-        vh.cgi_timeout);
-    keep_alive = false;
-  }
-  ok = resp.finish(timed_out) && ok;
-  if (resp.short_of_length()) keep_alive = false;
-  if (!body_done) keep_alive = false;
-  if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) != SIGKILL) keep_alive = false;
-  result.response = {ok, status, keep_alive && ok && !timed_out};
-  return result;
+  relay.crashed = WIFSIGNALED(wstatus) && WTERMSIG(wstatus) != SIGKILL;
+  relay.failure = failure_text(relay.end, resp, wstatus, vh.cgi_timeout);
+  return finish_script(conn, head, m.script_name, resp, relay, keep_alive, "script stopped", sc.timeout);
 }
 
 }  // namespace itk

@@ -15,6 +15,7 @@
 #include "fastcgi_protocol.h"
 #include "io.h"
 #include "log.h"
+#include "script_finish.h"
 #include "script_io.h"
 #include "unique_fd.h"
 
@@ -27,7 +28,7 @@ constexpr size_t kMaxOutstanding = 256 * 1024;
 
 // A blocking connect bounded by SO_SNDTIMEO: when the pool's queue is full the kernel makes it
 // wait for room, which is what a burst should do, but not for long. Returns the fd or -errno.
-int connect_pool(const std::string& path) {
+[[nodiscard]] int connect_pool(const std::string& path) {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   if (path.size() >= sizeof sa.sun_path) return -ENAMETOOLONG;
@@ -59,6 +60,22 @@ void append_body(std::string& out, std::string_view data) {
     fcgi::append_stdin(out, kRequestId, data.substr(0, n));
     data.remove_prefix(n);
   }
+}
+
+// What the journal says about an app whose output failed or was cut short. `closed`: the app closed the
+// connection before it ended the request.
+std::string failure_text(RelayEnd end, const ScriptResponse& resp, bool closed, unsigned app_status,
+                         unsigned cgi_timeout) {
+  if (end == RelayEnd::timed_out)
+    return resp.head_sent()
+               ? strprintf("FastCGI app still answering at CGITimeout (%u s); response cut short", cgi_timeout)
+               : strprintf("no response from the FastCGI app within CGITimeout (%u s)", cgi_timeout);
+  if (resp.head_sent())
+    return end == RelayEnd::output_done ? "" : "the FastCGI app closed the connection in the middle of its response";
+  if (closed) return "the FastCGI app closed the connection without a response (it crashed or was stopped)";
+  if (end == RelayEnd::output_done)
+    return strprintf("the FastCGI app ended the request (status %u) without a complete header block", app_status);
+  return {};  // a malformed header block or a protocol error, logged where it was found
 }
 
 }  // namespace
@@ -110,7 +127,8 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
     result.response = answer_error(conn, 431, false, is_head);
     return result;
   }
-  bool body_done = body.state() == BodyDecoder::State::complete || head.chunked || !head.has_body();
+  Relay relay;
+  relay.body_done = body.state() == BodyDecoder::State::complete || head.chunked || !head.has_body();
   bool stdin_done = false;
 
   // --- relay ---
@@ -120,18 +138,21 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   ScriptResponse resp(conn, head, m.script_name, keep_alive);
   StderrLog errlog(m.script_name);
   std::string decoded;
-  bool ended = false, app_closed = false, timed_out = false, client_gone = false, body_stalled = false;
-  bool broken = false, ok = true, body_error = false, local_error = false;
+  bool ended = false, app_closed = false, stopped = false;
   fcgi::EndRequest end;
+  auto stop = [&](RelayEnd why) {
+    relay.end = why;
+    stopped = true;
+  };
 
-  while (!ended) {
+  while (!ended && !stopped) {
     if (now_ms() - last_beat >= 1000) {
       activity.fetch_add(1, std::memory_order_relaxed);
       last_beat = now_ms();
     }
     int64_t left = deadline - now_ms();
     if (left <= 0) {
-      timed_out = true;
+      stop(RelayEnd::timed_out);
       break;
     }
     // Frame what body bytes are at hand.
@@ -143,27 +164,22 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
           append_body(out, std::string_view(tmp, static_cast<size_t>(n)));
         } else if (n < 0) {
           log(Level::err, "%s: reading the spooled request body failed: %s", m.script_name.c_str(), strerror(errno));
-          local_error = true;
+          stop(RelayEnd::local_error);
           break;
         } else {
           fcgi::append_stdin(out, kRequestId, {});
           stdin_done = true;
         }
       } else {
-        if (!buffered.empty() && !body_done) {
-          size_t used = 0;
-          BodyDecoder::State st = body.feed(buffered, decoded, used);
-          buffered.erase(0, used);
-          if (st == BodyDecoder::State::error) {
-            log(Level::info, "request body refused: %s", body.error_reason());
-            body_error = true;
+        if (!buffered.empty() && !relay.body_done) {
+          if (!decode_body(body, buffered, decoded, relay)) {
+            stopped = true;
             break;
           }
-          if (st == BodyDecoder::State::complete) body_done = true;
           append_body(out, decoded);
           decoded.clear();
         }
-        if (body_done) {
+        if (relay.body_done) {
           fcgi::append_stdin(out, kRequestId, {});
           stdin_done = true;
         }
@@ -171,12 +187,12 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
     }
     const bool want_body = !stdin_done && !spool && buffered.empty() && out.size() < kMaxOutstanding;
     if (want_body && now_ms() - body_progress > static_cast<int64_t>(sc.timeout) * 1000) {
-      body_stalled = true;
+      stop(RelayEnd::body_stalled);
       break;
     }
     // What the script printed so far leaves before we wait for more.
     if (!resp.flush()) {
-      client_gone = true;
+      stop(RelayEnd::client_gone);
       break;
     }
     pollfd fds[2] = {{sock.get(), static_cast<short>(POLLIN | (out.empty() ? 0 : POLLOUT)), 0},
@@ -186,17 +202,17 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
     if (want_body && conn_buffered(conn) > 0) fds[1].revents = POLLIN;
     else if (poll(fds, 2, static_cast<int>(std::min<int64_t>(left, 1000))) < 0 && errno != EINTR) {
       log(Level::err, "%s: poll failed: %s", m.script_name.c_str(), strerror(errno));
-      local_error = true;
+      stop(RelayEnd::local_error);
       break;
     }
 
     if (!want_body && (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-      client_gone = true;
+      stop(RelayEnd::client_gone);
       break;
     }
     if (want_body && (fds[1].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
       if (!read_body_bytes(conn, buffered, body_progress)) {
-        client_gone = true;
+        stop(RelayEnd::client_gone);
         break;
       }
     }
@@ -208,7 +224,7 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
         // The app stopped reading (it answered without the body): the rest of the body is dropped.
         out.clear();
         stdin_done = true;
-        if (!body_done) keep_alive = false;
+        if (!relay.body_done) keep_alive = false;
       }
     }
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -217,14 +233,13 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
       if (r > 0) reader.feed(std::string_view(tmp, static_cast<size_t>(r)));
       else if (r == 0 || errno != EAGAIN) app_closed = true;
       fcgi::Record rec;
-      int got;
-      while (!ended && (got = reader.next(rec)) == 1) {
+      int got = 0;
+      while (!ended && !stopped && (got = reader.next(rec)) == 1) {
         if (rec.id != kRequestId) continue;
         if (rec.type == fcgi::stdout_stream && !rec.content.empty()) {
-          ScriptResponse::Fed fed = resp.feed(rec.content.data(), rec.content.size(), body_done);
-          if (fed == ScriptResponse::Fed::bad_head) broken = true;
-          if (fed == ScriptResponse::Fed::client_gone) client_gone = true;
-          if (broken || client_gone) break;
+          ScriptResponse::Fed fed = resp.feed(rec.content.data(), rec.content.size(), relay.body_done);
+          if (fed == ScriptResponse::Fed::bad_head) stop(RelayEnd::output_cut);
+          if (fed == ScriptResponse::Fed::client_gone) stop(RelayEnd::client_gone);
         } else if (rec.type == fcgi::stderr_stream) {
           errlog.add(rec.content.data(), rec.content.size());
         } else if (rec.type == fcgi::end_request) {
@@ -234,69 +249,17 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
       }
       if (got < 0) {
         log(Level::err, "%s: FastCGI protocol error from the app: %s", m.script_name.c_str(), reader.error().c_str());
-        broken = true;
+        if (!stopped) stop(RelayEnd::output_cut);
       }
-      if (broken || client_gone || (app_closed && !ended)) break;
+      if (!stopped && app_closed && !ended) stop(RelayEnd::output_cut);
     }
   }
   // Closing the connection is how the app learns that a request it still runs was given up.
   sock.reset();
   errlog.flush();
 
-  if (body_error) {
-    keep_alive = false;
-    if (!resp.head_sent()) {
-      result.response = answer_error(conn, body.error_status(), false, is_head);
-      return result;
-    }
-    client_gone = true;
-  }
-  if (body_stalled && !resp.head_sent()) {
-    log(Level::info, "%s: request body not received within Timeout (%u s); request given up", m.script_name.c_str(),
-        sc.timeout);
-    result.response = answer_error(conn, 408, false, is_head);
-    return result;
-  }
-  if (body_stalled) client_gone = true;
-  if (client_gone) {
-    log(Level::info, "%s: client went away; FastCGI request given up", m.script_name.c_str());
-    result.response = {false, resp.status(), false};
-    return result;
-  }
-  if (local_error && !resp.head_sent()) {
-    result.response = answer_error(conn, 500, false, is_head);
-    return result;
-  }
-  if (local_error) broken = true;
-  if (!resp.head_sent()) {
-    if (timed_out)
-      log(Level::err, "%s: no response from the FastCGI app within CGITimeout (%u s)", m.script_name.c_str(),
-          vh.cgi_timeout);
-    else if (app_closed && !ended)
-      log(Level::err, "%s: the FastCGI app closed the connection without a response (it crashed or was stopped)",
-          m.script_name.c_str());
-    else if (!broken)
-      log(Level::err, "%s: the FastCGI app ended the request (status %u) without a complete header block",
-          m.script_name.c_str(), end.app_status);
-    result.response = answer_error(conn, timed_out ? 504 : 502, false, is_head);
-    return result;
-  }
-  result.local_redirect = resp.local_redirect();
-  if (!result.local_redirect.empty()) {
-    result.response = {true, 200, keep_alive && body_done};
-    return result;
-  }
-  const bool cut_off = timed_out || !ended || broken;
-  if (timed_out)
-    log(Level::err, "%s: FastCGI app still answering at CGITimeout (%u s); response cut short", m.script_name.c_str(),
-        vh.cgi_timeout);
-  else if (cut_off)
-    log(Level::err, "%s: the FastCGI app closed the connection in the middle of its response", m.script_name.c_str());
-  if (cut_off) keep_alive = false;
-  ok = resp.finish(cut_off) && ok;
-  if (resp.short_of_length() || !body_done) keep_alive = false;
-  result.response = {ok, resp.status(), keep_alive && ok};
-  return result;
+  relay.failure = failure_text(relay.end, resp, app_closed && !ended, end.app_status, vh.cgi_timeout);
+  return finish_script(conn, head, m.script_name, resp, relay, keep_alive, "FastCGI request given up", sc.timeout);
 }
 
 }  // namespace itk
