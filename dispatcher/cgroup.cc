@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dir_ptr.h"
 #include "io.h"
 #include "log.h"
 #include "unique_fd.h"
@@ -22,10 +23,22 @@
 namespace itk {
 namespace {
 
-bool write_file(const std::string& path, const std::string& text) {
+// errno stays set on failure, for callers of the bool functions below that report it.
+SysResult write_file(const std::string& path, const std::string& text) {
   unique_fd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return false;
+  if (!fd) return SysResult{errno};
   return write_all_fd(fd.get(), text);
+}
+
+// The names of the entries of `dir` that `keep` accepts; none when it cannot be read.
+template <typename Keep>
+std::vector<std::string> list_dir(const std::string& dir, Keep keep) {
+  std::vector<std::string> names;
+  DirPtr d = open_dir(dir);
+  if (!d) return names;
+  while (dirent* e = readdir(d.get()))
+    if (keep(*e)) names.emplace_back(e->d_name);
+  return names;
 }
 
 std::string read_file(const std::string& path) {
@@ -61,16 +74,16 @@ bool marked_delegated(const std::string& dir) {
   return n > 0 && v[0] == '1';
 }
 
-bool make_dir(const std::string& dir, const Identity* owner) {
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return false;
-  if (!owner) return true;
+SysResult make_dir(const std::string& dir, const Identity* owner) {
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return SysResult{errno};
+  if (!owner) return {};
   // The acceptor user creates connection leaves here and moves workers into them: it needs the
   // directory and the files the kernel checks for a migration.
   for (const char* f : {"", "/cgroup.procs", "/cgroup.threads", "/cgroup.subtree_control"}) {
     std::string p = dir + f;
-    if (chown(p.c_str(), owner->uid, owner->gid) != 0 && errno != ENOENT) return false;
+    if (chown(p.c_str(), owner->uid, owner->gid) != 0 && errno != ENOENT) return SysResult{errno};
   }
-  return true;
+  return {};
 }
 
 std::string controllers_of(const std::string& dir) { return read_file(dir + "/cgroup.controllers"); }
@@ -142,43 +155,38 @@ std::vector<std::string> cgroup_sync_vhosts(const CgroupTree& t, const Config& c
   if (!t.enabled) return stale;
   for (const VHost& vh : cfg.vhosts) {
     std::string dir = cgroup_vhost_dir(t, vh);
-    if (!make_dir(dir, &acceptor)) {
+    if (SysResult r = make_dir(dir, &acceptor); !r) {
       log(Level::err, "cannot create cgroup %s: %s; MaxClientsVHost for %s falls back to counting", dir.c_str(),
-          strerror(errno), vh.server_name.c_str());
+          strerror(r.err), vh.server_name.c_str());
       continue;
     }
     auto set = [&](bool have, const char* file, const std::string& value) {
       if (!have) return;
-      if (!write_file(dir + "/" + file, value))
-        log(Level::err, "cannot write %s to %s/%s: %s", value.c_str(), dir.c_str(), file, strerror(errno));
+      if (SysResult r = write_file(dir + "/" + file, value); !r)
+        log(Level::err, "cannot write %s to %s/%s: %s", value.c_str(), dir.c_str(), file, strerror(r.err));
     };
     set(t.pids, "pids.max", vh.max_processes_vhost ? std::to_string(vh.max_processes_vhost) : "max");
     set(t.memory, "memory.max", vh.memory_max_vhost ? std::to_string(vh.memory_max_vhost) : "max");
     set(t.cpu, "cpu.weight", std::to_string(vh.cpu_weight_vhost ? vh.cpu_weight_vhost : 100));
     // Idle workers wait in spare/, outside any connection leaf, so that they are not counted.
-    if (!make_dir(dir + "/spare", &acceptor))
-      log(Level::err, "cannot create cgroup %s/spare: %s; workers are not reused for %s", dir.c_str(), strerror(errno),
+    if (SysResult r = make_dir(dir + "/spare", &acceptor); !r)
+      log(Level::err, "cannot create cgroup %s/spare: %s; workers are not reused for %s", dir.c_str(), strerror(r.err),
           vh.server_name.c_str());
     // The FastCGI cgroup is the master's (it starts the app processes); a vhost that drops FastCGI
     // keeps an empty one until its processes are gone, when the master removes it.
-    if (!vh.fastcgi.apps.empty() && !make_dir(dir + "/fastcgi", nullptr))
+    if (SysResult r = vh.fastcgi.apps.empty() ? SysResult{} : make_dir(dir + "/fastcgi", nullptr); !r)
       log(Level::err, "cannot create cgroup %s/fastcgi: %s; its FastCGI apps run in the master's cgroup", dir.c_str(),
-          strerror(errno));
+          strerror(r.err));
   }
-  DIR* d = opendir(t.serving.c_str());
-  if (!d) return stale;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.rfind("v-", 0) != 0) continue;
+  for (const std::string& name : list_dir(t.serving, [](const dirent& e) { return std::strncmp(e.d_name, "v-", 2) == 0; })) {
     bool used = false;
     for (const VHost& vh : cfg.vhosts) used = used || name == "v-" + vh.server_name;
     if (!used) stale.push_back(name);
   }
-  closedir(d);
   return stale;
 }
 
-bool cgroup_join(const std::string& dir) { return write_file(dir + "/cgroup.procs", "0"); }
+bool cgroup_join(const std::string& dir) { return static_cast<bool>(write_file(dir + "/cgroup.procs", "0")); }
 
 int cgroup_descendants(const std::string& dir) {
   std::ifstream f(dir + "/cgroup.stat");
@@ -193,7 +201,9 @@ std::string cgroup_fastcgi_dir(const CgroupTree& t, const VHost& vh) { return cg
 
 std::string cgroup_spare_dir(const CgroupTree& t, const VHost& vh) { return cgroup_vhost_dir(t, vh) + "/spare"; }
 
-bool cgroup_move(const std::string& dir, pid_t pid) { return write_file(dir + "/cgroup.procs", std::to_string(pid)); }
+bool cgroup_move(const std::string& dir, pid_t pid) {
+  return static_cast<bool>(write_file(dir + "/cgroup.procs", std::to_string(pid)));
+}
 
 int cgroup_vhost_connections(const CgroupTree& t, const VHost& vh) {
   int n = cgroup_descendants(cgroup_vhost_dir(t, vh));
@@ -205,35 +215,20 @@ int cgroup_vhost_connections(const CgroupTree& t, const VHost& vh) {
 
 bool cgroup_kill_and_remove(const std::string& dir) {
   // cgroup.kill (Linux 5.14) kills the whole subtree at once, daemonized grandchildren included.
-  if (!write_file(dir + "/cgroup.kill", "1") && errno == ENOENT) return true;  // already gone
+  if (write_file(dir + "/cgroup.kill", "1").err == ENOENT) return true;  // already gone
   bool all = true;
-  if (DIR* d = opendir(dir.c_str())) {
-    std::vector<std::string> children;
-    while (dirent* e = readdir(d))
-      if (e->d_type == DT_DIR && e->d_name[0] != '.') children.push_back(dir + "/" + e->d_name);
-    closedir(d);
-    for (const auto& c : children) all = cgroup_kill_and_remove(c) && all;
-  }
+  for (const std::string& c : list_dir(dir, [](const dirent& e) { return e.d_type == DT_DIR && e.d_name[0] != '.'; }))
+    all = cgroup_kill_and_remove(dir + "/" + c) && all;
   if (rmdir(dir.c_str()) != 0 && errno != ENOENT) all = false;  // EBUSY while the killed are still exiting
   return all;
 }
 
 void cgroup_sweep_leaves(const CgroupTree& t) {
   if (!t.enabled) return;
-  DIR* d = opendir(t.serving.c_str());
-  if (!d) return;
-  std::vector<std::string> vhosts;
-  while (dirent* e = readdir(d))
-    if (std::strncmp(e->d_name, "v-", 2) == 0) vhosts.push_back(t.serving + "/" + e->d_name);
-  closedir(d);
-  for (const auto& v : vhosts) {
-    DIR* vd = opendir(v.c_str());
-    if (!vd) continue;
-    std::vector<std::string> leaves;
-    while (dirent* e = readdir(vd))
-      if (e->d_type == DT_DIR && e->d_name[0] == 'c') leaves.push_back(v + "/" + e->d_name);
-    closedir(vd);
-    for (const auto& leaf : leaves) {
+  for (const std::string& name : list_dir(t.serving, [](const dirent& e) { return std::strncmp(e.d_name, "v-", 2) == 0; })) {
+    const std::string v = t.serving + "/" + name;
+    for (const std::string& l : list_dir(v, [](const dirent& e) { return e.d_type == DT_DIR && e.d_name[0] == 'c'; })) {
+      const std::string leaf = v + "/" + l;
       // Only leaves whose worker is gone: a live worker's leaf is populated.
       if (read_file(leaf + "/cgroup.events").find("populated 0") != std::string::npos) (void)rmdir(leaf.c_str());
     }

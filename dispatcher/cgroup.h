@@ -40,10 +40,10 @@ std::string cgroup_vhost_dir(const CgroupTree& t, const VHost& vh);
 std::vector<std::string> cgroup_sync_vhosts(const CgroupTree& t, const Config& cfg, const Identity& acceptor);
 
 // Writes "0" to dir/cgroup.procs: moves the calling process into `dir`. False with errno.
-bool cgroup_join(const std::string& dir);
+[[nodiscard]] bool cgroup_join(const std::string& dir);
 
 // Number of live child cgroups of `dir` (cgroup.stat nr_descendants), or -1.
-int cgroup_descendants(const std::string& dir);
+[[nodiscard]] int cgroup_descendants(const std::string& dir);
 
 // Directory of a vhost's FastCGI cgroup.
 std::string cgroup_fastcgi_dir(const CgroupTree& t, const VHost& vh);
@@ -52,15 +52,15 @@ std::string cgroup_fastcgi_dir(const CgroupTree& t, const VHost& vh);
 std::string cgroup_spare_dir(const CgroupTree& t, const VHost& vh);
 
 // Writes `pid` to dir/cgroup.procs. False with errno.
-bool cgroup_move(const std::string& dir, pid_t pid);
+[[nodiscard]] bool cgroup_move(const std::string& dir, pid_t pid);
 
 // Live connections of a vhost (its connection leaves): the descendants of its cgroup, less its
 // FastCGI and spare cgroups where they exist. -1 when the vhost cgroup cannot be read.
-int cgroup_vhost_connections(const CgroupTree& t, const VHost& vh);
+[[nodiscard]] int cgroup_vhost_connections(const CgroupTree& t, const VHost& vh);
 
 // Kills everything in `dir` and below (cgroup.kill), then removes the directories, deepest first.
 // Returns false if something could not be removed yet (processes still dying): call again later.
-bool cgroup_kill_and_remove(const std::string& dir);
+[[nodiscard]] bool cgroup_kill_and_remove(const std::string& dir);
 
 // Master: removes connection leaves left empty by workers whose acceptor was gone when they ended.
 void cgroup_sweep_leaves(const CgroupTree& t);

@@ -104,7 +104,7 @@ bool conn_write_all(ClientConn& c, std::string_view data, bool more) {
   // With TLS each write is a record of its own; coalescing would mean holding back the head, and a
   // caller that writes nothing after it would leave the client waiting.
   if (c.tls) return tls_write_all(c, data);
-  return send_all(c.fd, data, more);
+  return static_cast<bool>(send_all(c.fd, data, more));
 }
 
 bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len) {

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "dir_ptr.h"
 #include "log.h"
 #include "tls_config.h"
 #include "unique_fd.h"
@@ -1108,14 +1109,10 @@ std::string read_file(const std::string& path, std::string& out, int& err) {
   return "";
 }
 
-struct DirCloser {
-  void operator()(DIR* d) const { (void)closedir(d); }
-};
-
 // *.conf names in byte order; hidden files and other names (foo.conf.dpkg-old, README) are skipped.
 std::string list_dropins(const std::string& dir, std::vector<std::string>& names, bool& missing) {
   missing = false;
-  std::unique_ptr<DIR, DirCloser> d(opendir(dir.c_str()));
+  DirPtr d = open_dir(dir);
   if (!d) {
     if (errno == ENOENT) {
       missing = true;

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dir_ptr.h"
 #include "io.h"
 #include "log.h"
 #include "privileges.h"
@@ -26,6 +27,11 @@
 namespace itk {
 
 namespace {
+
+// Removes `name` in the directory `dir_fd` (the path `dir`), saying what stayed.
+void remove_logged(int dir_fd, const std::string& dir, const std::string& name) {
+  if (RemoveResult r = remove_tree(dir_fd, name.c_str()); !r) log(Level::warning, "%s", r.text(dir).c_str());
+}
 
 // A pending connection while app processes run is given this long to be taken by an idle one
 // before another process is started.
@@ -146,11 +152,11 @@ int prepare_vhost_dir(const std::string& dir, uid_t uid, gid_t gid) {
     close(fd);
     return -1;
   }
-  if (!set_user_acl(fd, uid, 1)) {
+  if (SysResult acl = set_user_acl(fd, uid, 1); !acl) {
     // Without ACLs the uid must own the directory to enter it; 0500 keeps it from writing there
     // unless it changes the mode itself, which harms only its own pool.
     log(Level::warning, "%s: no POSIX ACLs here (%s); giving the directory to uid %u with mode 0500 instead",
-        dir.c_str(), strerror(errno), static_cast<unsigned>(uid));
+        dir.c_str(), strerror(acl.err), static_cast<unsigned>(uid));
     if (fchown(fd, uid, gid) != 0 || fchmod(fd, 0500) != 0) {
       log(Level::err, "cannot give %s to uid %u: %s", dir.c_str(), static_cast<unsigned>(uid), strerror(errno));
       close(fd);
@@ -290,12 +296,11 @@ bool FastCgiPools::init(std::string& error) {
     return false;
   }
   // Sockets of an earlier run: nothing listens on them any more.
-  if (DIR* d = fdopendir(dup(fd.get()))) {
+  if (DirPtr d = open_dir(unique_fd(fcntl(fd.get(), F_DUPFD_CLOEXEC, 3)))) {
     std::vector<std::string> names;
-    while (dirent* e = readdir(d))
+    while (dirent* e = readdir(d.get()))
       if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-    closedir(d);
-    for (const std::string& n : names) remove_tree(fd.get(), n.c_str());
+    for (const std::string& n : names) remove_logged(fd.get(), base, n);
   }
   // Tenants' workers must be able to walk down to their own directory.
   struct stat st {};
@@ -411,7 +416,7 @@ void FastCgiPools::sync(Config& cfg, const CgroupTree& cgroups) {
     for (auto it = dir_ids_.begin(); bfd && it != dir_ids_.end(); ++it) {
       std::string dir = base_ + "/" + std::to_string(it->second);
       if (std::find(dirs_in_use.begin(), dirs_in_use.end(), dir) == dirs_in_use.end())
-        remove_tree(bfd.get(), std::to_string(it->second).c_str());
+        remove_logged(bfd.get(), base_, std::to_string(it->second));
     }
   }
   // Retired pools with no process left go now.
@@ -641,7 +646,7 @@ void FastCgiPools::remove_sockets() {
   if (base_.empty()) return;
   unique_fd bfd(open(base_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!bfd) return;
-  for (const auto& [name, id] : dir_ids_) remove_tree(bfd.get(), std::to_string(id).c_str());
+  for (const auto& [name, id] : dir_ids_) remove_logged(bfd.get(), base_, std::to_string(id));
 }
 
 size_t FastCgiPools::processes() const {

@@ -1,4 +1,4 @@
-// Socket I/O helpers: full writes and lingering close.
+// Socket I/O: full writes, descriptor passing and lingering close.
 #include "io.h"
 
 #include <poll.h>
@@ -17,28 +17,30 @@ int64_t now_ms() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool send_all(int fd, std::string_view data, bool more) {
+namespace {
+
+// Repeats `step` (one send or write) until all of `data` is out.
+template <typename Step>
+SysResult write_all(std::string_view data, Step step) {
   while (!data.empty()) {
-    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    ssize_t n = step(data);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return false;
+      return SysResult{errno};
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
-  return true;
+  return {};
 }
 
-bool write_all_fd(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
+}  // namespace
+
+SysResult send_all(int fd, std::string_view data, bool more) {
+  return write_all(data, [&](std::string_view d) { return send(fd, d.data(), d.size(), MSG_NOSIGNAL | (more ? MSG_MORE : 0)); });
+}
+
+SysResult write_all_fd(int fd, std::string_view data) {
+  return write_all(data, [&](std::string_view d) { return write(fd, d.data(), d.size()); });
 }
 
 ssize_t send_with_fd(int sock, iovec* iov, size_t iovcnt, int fd, int flags) {
@@ -56,7 +58,7 @@ ssize_t send_with_fd(int sock, iovec* iov, size_t iovcnt, int fd, int flags) {
   ssize_t n;
   do n = sendmsg(sock, &mh, flags);
   while (n < 0 && errno == EINTR);
-  return n;
+  return n < 0 ? -errno : n;
 }
 
 void lingering_close(int fd, int ms) {

@@ -1,4 +1,5 @@
-// Small blocking/non-blocking socket I/O helpers shared by acceptor and worker.
+// Small blocking/non-blocking socket I/O shared by acceptor and worker, and the error convention of
+// itk's system call wrappers: they return -errno or a SysResult, log nothing, and the caller reports.
 #pragma once
 
 #include <sys/socket.h>
@@ -9,17 +10,24 @@
 
 namespace itk {
 
+// The outcome of a system call wrapper: 0, or the errno it failed with. True when it succeeded, so
+// `if (!write_all_fd(...))` reads as before; errno is left as the failing call set it.
+struct [[nodiscard]] SysResult {
+  int err = 0;
+  explicit operator bool() const { return err == 0; }
+};
+
 // Monotonic clock in milliseconds.
 int64_t now_ms();
 
-// Writes all of `data` to a blocking socket (SO_SNDTIMEO bounds each wait). False on error/timeout.
-bool send_all(int fd, std::string_view data, bool more = false);
+// Writes all of `data` to a blocking socket (SO_SNDTIMEO bounds each wait: EAGAIN).
+SysResult send_all(int fd, std::string_view data, bool more = false);
 
 // Writes all of `data` to a file or pipe (blocking).
-bool write_all_fd(int fd, std::string_view data);
+SysResult write_all_fd(int fd, std::string_view data);
 
-// sendmsg of `iov` with `fd` attached as SCM_RIGHTS, retried on EINTR. Bytes sent, or -1 with errno.
-ssize_t send_with_fd(int sock, iovec* iov, size_t iovcnt, int fd, int flags);
+// sendmsg of `iov` with `fd` attached as SCM_RIGHTS, retried on EINTR. Bytes sent, or -errno (errno set too).
+[[nodiscard]] ssize_t send_with_fd(int sock, iovec* iov, size_t iovcnt, int fd, int flags);
 
 // After the last response: half-close, then read and discard what the client still sends for up to
 // `ms`, so a client that is still sending does not get a RST that destroys the response it has not read.

@@ -89,19 +89,24 @@ namespace {
 // An unlinked file in the vhost's own temporary directory: on disk, owned by the tenant (its quota),
 // gone when closed. A memory file only when the directory cannot hold one (then it counts against the
 // vhost's memory cgroup).
+// The file, or -errno.
+[[nodiscard]] int open_spool_file(const std::string& dir) {
+  unique_fd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (fd) return fd.release();
+  // A file system without O_TMPFILE: a named file, unlinked at once.
+  std::string path = dir + "/itk-body.XXXXXX";
+  unique_fd named(mkostemp(path.data(), O_CLOEXEC));
+  if (!named) return -errno;
+  (void)unlink(path.c_str());
+  return named.release();
+}
+
 unique_fd open_spool(const std::string& dir) {
   if (!dir.empty()) {
-    unique_fd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-    if (fd) return fd;
-    // A file system without O_TMPFILE: a named file, unlinked at once.
-    std::string path = dir + "/itk-body.XXXXXX";
-    unique_fd named(mkostemp(path.data(), O_CLOEXEC));
-    if (named) {
-      (void)unlink(path.c_str());
-      return named;
-    }
+    int fd = open_spool_file(dir);
+    if (fd >= 0) return unique_fd(fd);
     log(Level::warning, "cannot make a file for a request body in %s: %s; keeping it in memory", dir.c_str(),
-        strerror(errno));
+        strerror(-fd));
   }
   return unique_fd(memfd_create("itk-request-body", MFD_CLOEXEC));
 }

@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "http_chars.h"
 #include "http_response.h"
+#include "io.h"
 #include "log.h"
 
 namespace itk {
@@ -109,8 +111,8 @@ bool etag_list_matches_weak(std::string_view list, std::string_view etag) {
 constexpr uint64_t kOpenFlags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
 
-// Returns the fd or -1 with errno set.
-int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
+// Returns the fd or -errno.
+[[nodiscard]] int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
   struct open_how how {};
   how.flags = flags;
   how.resolve = kResolve;
@@ -121,7 +123,7 @@ int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
     long r = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
     if (r >= 0) return static_cast<int>(r);
     if ((errno == EAGAIN || errno == EINTR) && attempt < 8) continue;
-    return -1;
+    return -errno;
   }
 }
 
@@ -169,7 +171,7 @@ Node open_node(int root_fd, const std::string& rel) {
   Node n;
   int fd = openat2_beneath(root_fd, rel.c_str(), kOpenFlags);
   if (fd < 0) {
-    int err = errno;
+    int err = -fd;
     if (err != EACCES) {
       n.outcome = outcome_for_errno(err, rel);
       return n;
@@ -177,11 +179,12 @@ Node open_node(int root_fd, const std::string& rel) {
     // Unreadable: still a directory with search permission (mode 0711, common on shared hosts)
     // must redirect or serve its index, as Apache's stat()-based lookup does. O_PATH needs no read
     // permission on the last component and opens nothing.
-    unique_fd path_fd(openat2_beneath(root_fd, rel.c_str(), O_PATH | O_CLOEXEC));
-    if (!path_fd) {
-      n.outcome = outcome_for_errno(errno, rel);
+    int pfd = openat2_beneath(root_fd, rel.c_str(), O_PATH | O_CLOEXEC);
+    if (pfd < 0) {
+      n.outcome = outcome_for_errno(-pfd, rel);
       return n;
     }
+    unique_fd path_fd(pfd);
     if (fstat(path_fd.get(), &n.st) != 0 || !S_ISDIR(n.st.st_mode)) {
       n.outcome = OpenOutcome::forbidden;
       return n;
@@ -200,13 +203,17 @@ Node open_node(int root_fd, const std::string& rel) {
 }
 
 // A regular file is served with blocking reads and sendfile(); the O_NONBLOCK used for the open goes.
-bool make_blocking(int fd, const std::string& rel) {
+SysResult make_blocking(int fd) {
   int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-    log(Level::err, "fcntl(F_SETFL) on \"%s\" failed: %m; answering 403", rel.c_str());
-    return false;
-  }
-  return true;
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) return SysResult{errno};
+  return {};
+}
+
+// make_blocking for the file `rel`; false (said in the journal) answers 403.
+bool blocking_or_refused(int fd, const std::string& rel) {
+  SysResult r = make_blocking(fd);
+  if (!r) log(Level::err, "fcntl(F_SETFL) on \"%s\" failed: %s; answering 403", rel.c_str(), strerror(r.err));
+  return static_cast<bool>(r);
 }
 
 // "/a/b" -> "a/b"; "/" -> "." (openat2 with RESOLVE_BENEATH refuses an absolute path).
@@ -355,7 +362,7 @@ OpenResult open_beneath(int root_fd, const std::string& decoded_path,
       Node idx = open_node(root_fd, crel);
       if (idx.outcome == OpenOutcome::not_found) continue;
       if (idx.outcome != OpenOutcome::file || !idx.fd || !S_ISREG(idx.st.st_mode) ||
-          !make_blocking(idx.fd.get(), crel)) {
+          !blocking_or_refused(idx.fd.get(), crel)) {
         r.outcome = OpenOutcome::forbidden;
         return r;
       }
@@ -370,7 +377,7 @@ OpenResult open_beneath(int root_fd, const std::string& decoded_path,
     return r;
   }
 
-  if (!S_ISREG(n.st.st_mode) || !n.fd || !make_blocking(n.fd.get(), rel)) {
+  if (!S_ISREG(n.st.st_mode) || !n.fd || !blocking_or_refused(n.fd.get(), rel)) {
     r.outcome = OpenOutcome::forbidden;
     return r;
   }

@@ -1,7 +1,6 @@
-// ACLs on the master's per-vhost directories, and link-safe removal of tenants' trees.
+// ACLs on the master's per-vhost directories, and link-safe removal of tenants' trees; nothing here logs.
 #include "tenant_dirs.h"
 
-#include <dirent.h>
 #include <endian.h>
 #include <fcntl.h>
 #include <sys/xattr.h>
@@ -10,15 +9,15 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
-#include "log.h"
+#include "dir_ptr.h"
+#include "unique_fd.h"
 
 namespace itk {
 
-bool set_user_acl(int dir_fd, uid_t uid, unsigned perms) {
+SysResult set_user_acl(int dir_fd, uid_t uid, unsigned perms) {
   struct Entry {
     uint16_t tag, perm;
     uint32_t id;
@@ -35,48 +34,49 @@ bool set_user_acl(int dir_fd, uid_t uid, unsigned perms) {
             {htole16(0x04), htole16(0), undefined},
             {htole16(0x10), p, undefined},
             {htole16(0x20), htole16(0), undefined}}};
-  return fsetxattr(dir_fd, "system.posix_acl_access", &acl, sizeof acl, 0) == 0;
+  if (fsetxattr(dir_fd, "system.posix_acl_access", &acl, sizeof acl, 0) != 0) return SysResult{errno};
+  return {};
+}
+
+std::string RemoveResult::text(const std::string& parent_path) const {
+  if (too_deep) return "not removing " + parent_path + "/" + entry + ": nested deeper than itk descends";
+  return "cannot remove " + parent_path + "/" + entry + ": " + strerror(err);
 }
 
 namespace {
 
-struct DirCloser {
-  void operator()(DIR* d) const { (void)closedir(d); }
-};
+// Keeps the first failure of a walk.
+void note(RemoveResult& first, RemoveResult r) {
+  if (first && !r) first = std::move(r);
+}
 
-bool remove_level(int parent, const char* name, int depth_left) {
-  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
+RemoveResult remove_level(int parent, const std::string& name, int depth_left) {
+  unique_fd fd(openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) {
     // Not a directory (or a symbolic link to one): the entry itself goes.
-    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT) return true;
-    log(Level::warning, "cannot remove %s: %s", name, strerror(errno));
-    return false;
+    if (unlinkat(parent, name.c_str(), 0) == 0 || errno == ENOENT) return {};
+    return RemoveResult{errno, false, name};
   }
-  bool all = true;
-  std::unique_ptr<DIR, DirCloser> d(fdopendir(fd));
-  if (!d) {
-    (void)close(fd);
-    return false;
-  }
-  if (depth_left <= 0) {
-    log(Level::warning, "not removing %s: nested deeper than itk descends", name);
-    return false;
-  }
+  DirPtr d = open_dir(std::move(fd));
+  if (!d) return RemoveResult{errno, false, name};
+  if (depth_left <= 0) return RemoveResult{0, true, name};
   // Names first, then removal: unlinking while reading a directory may skip entries.
   std::vector<std::string> names;
   while (dirent* e = readdir(d.get()))
     if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
-  for (const std::string& n : names) all = remove_level(dirfd(d.get()), n.c_str(), depth_left - 1) && all;
-  d.reset();
-  if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    log(Level::warning, "cannot remove directory %s: %s", name, strerror(errno));
-    all = false;
+  RemoveResult first;
+  for (const std::string& n : names) {
+    RemoveResult r = remove_level(dirfd(d.get()), n, depth_left - 1);
+    if (!r) r.entry = name + "/" + r.entry;
+    note(first, std::move(r));
   }
-  return all;
+  d.reset();
+  if (unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) note(first, RemoveResult{errno, false, name});
+  return first;
 }
 
 }  // namespace
 
-bool remove_tree(int parent, const char* name, int max_depth) { return remove_level(parent, name, max_depth); }
+RemoveResult remove_tree(int parent, const char* name, int max_depth) { return remove_level(parent, name, max_depth); }
 
 }  // namespace itk

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "dir_ptr.h"
 #include "io.h"
 #include "log.h"
 #include "tenant_dirs.h"
@@ -42,19 +43,22 @@ bool make_root_dir(const std::string& path, mode_t mode) {
 
 std::vector<std::string> entries(int dir_fd) {
   std::vector<std::string> names;
-  int copy = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
-  if (copy < 0) return names;
-  DIR* d = fdopendir(copy);
-  if (!d) {
-    (void)close(copy);
-    return names;
-  }
+  DirPtr d = open_dir(unique_fd(fcntl(dir_fd, F_DUPFD_CLOEXEC, 3)));
+  if (!d) return names;
   // The copy shares its offset with `dir_fd`, which an earlier listing left at the end.
-  rewinddir(d);
-  while (dirent* e = readdir(d))
+  rewinddir(d.get());
+  while (dirent* e = readdir(d.get()))
     if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
-  closedir(d);
   return names;
+}
+
+// Replaces dir/itk.ini in one rename, so PHP never reads half a file.
+SysResult write_ini(int dir_fd, const std::string& text) {
+  unique_fd f(openat(dir_fd, "itk.ini.new", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!f || fchmod(f.get(), 0644) != 0) return SysResult{errno};
+  if (SysResult w = write_all_fd(f.get(), text); !w) return w;
+  if (renameat(dir_fd, "itk.ini.new", dir_fd, kIniName) != 0) return SysResult{errno};
+  return {};
 }
 
 // PHP's settings that name the vhost's temporary directory. They are read after php.ini and before the
@@ -142,20 +146,18 @@ void VHostDirs::sync(Config& cfg) {
     if (!ifd || fchown(ifd.get(), 0, 0) != 0) continue;
     // Readable by the vhost's uid alone. A file system without ACLs gets 0755: the file holds only the
     // path of a directory no other tenant can enter, and the tenant must never be able to add an ini file.
-    if (!set_user_acl(ifd.get(), id.uid, 5)) {
+    if (SysResult acl = set_user_acl(ifd.get(), id.uid, 5); !acl) {
       if (!acl_warned_)
         log(Level::warning, "%s: no POSIX ACLs here (%s); the vhosts' PHP ini directories are readable by all users",
-            ini_base_.c_str(), strerror(errno));
+            ini_base_.c_str(), strerror(acl.err));
       acl_warned_ = true;
       (void)fchmod(ifd.get(), 0755);
     }
-    unique_fd f(openat(ifd.get(), "itk.ini.new", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
-    if (f && fchmod(f.get(), 0644) == 0 && write_all_fd(f.get(), ini_text(vh, vh.temp_dir)) &&
-        renameat(ifd.get(), "itk.ini.new", ifd.get(), kIniName) == 0)
+    if (SysResult w = write_ini(ifd.get(), ini_text(vh, vh.temp_dir)); w)
       vh.php_ini_dir = ini_base_ + "/" + name;
     else
       log(Level::err, "vhost %s: cannot write %s/%s/%s: %s", name.c_str(), ini_base_.c_str(), name.c_str(), kIniName,
-          strerror(errno));
+          strerror(w.err));
   }
 
   for (const std::string& name : entries(base.get()))
@@ -163,7 +165,9 @@ void VHostDirs::sync(Config& cfg) {
       log(Level::notice, "vhost %s is no longer configured; its temporary directory is removed", name.c_str());
   if (ini_base)
     for (const std::string& name : entries(ini_base.get()))
-      if (!wanted.count(name)) (void)remove_tree(ini_base.get(), name.c_str(), 2);
+      if (!wanted.count(name))
+        if (RemoveResult r = remove_tree(ini_base.get(), name.c_str(), 2); !r)
+          log(Level::warning, "%s", r.text(ini_base_).c_str());
   clean_gone(base.get());
 }
 
@@ -186,8 +190,13 @@ void VHostDirs::clean_gone(int base_fd) {
     if (dup2(base_fd, 3) < 0) _exit(1);
     close_range(4, ~0U, 0);
     bool all = true;
-    for (const std::string& name : entries(3))
-      if (is_gone_name(name)) all = remove_tree(3, name.c_str()) && all;
+    for (const std::string& name : entries(3)) {
+      if (!is_gone_name(name)) continue;
+      if (RemoveResult r = remove_tree(3, name.c_str()); !r) {
+        log(Level::warning, "%s", r.text(tmp_base_).c_str());
+        all = false;
+      }
+    }
     _exit(all ? 0 : 1);
   }
   cleaners_.insert(pid);
