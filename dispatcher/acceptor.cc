@@ -147,7 +147,8 @@ void Acceptor::setup() {
 
   const ServerConfig& sc = rt_.config->server;
   const pid_t master = getppid();
-  become_acceptor(sc.acceptor, sc.limit_uid_range, sc.limit_gid_range);
+  // This process still forks its workers, so it takes the spawner's sandbox, not the acceptor's.
+  become_spawner(sc.acceptor, sc.limit_uid_range, sc.limit_gid_range);
   // After the credential change, which clears it: stop when the master goes away. The master may
   // already be gone (then we were reparented); it may also be PID 1 itself, in a container.
   (void)prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
