@@ -34,6 +34,7 @@ namespace {
 // for ECDSA and about one for RSA-2048, so only a dead or stuck key process reaches it.
 constexpr int kCallTimeoutMs = 5000;
 
+// This process's channel: see key_client_adopt for why it is a global.
 int g_channel = -1;
 uint32_t g_next_id = 1;
 
@@ -192,15 +193,27 @@ EvpPkeyPtr key_client_pkey(X509* cert, uint32_t key_id, std::string& error) {
   return nullptr;
 }
 
-std::string key_client_connect(int registration_fd) {
+int key_register_bound_channel(int registration_fd, uint32_t key_id, std::string_view server_name,
+                               unique_fd& client_end) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-    return strprintf("socketpair for the key channel failed: %s", strerror(errno));
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
   unique_fd mine(sv[0]), theirs(sv[1]);
-  if (int rc = key_send_registration(registration_fd, theirs.get()); rc < 0)
+  if (int rc = key_send_registration(registration_fd, theirs.get(), key_id, server_name); rc < 0) return rc;
+  client_end = std::move(mine);
+  return 0;
+}
+
+void key_client_adopt(int fd) {
+  if (g_channel >= 0 && g_channel != fd) (void)close(g_channel);
+  g_channel = fd;
+}
+
+std::string key_client_connect(int registration_fd) {
+  // Parentheses cannot appear in a ServerName, so no vhost's ticket keys derive from this name.
+  unique_fd channel;
+  if (int rc = key_register_bound_channel(registration_fd, 0, "(acceptor)", channel); rc < 0)
     return strprintf("registering with the key process failed: %s", strerror(-rc));
-  if (g_channel >= 0) (void)close(g_channel);
-  g_channel = mine.release();
+  key_client_adopt(channel.release());
   return "";
 }
 
@@ -265,9 +278,7 @@ bool key_client_call(KeyMsg op, uint32_t key, uint32_t arg, std::string_view in,
     if (rep.id != req.id || rep.key != req.key)
       protocol_violation(strprintf("reply for request %u (key %u) to request %u (key %u)", rep.id, rep.key, req.id, key));
     if (rep.arg != static_cast<uint32_t>(KeyStatus::ok)) {
-      static const char* const kWhy[] = {"ok", "no such key", "wrong key type", "bad input", "signing failed"};
-      error = strprintf("the key process refused: %s",
-                        rep.arg < sizeof kWhy / sizeof kWhy[0] ? kWhy[rep.arg] : "unknown status");
+      error = strprintf("the key process refused: %s", key_status_text(rep.arg));
       return false;
     }
     out = std::move(rep.payload);

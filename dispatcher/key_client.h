@@ -1,5 +1,6 @@
-// Acceptor side of the key process: private keys that are public-key-only EVP_PKEYs whose signing is a
-// request over this process's channel to the key process (docs/security.md, "Private keys").
+// Client side of the key process: private keys that are public-key-only EVP_PKEYs whose signing is a
+// request over this process's channel to the key process (docs/security.md, "Private keys"), and the
+// registration of such channels.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 
 #include "key_protocol.h"
 #include "tls_ptr.h"
+#include "unique_fd.h"
 
 namespace itk {
 
@@ -15,8 +17,20 @@ namespace itk {
 // Returns nullptr with `error` for a certificate whose key is neither RSA nor EC.
 EvpPkeyPtr key_client_pkey(X509* cert, uint32_t key_id, std::string& error);
 
+// Trusted side (master, spawner): makes a channel bound to key `key_id` and the vhost `server_name` and
+// registers the key process's end over `registration_fd`; `client_end` is the other end, for the one
+// process that may use it. Returns 0, or -errno (-EINVAL: a name that is empty or too long).
+[[nodiscard]] int key_register_bound_channel(int registration_fd, uint32_t key_id, std::string_view server_name,
+                                             unique_fd& client_end);
+
+// Makes `fd` (a client end from key_register_bound_channel) this process's channel, which the remote
+// keys and the ticket keys use; a previous channel is closed. The channel is one of the two
+// process-wide globals (docs/architecture.md, "Process-wide state"): OpenSSL calls the RSA and EC key
+// methods without any context pointer of ours.
+void key_client_adopt(int fd);
+
 // Opens this process's channel: a new socketpair whose other end goes to the key process over
-// `registration_fd` (which the caller then closes). Returns "" or what failed.
+// `registration_fd` (which the caller then closes), bound to key 0. Returns "" or what failed.
 std::string key_client_connect(int registration_fd);
 
 // Forgets the channel without closing it: a worker's descriptors are already gone (close_range), and
@@ -25,8 +39,9 @@ void key_client_forget();
 // Closes the channel (tests, which run several key processes one after another).
 void key_client_close();
 
-// One request and its reply (for tests; the key methods use it). False when the key process refused or
-// could not be reached, with `error` saying which; a malformed reply ends the process.
+// One request and its reply over this process's channel (the key methods and the ticket keys use it).
+// False when the key process refused or could not be reached, with `error` saying which; a malformed
+// reply ends the process.
 bool key_client_call(KeyMsg op, uint32_t key, uint32_t arg, std::string_view in, std::string& out,
                      std::string& error);
 

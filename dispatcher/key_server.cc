@@ -1,4 +1,5 @@
-// Key process: loads the private keys, reports to the master, drops to the acceptor user and signs.
+// Key process: loads the private keys, reports to the master, drops to the acceptor user, then signs and
+// derives ticket keys for channels each bound to one key and one vhost.
 #include "key_server.h"
 
 #include <poll.h>
@@ -8,9 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/rsa.h>
 
 #include <cerrno>
@@ -21,7 +24,6 @@
 #include "log.h"
 #include "privileges.h"
 #include "scoreboard.h"
-#include "tls.h"
 #include "tls_config.h"
 #include "unique_fd.h"
 
@@ -30,6 +32,8 @@ namespace {
 
 // Digests are at most 64 bytes (SHA-512); anything else for ECDSA is not a TLS signature.
 constexpr size_t kMaxDigest = 64;
+// One channel per live worker and per acceptor at most.
+constexpr size_t kMaxChannels = kMaxWorkers + kMaxAcceptors;
 
 std::string reply(const KeyMessage& req, KeyStatus status, std::string payload = {}) {
   KeyMessage r;
@@ -102,8 +106,33 @@ void restrict_syscalls() {
   }
 }
 
-// Takes a new channel from the registration socket. False at end of file (no acceptor can register any more).
-bool accept_registration(int reg, std::vector<unique_fd>& channels) {
+// A registered channel and its binding.
+struct Channel {
+  unique_fd fd;
+  KeyChannel binding;
+};
+
+// Why a register_channel message `m` with descriptors `fds` is refused, or "".
+std::string registration_problem(const KeyStore& keys, const KeyMessage& m, const std::vector<unique_fd>& fds,
+                                 size_t channels) {
+  if (fds.size() != 1) return strprintf("expected one descriptor, got %zu", fds.size());
+  int type = 0, domain = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(fds[0].get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_SEQPACKET)
+    return "the descriptor is not a SOCK_SEQPACKET socket";
+  len = sizeof domain;
+  if (getsockopt(fds[0].get(), SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX)
+    return "the descriptor is not a unix socket";
+  if (m.key >= keys.size()) return strprintf("key %u does not exist (%zu keys)", m.key, keys.size());
+  if (m.payload.empty() || m.payload.size() > kKeyMaxServerName)
+    return strprintf("a server name of %zu bytes (1 to %zu expected)", m.payload.size(), kKeyMaxServerName);
+  if (channels >= kMaxChannels) return strprintf("already %zu channels", channels);
+  return "";
+}
+
+// Takes a new channel, or the ticket secret, from the registration socket. False at end of file (no
+// channel can be registered any more).
+bool accept_registration(KeyStore& keys, int reg, std::vector<Channel>& channels) {
   char buf[kKeyMaxMessage + 1];
   alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
   iovec iov{buf, sizeof buf};
@@ -131,45 +160,51 @@ bool accept_registration(int reg, std::vector<unique_fd>& channels) {
   if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
     why = "message or its descriptors truncated";
   else
-    why = key_decode(std::string_view(buf, static_cast<size_t>(n)), {KeyMsg::register_channel}, m);
-  if (why.empty() && fds.size() != 1) why = strprintf("expected one descriptor, got %zu", fds.size());
-  if (why.empty()) {
-    int type = 0, domain = 0;
-    socklen_t len = sizeof type;
-    if (getsockopt(fds[0].get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_SEQPACKET)
-      why = "the descriptor is not a SOCK_SEQPACKET socket";
-    len = sizeof domain;
-    if (why.empty() && (getsockopt(fds[0].get(), SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX))
-      why = "the descriptor is not a unix socket";
+    why = key_decode(std::string_view(buf, static_cast<size_t>(n)), {KeyMsg::register_channel, KeyMsg::ticket_secret}, m);
+  OPENSSL_cleanse(buf, static_cast<size_t>(std::min<ssize_t>(n, sizeof buf)));
+  if (why.empty() && m.type == KeyMsg::ticket_secret) {
+    // Only the first counts: the master sends it before anyone else can write to this socket.
+    if (!fds.empty())
+      why = "the ticket secret came with descriptors";
+    else if (keys.has_ticket_secret())
+      why = "a second ticket secret";
+    else if (int rc = keys.set_ticket_secret(m.payload); rc < 0)
+      why = strprintf("a ticket secret of %zu bytes (%zu expected)", m.payload.size(), kTicketSecretSize);
+    OPENSSL_cleanse(m.payload.data(), m.payload.size());
+    if (!why.empty()) log(Level::err, "ticket secret refused: %s", why.c_str());
+    return true;
   }
-  if (why.empty() && channels.size() >= kMaxAcceptors) why = strprintf("already %zu channels", channels.size());
+  if (why.empty()) why = registration_problem(keys, m, fds, channels.size());
   if (!why.empty()) {
     log(Level::err, "channel registration refused: %s", why.c_str());
     return true;
   }
-  channels.push_back(std::move(fds[0]));
+  channels.push_back({std::move(fds[0]), KeyChannel{m.key, std::move(m.payload), false}});
   return true;
 }
 
 // Serves one readable channel. False when the channel has to be closed.
-bool serve_channel(const KeyStore& keys, int fd) {
+bool serve_channel(const KeyStore& keys, Channel& ch) {
   char buf[kKeyMaxMessage + 1];
   // MSG_TRUNC: the return value is the datagram's real length, so an oversized one is seen as such.
-  ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+  ssize_t n = recv(ch.fd.get(), buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
   if (n < 0) return errno == EAGAIN || errno == EINTR;
-  if (n == 0) return false;  // the acceptor exited
+  if (n == 0) return false;  // the client exited
   std::string reply_msg, why;
   if (static_cast<size_t>(n) > kKeyMaxMessage)
     why = strprintf("message of %zd bytes is over the limit of %zu", n, kKeyMaxMessage);
   else
-    (void)keys.handle(std::string_view(buf, static_cast<size_t>(n)), reply_msg, why);  // `why` set when malformed
+    (void)keys.handle(ch.binding, std::string_view(buf, static_cast<size_t>(n)), reply_msg, why);  // `why` set when malformed
   if (!why.empty()) {
-    log(Level::err, "closing an acceptor's channel: %s", why.c_str());
+    log(Level::err, "closing the channel of %s (key %u): %s", ch.binding.server_name.c_str(), ch.binding.key,
+        why.c_str());
     return false;
   }
-  // An honest acceptor has one request in flight and reads its reply; one that does not is dropped.
-  if (send(fd, reply_msg.data(), reply_msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL) != static_cast<ssize_t>(reply_msg.size())) {
-    log(Level::err, "closing an acceptor's channel: sending the reply failed: %s", strerror(errno));
+  // An honest client has one request in flight and reads its reply; one that does not is dropped.
+  if (send(ch.fd.get(), reply_msg.data(), reply_msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(reply_msg.size())) {
+    log(Level::err, "closing the channel of %s (key %u): sending the reply failed: %s",
+        ch.binding.server_name.c_str(), ch.binding.key, strerror(errno));
     return false;
   }
   return true;
@@ -177,12 +212,66 @@ bool serve_channel(const KeyStore& keys, int fd) {
 
 }  // namespace
 
+KeyStore::KeyStore() : kdf_(EVP_KDF_fetch(nullptr, "HKDF", nullptr)) {}
+
 void KeyStore::add(EvpPkeyPtr key) { keys_.push_back(std::move(key)); }
 
-bool KeyStore::handle(std::string_view request, std::string& out, std::string& why) const {
+bool KeyStore::ticket_key(std::string_view server_name, uint64_t epoch, unsigned char out[kTicketKeySize]) const {
+  if (secret_.empty() || !kdf_) return false;
+  std::string info = "itk ticket keys";
+  info.append(server_name);
+  for (int shift = 56; shift >= 0; shift -= 8) info.push_back(static_cast<char>(epoch >> shift & 0xff));
+  std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)> ctx(EVP_KDF_CTX_new(kdf_.get()), EVP_KDF_CTX_free);
+  std::string_view secret = secret_.bytes();
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<char*>(secret.data()), secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end(),
+  };
+  if (!ctx || EVP_KDF_derive(ctx.get(), out, kTicketKeySize, params) != 1) {
+    ERR_clear_error();
+    return false;
+  }
+  return true;
+}
+
+bool KeyStore::handle(KeyChannel& channel, std::string_view request, std::string& out, std::string& why) const {
   KeyMessage req;
-  why = key_decode(request, {KeyMsg::rsa_private_encrypt, KeyMsg::ecdsa_sign}, req);
+  why = key_decode(request, {KeyMsg::rsa_private_encrypt, KeyMsg::ecdsa_sign, KeyMsg::ticket_keys}, req);
   if (!why.empty()) return false;
+  if (req.type == KeyMsg::ticket_keys) {
+    if (req.key != 0 || req.arg != 0 || !req.payload.empty()) {
+      out = reply(req, KeyStatus::bad_input);
+      return true;
+    }
+    if (secret_.empty()) {
+      out = reply(req, KeyStatus::no_ticket_secret);
+      return true;
+    }
+    // The epoch, then the key of this epoch and the previous one's (which still decrypts).
+    uint64_t epoch = ticket_epoch_now();
+    std::string keys(kTicketKeysReplySize, '\0');
+    memcpy(keys.data(), &epoch, sizeof epoch);
+    auto* at = reinterpret_cast<unsigned char*>(keys.data() + sizeof epoch);
+    bool ok = ticket_key(channel.server_name, epoch, at) && ticket_key(channel.server_name, epoch - 1, at + kTicketKeySize);
+    if (!ok) {
+      OPENSSL_cleanse(keys.data(), keys.size());
+      log(Level::err, "deriving the ticket keys of %s failed", channel.server_name.c_str());
+      out = reply(req, KeyStatus::failed);
+      return true;
+    }
+    out = reply(req, KeyStatus::ok, std::move(keys));
+    return true;
+  }
+  if (req.key != channel.key) {
+    if (!channel.refusal_logged)
+      log(Level::warning, "the channel of %s, bound to key %u, asked for key %u: refused (logged once per channel)",
+          channel.server_name.c_str(), channel.key, req.key);
+    channel.refusal_logged = true;
+    out = reply(req, KeyStatus::not_bound);
+    return true;
+  }
   if (req.key >= keys_.size()) {
     out = reply(req, KeyStatus::no_such_key);
     return true;
@@ -224,14 +313,14 @@ bool KeyStore::handle(std::string_view request, std::string& out, std::string& w
   return true;
 }
 
-void key_serve(const KeyStore& keys, int registration_fd) {
-  std::vector<unique_fd> channels;
+void key_serve(KeyStore& keys, int registration_fd) {
+  std::vector<Channel> channels;
   bool registering = true;
   std::vector<pollfd> fds;
   while (registering || !channels.empty()) {
     fds.clear();
     if (registering) fds.push_back({registration_fd, POLLIN, 0});
-    for (const unique_fd& c : channels) fds.push_back({c.get(), POLLIN, 0});
+    for (const Channel& c : channels) fds.push_back({c.fd.get(), POLLIN, 0});
     int r = poll(fds.data(), fds.size(), -1);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -239,18 +328,16 @@ void key_serve(const KeyStore& keys, int registration_fd) {
       return;
     }
     size_t first = 0;
-    if (registering) {
-      first = 1;
-      if (fds[0].revents) registering = accept_registration(registration_fd, channels);
-    }
-    // Channels added just now are not in `fds`; they are polled on the next round.
-    std::vector<bool> drop(channels.size(), false);
+    if (registering) first = 1;
+    // Channels added by a registration below are not in `fds`; they are polled on the next round.
+    std::vector<bool> drop(fds.size() - first, false);
     for (size_t i = first; i < fds.size(); i++) {
       if (!fds[i].revents) continue;
-      drop[i - first] = !serve_channel(keys, fds[i].fd);
+      drop[i - first] = !serve_channel(keys, channels[i - first]);
     }
     for (size_t i = drop.size(); i-- > 0;)
       if (drop[i]) channels.erase(channels.begin() + static_cast<long>(i));
+    if (registering && fds[0].revents) registering = accept_registration(keys, registration_fd, channels);
   }
 }
 
@@ -262,8 +349,6 @@ void key_serve(const KeyStore& keys, int registration_fd) {
   sigprocmask(SIG_SETMASK, &none, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
-  // Session ticket keys came with the fork; this process never needs them.
-  tls_ticket_keys_wipe();
 
   KeyStore keys;
   for (const TlsFiles* f : tls_key_files(cfg)) {

@@ -1,5 +1,5 @@
-// Master role: supervise acceptors and the key process, reload on SIGHUP, rotate session ticket keys,
-// stop gracefully on SIGTERM, report to systemd.
+// Master role: supervise acceptors and the key process, hand it the session ticket secret, reload on
+// SIGHUP, stop gracefully on SIGTERM, report to systemd.
 #include "master.h"
 
 #include <fcntl.h>
@@ -27,6 +27,7 @@
 #include "log.h"
 #include "notify.h"
 #include "runtime.h"
+#include "ticket_secret.h"
 #include "tls.h"
 #include "tls_config.h"
 #include "unique_fd.h"
@@ -108,7 +109,7 @@ class Master {
   bool https_ = false;                   // an https listener was passed in
   std::shared_ptr<TlsGeneration> tls_;   // of the current generation; null without https
   std::unordered_set<pid_t> key_pids_;   // key processes not yet reaped, of any generation
-  int64_t next_ticket_rotation_ = 0;
+  TicketSecret ticket_secret_;            // with https: made at start, sent to every key process
   int64_t tls_retry_at_ = 0;             // when to start a key process again after a failed restart
   Scoreboard* sb_ = nullptr;
   CgroupTree cgroups_;
@@ -192,6 +193,10 @@ bool Master::start_tls(const Config& cfg, std::shared_ptr<TlsGeneration>& out, s
   g->key_pid = pid;
   g->registration = std::move(mine);
   std::string e = key_server_wait_ready(g->registration.get(), kKeyProcessReadyMs);
+  if (e.empty()) {
+    if (int rc = ticket_secret_send(g->registration.get(), ticket_secret_); rc < 0)
+      e = strprintf("sending it the session ticket secret failed: %s", strerror(-rc));
+  }
   if (!e.empty()) {
     (void)kill(pid, SIGKILL);  // it has exited already unless it hung
     error = "key process: " + e;
@@ -202,7 +207,7 @@ bool Master::start_tls(const Config& cfg, std::shared_ptr<TlsGeneration>& out, s
 }
 
 // A new set of acceptors for the current runtime and TLS generation; the old ones finish their heads
-// and exit. Used by reload, by the ticket key rotation and after a key process restart.
+// and exit. Used by reload and after a key process restart.
 void Master::replace_acceptors() {
   generation_++;
   for (unsigned i = 0; i < current_->config->server.start_servers; i++) spawn_acceptor();
@@ -539,8 +544,13 @@ int Master::run(std::unique_ptr<Config> cfg) {
     log(Level::notice, "per-vhost cgroups off: %s; MaxClientsVHost is counted in shared memory", cgroups_.reason.c_str());
   for (const Listener& l : listeners_) https_ = https_ || l.kind == ListenerKind::https;
   if (https_) {
-    tls_ticket_keys_rotate();
-    next_ticket_rotation_ = now_ms() + kTicketKeyRotationMs;
+    // Before any fork: the page is wiped in every child, so only the key processes (by message) get it.
+    if (int rc = ticket_secret_.generate(); rc < 0) {
+      std::string e = strprintf("cannot make the session ticket secret: %s", strerror(-rc));
+      log(Level::err, "%s", e.c_str());
+      notify("STATUS=" + e);
+      return 1;
+    }
   }
   std::string tls_error;
   if (!start_tls(*cfg, tls_, tls_error)) {
@@ -601,13 +611,6 @@ int Master::run(std::unique_ptr<Config> cfg) {
           log(Level::err, "%s; trying again in %lld s", error.c_str(), static_cast<long long>(kKeyProcessRetryMs / 1000));
           tls_retry_at_ = now_ms() + kKeyProcessRetryMs;
         }
-      }
-      // Acceptors get ticket keys by fork: a rotation is a new set of acceptors, as a reload is.
-      if (https_ && now_ms() >= next_ticket_rotation_) {
-        tls_ticket_keys_rotate();
-        next_ticket_rotation_ = now_ms() + kTicketKeyRotationMs;
-        log(Level::info, "session ticket key rotated; starting acceptors that hold the new one");
-        replace_acceptors();
       }
       size_t live = 0;
       for (const AcceptorProc& a : acceptors_) live += a.generation == generation_;

@@ -1,5 +1,5 @@
 // TLS contexts (TLS 1.2/1.3, AEAD ciphers with ECDHE, ALPN http/1.1, no renegotiation), SNI selection in
-// the ClientHello callback, and the session ticket keys.
+// the ClientHello callback, and the session ticket keys fetched from the key process.
 #include "tls.h"
 
 #include <openssl/core_names.h>
@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 
 #include <cstring>
+#include <optional>
 
 #include "key_client.h"
 #include "log.h"
@@ -30,28 +31,47 @@ constexpr const char* kGroups = "X25519:P-256:P-384";
 constexpr long kSessionTimeoutS = 7200;
 
 struct TicketKey {
-  unsigned char name[16];
-  unsigned char aes[32];
-  unsigned char hmac[32];
-  bool set = false;
+  unsigned char name[kTicketKeyNameSize];
+  unsigned char hmac[kTicketHmacKeySize];
+  unsigned char aes[kTicketAesKeySize];
 };
-TicketKey g_tickets[2];  // [0] encrypts new tickets, [1] (the previous one) only decrypts
+static_assert(sizeof(TicketKey) == kTicketKeySize, "the key process's layout");
 
+struct TicketKeys {
+  uint64_t epoch = 0;
+  TicketKey key[2];  // [0] of `epoch` encrypts new tickets, [1] (of the epoch before) only decrypts
+  bool loaded = false;
+};
+// The other process-wide global besides the key channel (docs/architecture.md): OpenSSL's ticket
+// callback carries no context pointer of ours.
+TicketKeys g_tickets;
+
+// Once the wall clock is past the loaded epoch, the keys are fetched again (a blocking round trip; a
+// worker serves one connection at a time). If that fails, the old keys stay: their tickets will not
+// resume elsewhere, which costs a full handshake, never a failed one.
+void refresh_ticket_keys() {
+  if (!g_tickets.loaded || ticket_epoch_now() <= g_tickets.epoch) return;
+  std::string error;
+  if (!tls_ticket_keys_load(error))
+    log(Level::warning, "cannot fetch the session ticket keys of the new epoch: %s; keeping those of epoch %llu",
+        error.c_str(), static_cast<unsigned long long>(g_tickets.epoch));
+}
 
 int ticket_key_cb(SSL*, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cipher,
                   EVP_MAC_CTX* mac, int enc) {
+  refresh_ticket_keys();
+  if (!g_tickets.loaded) return 0;  // no ticket: the session simply cannot be resumed
   const TicketKey* key = nullptr;
   int result = 1;
   if (enc) {
-    key = &g_tickets[0];
-    if (!key->set) return 0;  // no ticket: the session simply cannot be resumed
+    key = &g_tickets.key[0];
     memcpy(key_name, key->name, sizeof key->name);
     if (RAND_bytes(iv, 16) != 1) return -1;
     if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes, iv) != 1) return -1;
   } else {
     for (int i = 0; i < 2 && !key; i++) {
-      if (g_tickets[i].set && CRYPTO_memcmp(key_name, g_tickets[i].name, sizeof g_tickets[i].name) == 0) {
-        key = &g_tickets[i];
+      if (CRYPTO_memcmp(key_name, g_tickets.key[i].name, sizeof g_tickets.key[i].name) == 0) {
+        key = &g_tickets.key[i];
         result = i == 0 ? 1 : 2;  // 2: valid, but issue a ticket under the current key
       }
     }
@@ -120,7 +140,9 @@ SslCtxPtr new_context(const TlsContexts* owner, X509* leaf, std::vector<X509Ptr>
     return nullptr;
   }
   // No renegotiation: a worker never needs a signature, and so never a key process, after the handshake.
-  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  // CLEANSE_PLAINTEXT: records read are wiped once the application has them, so a buffer freed or kept
+  // for the next record holds no request bytes (a script later running in this process never sees them).
+  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CLEANSE_PLAINTEXT);
   SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
   // Resumption is by tickets only: a server-side cache would live in one acceptor.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
@@ -157,9 +179,8 @@ SslCtxPtr new_context(const TlsContexts* owner, X509* leaf, std::vector<X509Ptr>
 }  // namespace
 
 std::unique_ptr<TlsContexts> TlsContexts::build(const Config& cfg, std::string& error) {
-  std::unique_ptr<TlsContexts> t(new TlsContexts());
+  std::unique_ptr<TlsContexts> t(new TlsContexts(cfg));
   std::vector<const TlsFiles*> files = tls_key_files(cfg);
-  std::vector<SSL_CTX*> by_key;
   for (size_t i = 0; i < files.size(); i++) {
     const TlsFiles& f = *files[i];
     X509Ptr leaf;
@@ -174,46 +195,20 @@ std::unique_ptr<TlsContexts> TlsContexts::build(const Config& cfg, std::string& 
                         e.c_str());
       return nullptr;
     }
-    by_key.push_back(ctx.get());
     t->contexts_.push_back(std::move(ctx));
   }
-  auto ctx_of = [&](const TlsFiles& f) -> SSL_CTX* {
-    for (size_t i = 0; i < files.size(); i++)
-      if (files[i]->certificate_file == f.certificate_file && files[i]->key_file == f.key_file) return by_key[i];
-    return nullptr;
-  };
-  SSL_CTX* first = nullptr;
-  for (const VHost& v : cfg.vhosts) {
-    SSL_CTX* ctx = ctx_of(v.tls);
-    if (!ctx) continue;
-    if (!first) first = ctx;
-    t->exact_.emplace(v.server_name, ctx);
-    for (const std::string& a : v.aliases) {
-      if (a.rfind("*.", 0) == 0)
-        t->wildcard_.emplace(a.substr(2), ctx);
-      else
-        t->exact_.emplace(a, ctx);
-    }
-  }
-  t->default_ = ctx_of(cfg.server.tls);
-  if (!t->default_ && cfg.default_vhost < cfg.vhosts.size()) t->default_ = ctx_of(cfg.vhosts[cfg.default_vhost].tls);
-  if (!t->default_) t->default_ = first;
-  if (!t->default_) {
+  std::optional<uint32_t> id = t->keys_.default_key();
+  if (!id) {
     error = "no certificate is configured: set TLSCertificateFile and TLSCertificateKeyFile in [server] or in a vhost";
     return nullptr;
   }
+  t->default_ = t->contexts_[*id].get();
   return t;
 }
 
 SSL_CTX* TlsContexts::context_for(std::string_view sni) const {
-  std::string host = VHostTable::normalize_host(sni);
-  if (host.empty()) return default_;
-  if (auto it = exact_.find(host); it != exact_.end()) return it->second;
-  // Longest suffix first: "a.b.example.org" tries "b.example.org", then "example.org", then "org".
-  for (size_t dot = host.find('.'); dot != std::string::npos; dot = host.find('.', dot + 1)) {
-    if (auto it = wildcard_.find(host.substr(dot + 1)); it != wildcard_.end()) return it->second;
-  }
-  return default_;
+  std::optional<uint32_t> id = keys_.for_name(sni);
+  return id ? contexts_[*id].get() : default_;
 }
 
 SslPtr tls_new_connection(const TlsContexts& contexts, int fd) {
@@ -244,22 +239,24 @@ std::string tls_error_text() {
   return buf;
 }
 
-void tls_ticket_keys_rotate() {
-  TicketKey next;
-  if (RAND_priv_bytes(next.name, sizeof next.name) != 1 || RAND_priv_bytes(next.aes, sizeof next.aes) != 1 ||
-      RAND_priv_bytes(next.hmac, sizeof next.hmac) != 1) {
-    OPENSSL_cleanse(&next, sizeof next);
-    log(Level::err, "cannot make a new session ticket key: %s; keeping the current one", tls_error_text().c_str());
-    return;
+bool tls_ticket_keys_load(std::string& error) {
+  std::string reply;
+  if (!key_client_call(KeyMsg::ticket_keys, 0, 0, "", reply, error)) return false;
+  if (reply.size() != kTicketKeysReplySize) {
+    OPENSSL_cleanse(reply.data(), reply.size());
+    error = strprintf("the key process sent %zu bytes of ticket keys, expected %zu", reply.size(), kTicketKeysReplySize);
+    return false;
   }
-  next.set = true;
-  g_tickets[1] = g_tickets[0];
-  g_tickets[0] = next;
+  TicketKeys next;
+  memcpy(&next.epoch, reply.data(), sizeof next.epoch);
+  memcpy(next.key, reply.data() + sizeof next.epoch, sizeof next.key);
+  next.loaded = true;
+  OPENSSL_cleanse(reply.data(), reply.size());
+  g_tickets = next;
   OPENSSL_cleanse(&next, sizeof next);
+  return true;
 }
 
-void tls_ticket_keys_wipe() { OPENSSL_cleanse(g_tickets, sizeof g_tickets); }
-
-
+void tls_ticket_keys_wipe() { OPENSSL_cleanse(&g_tickets, sizeof g_tickets); }
 
 }  // namespace itk

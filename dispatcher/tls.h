@@ -1,15 +1,15 @@
-// TLS for the acceptors: one context per certificate, chosen by SNI, built by the master from
-// certificates only; the session ticket keys every acceptor shares; the Host/SNI rule.
+// TLS contexts: one per certificate, chosen by SNI, built from certificates only; the vhost's session
+// ticket keys, fetched from the key process; the Host/SNI rule.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "config.h"
+#include "tls_config.h"
 #include "tls_ptr.h"
 #include "vhost_table.h"
 
@@ -28,9 +28,10 @@ class TlsContexts {
   SSL_CTX* context_for(std::string_view sni) const;
 
  private:
-  std::vector<SslCtxPtr> contexts_;
-  std::unordered_map<std::string, SSL_CTX*> exact_;
-  std::unordered_map<std::string, SSL_CTX*> wildcard_;  // key: the suffix after "*."
+  explicit TlsContexts(const Config& cfg) : keys_(cfg) {}
+
+  TlsKeyMap keys_;
+  std::vector<SslCtxPtr> contexts_;  // by key id
   SSL_CTX* default_ = nullptr;
 };
 
@@ -47,13 +48,17 @@ bool tls_misdirected(const VHostTable& vhosts, std::string_view sni, const VHost
 // The last OpenSSL error as text for a log line (the error queue is cleared).
 std::string tls_error_text();
 
-// Session ticket keys: random, made by the master at start and rotated by it, never written anywhere.
-// Acceptors get them by fork, so a ticket issued by one acceptor resumes in any other. After a rotation
-// the previous key still decrypts (and the client gets a new ticket); anything older is a full handshake.
-void tls_ticket_keys_rotate();
-// Wipes both keys from this process: workers and the key process never need them.
+// Session ticket keys: this process's vhost's, derived by the key process from the master's ticket
+// secret and the ServerName its channel is bound to, so every process of one vhost (across reloads too)
+// shares them and no other vhost has them. Fetches the keys of the current 12-hour epoch and of the one
+// before over this process's channel (key_client_adopt). Returns false with `error` when the key
+// process refused or could not be reached. New tickets are encrypted with the current key; a ticket
+// under the previous one still resumes and gets a new ticket; older ones mean a full handshake. Once
+// the wall clock enters a later epoch, the next ticket operation fetches the keys again. Without keys
+// no ticket is issued.
+bool tls_ticket_keys_load(std::string& error);
+// Wipes this process's ticket keys: from then on no ticket is issued nor accepted.
 void tls_ticket_keys_wipe();
-constexpr int64_t kTicketKeyRotationMs = 12LL * 3600 * 1000;
 
 // What an acceptor inherits from the master for its https listeners besides the Runtime: its
 // generation's contexts and the registration socket of the key process. Filled in the acceptor's

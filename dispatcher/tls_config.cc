@@ -23,6 +23,7 @@
 #include "io.h"
 #include "log.h"
 #include "unique_fd.h"
+#include "vhost_table.h"
 
 namespace itk {
 namespace {
@@ -197,6 +198,47 @@ std::vector<const TlsFiles*> tls_key_files(const Config& cfg) {
   add(cfg.server.tls);
   for (const VHost& v : cfg.vhosts) add(v.tls);
   return out;
+}
+
+TlsKeyMap::TlsKeyMap(const Config& cfg) {
+  std::vector<const TlsFiles*> files = tls_key_files(cfg);
+  auto id_of = [&](const TlsFiles& f) -> std::optional<uint32_t> {
+    for (size_t i = 0; i < files.size(); i++)
+      if (files[i]->certificate_file == f.certificate_file && files[i]->key_file == f.key_file)
+        return static_cast<uint32_t>(i);
+    return std::nullopt;
+  };
+  std::optional<uint32_t> first;
+  for (const VHost& v : cfg.vhosts) {
+    std::optional<uint32_t> id = id_of(v.tls);
+    if (!id) continue;
+    if (!first) first = id;
+    exact_.emplace(v.server_name, *id);
+    for (const std::string& a : v.aliases) {
+      if (a.rfind("*.", 0) == 0)
+        wildcard_.emplace(a.substr(2), *id);
+      else
+        exact_.emplace(a, *id);
+    }
+  }
+  default_ = id_of(cfg.server.tls);
+  if (!default_ && cfg.default_vhost < cfg.vhosts.size()) default_ = id_of(cfg.vhosts[cfg.default_vhost].tls);
+  if (!default_) default_ = first;
+}
+
+std::optional<uint32_t> TlsKeyMap::for_name(std::string_view sni) const {
+  std::string host = VHostTable::normalize_host(sni);
+  if (host.empty()) return default_;
+  if (auto it = exact_.find(host); it != exact_.end()) return it->second;
+  // Longest suffix first: "a.b.example.org" tries "b.example.org", then "example.org", then "org".
+  for (size_t dot = host.find('.'); dot != std::string::npos; dot = host.find('.', dot + 1)) {
+    if (auto it = wildcard_.find(host.substr(dot + 1)); it != wildcard_.end()) return it->second;
+  }
+  return default_;
+}
+
+std::optional<uint32_t> key_id_for(const Config& cfg, const VHost& vhost) {
+  return TlsKeyMap(cfg).for_name(vhost.server_name);
 }
 
 std::string tls_read_certificates(const std::string& path, X509Ptr& leaf, std::vector<X509Ptr>& chain) {

@@ -22,11 +22,15 @@ struct EvpPkeyFree {
 struct BioFree {
   void operator()(BIO* p) const;
 };
+struct EvpKdfFree {
+  void operator()(EVP_KDF* p) const;
+};
 
 using SslPtr = std::unique_ptr<SSL, SslFree>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 using BioPtr = std::unique_ptr<BIO, BioFree>;
+using EvpKdfPtr = std::unique_ptr<EVP_KDF, EvpKdfFree>;
 
 }  // namespace itk

@@ -1,9 +1,11 @@
-// Unit tests of TLS: key process protocol and refusals, signing through the key methods, certificate/key
-// checks of a load, SNI, ALPN and tickets across key rotations; keys and certificates are made here.
+// Unit tests of TLS: key process protocol and refusals, channels bound to one key, per-vhost ticket keys,
+// signing through the key methods, certificate/key checks of a load, SNI, ALPN and tickets; keys and
+// certificates are made here.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/ssl.h>
@@ -22,13 +25,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config.h"
 #include "key_client.h"
 #include "key_protocol.h"
+#include "io.h"
 #include "key_server.h"
+#include "ticket_secret.h"
 #include "tls.h"
 #include "tls_config.h"
 #include "unique_fd.h"
@@ -189,13 +195,19 @@ KeyMessage request(KeyMsg op, uint32_t key, uint32_t arg, std::string payload) {
   return m;
 }
 
-KeyMessage ask(const KeyStore& s, const KeyMessage& req) {
+KeyMessage ask(const KeyStore& s, KeyChannel& channel, const KeyMessage& req) {
   std::string reply, why;
-  EXPECT_TRUE(s.handle(key_encode(req), reply, why)) << why;
+  EXPECT_TRUE(s.handle(channel, key_encode(req), reply, why)) << why;
   KeyMessage out;
   EXPECT_EQ(key_decode(reply, {KeyMsg::reply}, out), "");
   EXPECT_EQ(out.id, req.id);
   return out;
+}
+
+// On a channel bound to the key the request names.
+KeyMessage ask(const KeyStore& s, const KeyMessage& req) {
+  KeyChannel channel{req.key, "a.test", false};
+  return ask(s, channel, req);
 }
 
 std::string rsa_block() {
@@ -262,18 +274,157 @@ TEST(KeyStore, RefusesWrongRequestsButKeepsTheChannel) {
 
 TEST(KeyStore, MalformedMessagesEndTheChannel) {
   KeyStore s = store();
+  KeyChannel channel{1, "b.test", false};
   std::string reply, why;
   std::string good = key_encode(request(KeyMsg::ecdsa_sign, 1, 0, std::string(32, 'd')));
-  EXPECT_FALSE(s.handle(good.substr(0, 10), reply, why));
+  EXPECT_FALSE(s.handle(channel, good.substr(0, 10), reply, why));
   EXPECT_EQ(why, "message of 10 bytes is shorter than the 20-byte header");
-  EXPECT_FALSE(s.handle(good + "x", reply, why));
+  EXPECT_FALSE(s.handle(channel, good + "x", reply, why));
   EXPECT_EQ(why, "length field says 32 payload bytes, the message carries 33");
   // Messages that only the key process sends, or only the registration socket carries.
-  for (KeyMsg t : {KeyMsg::reply, KeyMsg::ready, KeyMsg::register_channel}) {
+  for (KeyMsg t : {KeyMsg::reply, KeyMsg::ready, KeyMsg::register_channel, KeyMsg::ticket_secret}) {
     KeyMessage m = request(t, 0, 0, "");
-    EXPECT_FALSE(s.handle(key_encode(m), reply, why));
+    EXPECT_FALSE(s.handle(channel, key_encode(m), reply, why));
     EXPECT_NE(why.find("is not expected here"), std::string::npos) << why;
   }
+}
+
+
+TEST(KeyStore, ABoundChannelSignsWithItsKeyOnly) {
+  KeyStore s = store();
+  auto status = [&](KeyChannel& c, const KeyMessage& m) { return static_cast<KeyStatus>(ask(s, c, m).arg); };
+  std::string digest(32, '\x22');
+  KeyChannel rsa{0, "a.test", false};
+  KeyMessage r = ask(s, rsa, request(KeyMsg::rsa_private_encrypt, 0, RSA_NO_PADDING, rsa_block()));
+  EXPECT_EQ(r.arg, static_cast<uint32_t>(KeyStatus::ok));
+  EXPECT_EQ(recover(material().rsa.get(), r.payload, RSA_NO_PADDING), rsa_block());
+  EXPECT_FALSE(rsa.refusal_logged);
+  EXPECT_EQ(status(rsa, request(KeyMsg::ecdsa_sign, 1, 0, digest)), KeyStatus::not_bound);
+  EXPECT_TRUE(rsa.refusal_logged);
+  EXPECT_EQ(status(rsa, request(KeyMsg::rsa_private_encrypt, 1, RSA_NO_PADDING, rsa_block())), KeyStatus::not_bound);
+  // Not even a key id that does not exist gets another answer than "not yours".
+  EXPECT_EQ(status(rsa, request(KeyMsg::ecdsa_sign, 7, 0, digest)), KeyStatus::not_bound);
+
+  KeyChannel ec{1, "b.test", false};
+  r = ask(s, ec, request(KeyMsg::ecdsa_sign, 1, 0, digest));
+  EXPECT_EQ(r.arg, static_cast<uint32_t>(KeyStatus::ok));
+  EXPECT_TRUE(ecdsa_verifies(material().ec.get(), digest, r.payload));
+  EXPECT_EQ(status(ec, request(KeyMsg::rsa_private_encrypt, 0, RSA_NO_PADDING, rsa_block())), KeyStatus::not_bound);
+  EXPECT_EQ(status(ec, request(KeyMsg::rsa_private_encrypt, 0, RSA_PKCS1_PADDING, std::string(51, 'b'))),
+            KeyStatus::not_bound);
+}
+
+// HKDF-SHA256 as the key process is documented to do it, through EVP_PKEY_HKDF rather than EVP_KDF.
+std::string expected_ticket_key(const std::string& secret, const std::string& name, uint64_t epoch) {
+  std::string info = "itk ticket keys" + name;
+  for (int shift = 56; shift >= 0; shift -= 8) info.push_back(static_cast<char>(epoch >> shift & 0xff));
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr),
+                                                                  EVP_PKEY_CTX_free);
+  std::string out(kTicketKeySize, '\0');
+  size_t len = out.size();
+  EXPECT_EQ(EVP_PKEY_derive_init(ctx.get()), 1);
+  EXPECT_EQ(EVP_PKEY_CTX_set_hkdf_md(ctx.get(), EVP_sha256()), 1);
+  EXPECT_EQ(EVP_PKEY_CTX_set1_hkdf_key(ctx.get(), reinterpret_cast<const unsigned char*>(secret.data()),
+                                       static_cast<int>(secret.size())), 1);
+  EXPECT_EQ(EVP_PKEY_CTX_add1_hkdf_info(ctx.get(), reinterpret_cast<const unsigned char*>(info.data()),
+                                        static_cast<int>(info.size())), 1);
+  EXPECT_EQ(EVP_PKEY_derive(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len), 1);
+  return out;
+}
+
+struct TicketKeysReply {
+  uint64_t epoch = 0;
+  std::string current, previous;
+};
+
+TicketKeysReply parse_ticket_keys(const std::string& payload) {
+  TicketKeysReply r;
+  EXPECT_EQ(payload.size(), kTicketKeysReplySize);
+  if (payload.size() != kTicketKeysReplySize) return r;
+  memcpy(&r.epoch, payload.data(), sizeof r.epoch);
+  r.current = payload.substr(8, kTicketKeySize);
+  r.previous = payload.substr(8 + kTicketKeySize, kTicketKeySize);
+  return r;
+}
+
+TEST(KeyStore, TicketKeysDeriveFromTheSecretAndTheChannelsVhost) {
+  const std::string secret(kTicketSecretSize, '\x42');
+  KeyStore s = store();
+  KeyChannel a{0, "a.test", false}, b{1, "b.test", false};
+  KeyMessage req = request(KeyMsg::ticket_keys, 0, 0, "");
+  EXPECT_EQ(static_cast<KeyStatus>(ask(s, a, req).arg), KeyStatus::no_ticket_secret);
+  ASSERT_EQ(s.set_ticket_secret(std::string(5, 'x')), -EINVAL);
+  ASSERT_EQ(s.set_ticket_secret(secret), 0);
+
+  uint64_t before = ticket_epoch_now();
+  KeyMessage ra = ask(s, a, req);
+  ASSERT_EQ(ra.arg, static_cast<uint32_t>(KeyStatus::ok));
+  TicketKeysReply ka = parse_ticket_keys(ra.payload);
+  EXPECT_GE(ka.epoch, before);
+  EXPECT_LE(ka.epoch, ticket_epoch_now());
+  EXPECT_EQ(ka.current, expected_ticket_key(secret, "a.test", ka.epoch));
+  EXPECT_EQ(ka.previous, expected_ticket_key(secret, "a.test", ka.epoch - 1));
+  EXPECT_NE(ka.current, ka.previous);
+
+  TicketKeysReply kb = parse_ticket_keys(ask(s, b, req).payload);
+  EXPECT_EQ(kb.current, expected_ticket_key(secret, "b.test", kb.epoch));
+  EXPECT_NE(kb.current.substr(0, kTicketKeyNameSize), ka.current.substr(0, kTicketKeyNameSize));
+
+  // Another store with the same secret (a key process after a reload) derives the same keys.
+  KeyStore other;
+  ASSERT_EQ(other.set_ticket_secret(secret), 0);
+  KeyChannel a2{0, "a.test", false};
+  EXPECT_EQ(parse_ticket_keys(ask(other, a2, req).payload).current, ka.current);
+
+  // The request names nothing: a payload or a key id is refused, not read as another vhost.
+  EXPECT_EQ(static_cast<KeyStatus>(ask(s, a, request(KeyMsg::ticket_keys, 0, 0, "b.test")).arg), KeyStatus::bad_input);
+  EXPECT_EQ(static_cast<KeyStatus>(ask(s, a, request(KeyMsg::ticket_keys, 1, 0, "")).arg), KeyStatus::bad_input);
+}
+
+// ---- the session ticket secret's page ----
+
+// The VmFlags line of the mapping that holds `p`, from /proc/self/smaps.
+std::string vm_flags_of(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(smaps, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find('-')) {
+      inside = addr >= lo && addr < hi;
+      continue;
+    }
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line;
+  }
+  return "";
+}
+
+TEST(TicketSecret, NoForkedChildInheritsIt) {
+  TicketSecret secret;
+  ASSERT_EQ(secret.generate(), 0);
+  std::string copy(secret.bytes());
+  ASSERT_EQ(copy.size(), kTicketSecretSize);
+  ASSERT_NE(copy, std::string(kTicketSecretSize, '\0'));
+  std::string flags = vm_flags_of(secret.bytes().data());
+  EXPECT_NE(flags.find(" wf"), std::string::npos) << flags;  // MADV_WIPEONFORK
+  EXPECT_NE(flags.find(" dd"), std::string::npos) << flags;  // MADV_DONTDUMP
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // The same address, now a page of zeros.
+    std::string_view seen = secret.bytes();
+    _exit(seen == std::string_view(std::string(kTicketSecretSize, '\0')) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child saw the secret";
+  EXPECT_EQ(std::string(secret.bytes()), copy) << "the parent keeps it";
+
+  TicketSecret moved = std::move(secret);
+  EXPECT_TRUE(secret.empty());
+  EXPECT_EQ(std::string(moved.bytes()), copy);
+  EXPECT_EQ(moved.assign("short"), -EINVAL);
 }
 
 // ---- the key process loop over real sockets ----
@@ -281,7 +432,7 @@ TEST(KeyStore, MalformedMessagesEndTheChannel) {
 // Runs key_serve in a child; the registration socket's other end is `registration`.
 class KeyServer {
  public:
-  explicit KeyServer(const KeyStore& keys) {
+  explicit KeyServer(KeyStore& keys) {
     int sv[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
     pid_ = fork();
@@ -310,19 +461,40 @@ class KeyServer {
   pid_t pid_ = -1;
 };
 
-// A channel registered by hand, for sending what key_client never would.
-unique_fd raw_channel(int registration) {
+// A channel registered by hand, bound to `key` and `name` whatever they are, for sending what
+// key_client never would.
+unique_fd raw_channel(int registration, uint32_t key = 0, const std::string& name = "a.test") {
   int sv[2];
   EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-  EXPECT_EQ(key_send_registration(registration, sv[1]), 0);
+  KeyMessage m;
+  m.type = KeyMsg::register_channel;
+  m.key = key;
+  m.payload = name;
+  std::string d = key_encode(m);
+  iovec iov{d.data(), d.size()};
+  EXPECT_EQ(send_with_fd(registration, &iov, 1, sv[1], 0), static_cast<ssize_t>(d.size()));
   close(sv[1]);
   return unique_fd(sv[0]);
+}
+
+// Registers a channel bound to `key` and `name` and makes it this process's.
+void adopt(int registration, uint32_t key, const std::string& name) {
+  unique_fd end;
+  ASSERT_EQ(key_register_bound_channel(registration, key, name, end), 0);
+  key_client_adopt(end.release());
+}
+
+// True when the key process closed `fd` (it refused the channel) within 5 s.
+bool closed_by_peer(int fd) {
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[64];
+  return recv(fd, buf, sizeof buf, 0) == 0;
 }
 
 TEST(KeyChannel, SignsThroughTheKeyMethods) {
   KeyStore keys = store();
   KeyServer server(keys);
-  ASSERT_EQ(key_client_connect(server.registration.get()), "");
   std::string error;
   // The handles hold only the public keys; signing with them is a round trip to the child.
   EvpPkeyPtr rsa = key_client_pkey(material().rsa_cert.get(), 0, error);
@@ -330,6 +502,7 @@ TEST(KeyChannel, SignsThroughTheKeyMethods) {
   EvpPkeyPtr ec = key_client_pkey(material().ec_cert.get(), 1, error);
   ASSERT_TRUE(ec) << error;
   for (EVP_PKEY* k : {rsa.get(), ec.get()}) {
+    adopt(server.registration.get(), k == rsa.get() ? 0 : 1, k == rsa.get() ? "a.test" : "b.test");
     for (bool pss : {false, true}) {
       if (pss && k == ec.get()) continue;
       std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
@@ -360,14 +533,11 @@ TEST(KeyChannel, SignsThroughTheKeyMethods) {
 TEST(KeyChannel, AMalformedChannelIsClosedAndTheOthersGoOn) {
   KeyStore keys = store();
   KeyServer server(keys);
-  ASSERT_EQ(key_client_connect(server.registration.get()), "");
+  adopt(server.registration.get(), 1, "b.test");
   unique_fd bad = raw_channel(server.registration.get());
   std::string junk = "not a key message at all";
   ASSERT_EQ(send(bad.get(), junk.data(), junk.size(), 0), static_cast<ssize_t>(junk.size()));
-  char buf[64];
-  timeval tv{5, 0};
-  setsockopt(bad.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  EXPECT_EQ(recv(bad.get(), buf, sizeof buf, 0), 0) << "the key process must close a channel that sent junk";
+  EXPECT_TRUE(closed_by_peer(bad.get())) << "the key process must close a channel that sent junk";
 
   // A registration without a descriptor is refused; the key process keeps serving.
   KeyMessage m;
@@ -379,11 +549,95 @@ TEST(KeyChannel, AMalformedChannelIsClosedAndTheOthersGoOn) {
   ASSERT_TRUE(key_client_call(KeyMsg::ecdsa_sign, 1, 0, std::string(32, 'd'), sig, error)) << error;
   EXPECT_TRUE(ecdsa_verifies(material().ec.get(), std::string(32, 'd'), sig));
   EXPECT_FALSE(key_client_call(KeyMsg::ecdsa_sign, 9, 0, std::string(32, 'd'), sig, error));
-  EXPECT_EQ(error, "the key process refused: no such key");
+  EXPECT_EQ(error, "the key process refused: the channel is not bound to this key");
+}
+
+TEST(KeyChannel, RegistrationsNameOneExistingKeyAndAName) {
+  KeyStore keys = store();
+  KeyServer server(keys);
+  unique_fd end;
+  EXPECT_EQ(key_register_bound_channel(server.registration.get(), 0, "", end), -EINVAL);
+  EXPECT_EQ(key_register_bound_channel(server.registration.get(), 0, std::string(kKeyMaxServerName + 1, 'a'), end),
+            -EINVAL);
+  EXPECT_FALSE(end);
+  // What key_client refuses to send, the key process refuses to take.
+  unique_fd no_key = raw_channel(server.registration.get(), 2, "a.test");
+  EXPECT_TRUE(closed_by_peer(no_key.get())) << "a channel for a key that does not exist";
+  unique_fd no_name = raw_channel(server.registration.get(), 0, "");
+  EXPECT_TRUE(closed_by_peer(no_name.get())) << "a channel without a vhost";
+  adopt(server.registration.get(), 1, "b.test");
+  std::string sig, error;
+  EXPECT_TRUE(key_client_call(KeyMsg::ecdsa_sign, 1, 0, std::string(32, 'd'), sig, error)) << error;
+}
+
+TEST(KeyChannel, ABoundChannelCannotUseAnotherVhostsKey) {
+  KeyStore keys = store();
+  KeyServer server(keys);
+  std::string error, sig;
+  adopt(server.registration.get(), 0, "a.test");  // vhost a's RSA key
+  EvpPkeyPtr theirs = key_client_pkey(material().ec_cert.get(), 1, error);
+  ASSERT_TRUE(theirs) << error;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  ASSERT_EQ(EVP_DigestSignInit(md.get(), nullptr, EVP_sha256(), nullptr, theirs.get()), 1);
+  const unsigned char msg[] = "a handshake of vhost b";
+  unsigned char out[512];
+  size_t len = sizeof out;
+  EXPECT_NE(EVP_DigestSign(md.get(), out, &len, msg, sizeof msg), 1) << "signed with vhost b's key";
+  ERR_clear_error();
+  EXPECT_FALSE(key_client_call(KeyMsg::ecdsa_sign, 1, 0, std::string(32, 'd'), sig, error));
+  EXPECT_EQ(error, "the key process refused: the channel is not bound to this key");
+  // Its own key still signs on the same channel.
+  EXPECT_TRUE(key_client_call(KeyMsg::rsa_private_encrypt, 0, RSA_NO_PADDING, rsa_block(), sig, error)) << error;
+  EXPECT_EQ(recover(material().rsa.get(), sig, RSA_NO_PADDING), rsa_block());
+}
+
+// The ticket keys a channel bound to `name` gets from the key process behind `registration`.
+TicketKeysReply ticket_keys_of(int registration, const std::string& name) {
+  adopt(registration, 0, name);
+  std::string payload, error;
+  EXPECT_TRUE(key_client_call(KeyMsg::ticket_keys, 0, 0, "", payload, error)) << error;
+  return parse_ticket_keys(payload);
+}
+
+TEST(KeyChannel, TicketKeysArePerVhostAndSurviveAnotherKeyProcess) {
+  TicketSecret secret;
+  ASSERT_EQ(secret.generate(), 0);
+  KeyStore keys = store();
+  KeyServer first(keys);
+  std::string payload, error;
+  adopt(first.registration.get(), 0, "a.test");
+  EXPECT_FALSE(key_client_call(KeyMsg::ticket_keys, 0, 0, "", payload, error));
+  EXPECT_EQ(error, "the key process refused: no ticket secret");
+  ASSERT_EQ(ticket_secret_send(first.registration.get(), secret), 0);
+  // Only the first secret counts.
+  TicketSecret another;
+  ASSERT_EQ(another.generate(), 0);
+  ASSERT_EQ(ticket_secret_send(first.registration.get(), another), 0);
+
+  TicketKeysReply a = ticket_keys_of(first.registration.get(), "a.test");
+  TicketKeysReply b = ticket_keys_of(first.registration.get(), "b.test");
+  EXPECT_EQ(a.current, expected_ticket_key(std::string(secret.bytes()), "a.test", a.epoch));
+  EXPECT_NE(a.current, b.current);
+  EXPECT_NE(a.previous, b.previous);
+  // A request cannot name another vhost: its payload is refused, and the channel gets its own keys again.
+  adopt(first.registration.get(), 0, "a.test");
+  EXPECT_FALSE(key_client_call(KeyMsg::ticket_keys, 0, 0, "b.test", payload, error));
+  EXPECT_EQ(error, "the key process refused: bad input");
+  ASSERT_TRUE(key_client_call(KeyMsg::ticket_keys, 0, 0, "", payload, error)) << error;
+  EXPECT_EQ(parse_ticket_keys(payload).current, a.current);
+
+  // A second key process given the same secret (a reload) derives the same keys for the same vhost.
+  KeyStore keys2 = store();
+  KeyServer second(keys2);
+  ASSERT_EQ(ticket_secret_send(second.registration.get(), secret), 0);
+  TicketKeysReply again = ticket_keys_of(second.registration.get(), "a.test");
+  EXPECT_EQ(again.epoch, a.epoch);
+  EXPECT_EQ(again.current, a.current);
+  EXPECT_EQ(again.previous, a.previous);
 }
 
 TEST(KeyChannel, WithoutAChannelNothingIsSigned) {
-  key_client_forget();
+  key_client_close();
   std::string sig, error;
   EXPECT_FALSE(key_client_call(KeyMsg::ecdsa_sign, 0, 0, std::string(32, 'd'), sig, error));
   EXPECT_EQ(error, "this process has no channel to the key process");
@@ -537,6 +791,21 @@ TEST(TlsChecks, KeyIdsFollowTheConfiguration) {
   EXPECT_EQ(files[2]->certificate_file, "/c.pem");
   EXPECT_TRUE(tls_configured(cfg));
   EXPECT_FALSE(tls_configured(Config{}));
+
+  // The key a vhost's handshake signs with: its own, else the default one.
+  EXPECT_EQ(key_id_for(cfg, cfg.vhosts[0]), 1u);
+  EXPECT_EQ(key_id_for(cfg, cfg.vhosts[1]), 0u);
+  EXPECT_EQ(key_id_for(cfg, cfg.vhosts[2]), 2u);
+  EXPECT_EQ(key_id_for(cfg, cfg.vhosts[3]), 1u);
+  // Without [server]'s, the default vhost's, as for a client without SNI.
+  cfg.server.tls = TlsFiles{};
+  cfg.default_vhost = 2;
+  EXPECT_EQ(key_id_for(cfg, cfg.vhosts[1]), 1u);  // c's pair is key 1 now
+  EXPECT_EQ(TlsKeyMap(cfg).for_name(""), 1u);
+  // No certificate anywhere: none at all.
+  Config bare;
+  bare.vhosts.push_back(cfg.vhosts[1]);
+  EXPECT_EQ(key_id_for(bare, bare.vhosts[0]), std::nullopt);
 }
 
 // ---- handshakes in memory: SNI, ALPN, tickets ----
@@ -606,7 +875,9 @@ class TlsHandshakes : public ::testing::Test {
     b.tls = pair(files_.b_cert, files_.b_key);
     VHost c;
     c.server_name = "c.test";  // no certificate of its own
-    cfg_.vhosts = {a, b, c};
+    VHost d;
+    d.server_name = "d.test";  // none either: c's and d's handshakes use the same key
+    cfg_.vhosts = {a, b, c, d};
     KeyStore keys;
     for (const TlsFiles* f : tls_key_files(cfg_)) {
       EvpPkeyPtr k;
@@ -614,20 +885,36 @@ class TlsHandshakes : public ::testing::Test {
       keys.add(std::move(k));
     }
     server_ = std::make_unique<KeyServer>(keys);
-    ASSERT_EQ(key_client_connect(server_->registration.get()), "");
+    ASSERT_EQ(secret_.generate(), 0);
+    ASSERT_EQ(ticket_secret_send(server_->registration.get(), secret_), 0);
     std::string error;
     contexts_ = TlsContexts::build(cfg_, error);
     ASSERT_TRUE(contexts_) << error;
-    tls_ticket_keys_rotate();
     client_.reset(SSL_CTX_new(TLS_client_method()));
   }
+
+  // Makes this process the server of vhost `name` (a worker's view): a channel bound to the key its
+  // handshakes use, and that vhost's ticket keys.
+  void serve_as(const std::string& name) {
+    const VHost* v = nullptr;
+    for (const VHost& x : cfg_.vhosts)
+      if (x.server_name == name) v = &x;
+    ASSERT_NE(v, nullptr) << name;
+    std::optional<uint32_t> key = key_id_for(cfg_, *v);
+    ASSERT_TRUE(key);
+    adopt(server_->registration.get(), *key, name);
+    std::string error;
+    ASSERT_TRUE(tls_ticket_keys_load(error)) << error;
+  }
   void TearDown() override {
+    tls_ticket_keys_wipe();
     contexts_.reset();
     server_.reset();
   }
 
   Files files_;
   Config cfg_;
+  TicketSecret secret_;
   std::unique_ptr<KeyServer> server_;
   std::unique_ptr<TlsContexts> contexts_;
   SslCtxPtr client_;
@@ -637,10 +924,13 @@ TEST_F(TlsHandshakes, SniSelectsTheVhostsCertificate) {
   struct Case {
     const char* sni;
     const char* cn;
+    const char* vhost;  // whose key the handshake needs
   };
-  for (Case c : {Case{"a.test", "a.test"}, Case{"B.TEST", "b.test"}, Case{"www.a.test", "a.test"},
-                 Case{"x.y.wild.test", "a.test"}, Case{"c.test", "default.test"}, Case{"other.test", "default.test"},
-                 Case{nullptr, "default.test"}}) {
+  for (Case c : {Case{"a.test", "a.test", "a.test"}, Case{"B.TEST", "b.test", "b.test"},
+                 Case{"www.a.test", "a.test", "a.test"}, Case{"x.y.wild.test", "a.test", "a.test"},
+                 Case{"c.test", "default.test", "c.test"}, Case{"other.test", "default.test", "c.test"},
+                 Case{nullptr, "default.test", "c.test"}}) {
+    serve_as(c.vhost);
     Handshake h = handshake(*contexts_, client_.get(), c.sni);
     ASSERT_TRUE(h.ok) << (c.sni ? c.sni : "(no SNI)");
     EXPECT_EQ(peer_cn(h.client.get()), c.cn) << (c.sni ? c.sni : "(no SNI)");
@@ -649,6 +939,7 @@ TEST_F(TlsHandshakes, SniSelectsTheVhostsCertificate) {
 }
 
 TEST_F(TlsHandshakes, OnlyModernProtocolsAndHttp11) {
+  serve_as("a.test");
   SSL_CTX_set_max_proto_version(client_.get(), TLS1_1_VERSION);
   SSL_CTX_set_security_level(client_.get(), 0);
   EXPECT_FALSE(handshake(*contexts_, client_.get(), "a.test").ok) << "TLS 1.1 must be refused";
@@ -667,13 +958,26 @@ TEST_F(TlsHandshakes, OnlyModernProtocolsAndHttp11) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(proto), len), "http/1.1");
 }
 
-TEST_F(TlsHandshakes, TicketsSurviveOneRotationNotTwo) {
+using SessionPtr = std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)>;
+
+TEST_F(TlsHandshakes, ABoundKeySignsOnlyItsVhostsHandshakes) {
+  serve_as("a.test");
+  EXPECT_TRUE(handshake(*contexts_, client_.get(), "a.test").ok);
+  // b's certificate needs b's key, which a's channel cannot use: the handshake fails, nothing is signed.
+  EXPECT_FALSE(handshake(*contexts_, client_.get(), "b.test").ok);
+  serve_as("b.test");
+  EXPECT_TRUE(handshake(*contexts_, client_.get(), "b.test").ok);
+}
+
+TEST_F(TlsHandshakes, TicketsResumeUnderTheirOwnVhostsKeysOnly) {
   for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     SSL_CTX_set_min_proto_version(client_.get(), version);
     SSL_CTX_set_max_proto_version(client_.get(), version);
+    serve_as("a.test");
     Handshake first = handshake(*contexts_, client_.get(), "a.test");
     ASSERT_TRUE(first.ok);
-    std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> s(SSL_get1_session(first.client.get()), SSL_SESSION_free);
+    EXPECT_FALSE(SSL_session_reused(first.client.get())) << version;
+    SessionPtr s(SSL_get1_session(first.client.get()), SSL_SESSION_free);
     ASSERT_TRUE(s && SSL_SESSION_has_ticket(s.get())) << version;
 
     Handshake again = handshake(*contexts_, client_.get(), "a.test", s.get());
@@ -681,28 +985,48 @@ TEST_F(TlsHandshakes, TicketsSurviveOneRotationNotTwo) {
     EXPECT_TRUE(SSL_session_reused(again.client.get())) << version;
 
     // Another certificate never resumes it, even when the client offers it for that name.
-    std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> moved(SSL_SESSION_dup(s.get()), SSL_SESSION_free);
+    serve_as("b.test");
+    SessionPtr moved(SSL_SESSION_dup(s.get()), SSL_SESSION_free);
     ASSERT_EQ(SSL_SESSION_set1_hostname(moved.get(), "b.test"), 1);
     Handshake other = handshake(*contexts_, client_.get(), "b.test", moved.get());
     ASSERT_TRUE(other.ok);
     EXPECT_FALSE(SSL_session_reused(other.client.get())) << version;
     EXPECT_EQ(peer_cn(other.client.get()), "b.test");
 
-    tls_ticket_keys_rotate();
-    Handshake after_one = handshake(*contexts_, client_.get(), "a.test", s.get());
-    ASSERT_TRUE(after_one.ok);
-    EXPECT_TRUE(SSL_session_reused(after_one.client.get())) << "the previous key still decrypts, " << version;
-
-    tls_ticket_keys_rotate();
-    Handshake after_two = handshake(*contexts_, client_.get(), "a.test", s.get());
-    ASSERT_TRUE(after_two.ok);
-    EXPECT_FALSE(SSL_session_reused(after_two.client.get())) << "two rotations later, " << version;
+    // c and d present the same certificate, so only their ticket keys keep c's ticket out of d.
+    serve_as("c.test");
+    Handshake c = handshake(*contexts_, client_.get(), "c.test");
+    ASSERT_TRUE(c.ok);
+    SessionPtr cs(SSL_get1_session(c.client.get()), SSL_SESSION_free);
+    ASSERT_TRUE(cs && SSL_SESSION_has_ticket(cs.get())) << version;
+    serve_as("d.test");
+    SessionPtr to_d(SSL_SESSION_dup(cs.get()), SSL_SESSION_free);
+    ASSERT_EQ(SSL_SESSION_set1_hostname(to_d.get(), "d.test"), 1);
+    Handshake d = handshake(*contexts_, client_.get(), "d.test", to_d.get());
+    ASSERT_TRUE(d.ok);
+    EXPECT_FALSE(SSL_session_reused(d.client.get())) << "d decrypted c's ticket, " << version;
+    EXPECT_EQ(peer_cn(d.client.get()), "default.test");
+    // Back in c (another process of c, or c after a reload: the same keys), the ticket resumes.
+    serve_as("c.test");
+    Handshake c_again = handshake(*contexts_, client_.get(), "c.test", cs.get());
+    ASSERT_TRUE(c_again.ok);
+    EXPECT_TRUE(SSL_session_reused(c_again.client.get())) << version;
   }
   tls_ticket_keys_wipe();
-  Handshake wiped = handshake(*contexts_, client_.get(), "a.test");
+  Handshake wiped = handshake(*contexts_, client_.get(), "c.test");
   ASSERT_TRUE(wiped.ok) << "without ticket keys handshakes still work";
-  std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> s(SSL_get1_session(wiped.client.get()), SSL_SESSION_free);
-  EXPECT_FALSE(s && SSL_SESSION_has_ticket(s.get())) << "no ticket is issued once the keys are wiped";
+  SessionPtr s(SSL_get1_session(wiped.client.get()), SSL_SESSION_free);
+  EXPECT_FALSE(s && SSL_SESSION_has_ticket(s.get())) << "no ticket is issued without keys";
+}
+
+TEST_F(TlsHandshakes, TicketKeysNeedTheSecret) {
+  // A key process that never got the secret: the worker has no keys, and says why.
+  KeyStore keys = store();
+  KeyServer bare(keys);
+  adopt(bare.registration.get(), 0, "c.test");
+  std::string error;
+  EXPECT_FALSE(tls_ticket_keys_load(error));
+  EXPECT_EQ(error, "the key process refused: no ticket secret");
 }
 
 TEST(TlsMisdirected, HostMustNameTheSniVhost) {
