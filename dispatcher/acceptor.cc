@@ -1,21 +1,18 @@
-// Acceptor role: many connections per process while their TLS handshakes and heads arrive, so slow or
-// silent clients cannot occupy it; a worker takes each connection once its vhost is known.
+// Acceptor role: many connections per process while their PROXY headers, TLS ClientHellos and plain heads
+// arrive, so slow or silent clients cannot occupy it; a worker of the vhost takes each connection once the
+// vhost is known. Holds no capability: it never forks, never changes user and never sees a private key.
 #include "acceptor.h"
 
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -24,17 +21,15 @@
 #include <unordered_map>
 
 #include "address_range.h"
-#include "client_conn.h"
+#include "client_hello.h"
 #include "handoff.h"
 #include "http_response.h"
 #include "io.h"
-#include "key_client.h"
 #include "log.h"
 #include "privileges.h"
 #include "proxy_protocol.h"
-#include "tls.h"
+#include "spawn_protocol.h"
 #include "unique_fd.h"
-#include "worker.h"
 
 namespace itk {
 namespace {
@@ -42,93 +37,121 @@ namespace {
 constexpr int kLingerMs = 2000;
 // What is read and dropped after an error response, at most (the worker's lingering close drains as much).
 constexpr size_t kMaxDrain = 1 << 20;
-// What OpenSSL holds for one connection during the handshake and head: its record buffers and state.
-constexpr size_t kTlsConnectionBytes = 48 << 10;
 constexpr size_t kMaxAcceptsPerWake = 64;
-// Idle workers kept for reuse: per vhost (at most its MaxClientsVHost), in all, and for how long
-// without a connection. Enough for a burst's worth: a spare that is not there means a fork, and
-// forks under load are what delay workers from coming back as spares.
+// How long an admitted connection may wait for a worker of its vhost (the spawner forks one in well under a
+// second; past this the machine is overloaded) before it is answered 503.
+constexpr int64_t kWorkerWaitMs = 10000;
+// Idle workers kept for reuse: per vhost (at most its MaxClientsVHost), in all, and for how long without a
+// connection once more are idle than the vhost's recent load asks for.
 constexpr size_t kMaxSparesPerVHost = 64;
 constexpr size_t kMaxSpares = 256;
 constexpr int64_t kSpareIdleMs = 10000;
-// epoll tag of a worker's hand-over channel: (pid << 3) | kWorkerTag (connections are pointers,
-// aligned; listeners have bit 0 set).
+// A vhost's recent concurrency is the peak of busy plus waiting connections over the current and the
+// previous window of this length.
+constexpr int64_t kLoadWindowMs = 5000;
+// epoll tags: the signalfd is 0, connections are pointers (aligned: low 3 bits 0), listeners have bit 0
+// set, a worker's channel is (pid << 3) | kWorkerTag, the spawner's channel is kSpawnerTag.
 constexpr uint64_t kWorkerTag = 2;
+constexpr uint64_t kSpawnerTag = 4;
+
+enum class Stage { reading, waiting, lingering };
 
 struct PendingConn {
   unique_fd fd;
-  SslPtr tls;              // https: the session; null on plain TCP
-  bool handshaken = false; // the TLS handshake is complete (always false on plain TCP)
-  std::string sni;         // the name the TLS client asked for, once handshaken
-  uint32_t interest = 0;   // epoll events watched now
-  std::string buf;
+  bool https = false;       // on an https listener: the ClientHello is peeked at, never read, here
+  bool plain_answer = false;  // https listener, but the client spoke plain HTTP: errors are answered in clear
+  bool peer_closed = false; // the client shut its side (EPOLLRDHUP)
+  uint32_t interest = 0;    // epoll events watched now
+  std::string buf;          // plain HTTP: the head read so far
   std::unique_ptr<HeadParser> parser;
   int64_t deadline = 0;
-  std::string out;        // response still to write (errors only)
+  std::string out;          // response still to write (errors only)
   size_t out_off = 0;
-  bool lingering = false; // response written or being written; only draining input now
-  size_t drained = 0;     // bytes dropped while lingering
-  size_t charged = 0;     // what this connection counts against LimitHeadBuffers
+  size_t drained = 0;       // bytes dropped while lingering
+  size_t charged = 0;       // what this connection counts against LimitHeadBuffers
   bool proxy_wait = false;  // a PROXY protocol header must come first (ProxyProtocol listener)
   ConnAddrs addrs;          // what that header said; AF_UNSPEC: the socket's own
+  // Once admitted: its vhost, scoreboard entry and connection cgroup, kept while it waits for a worker.
+  const VHost* vh = nullptr;
+  bool admitted = false;
+  uint32_t entry = 0;
+  std::string leaf;
+  Stage stage = Stage::reading;
   std::list<PendingConn>::iterator self;
 };
 
 struct WorkerInfo {
-  uint32_t entry = 0;
-  bool has_entry = true;    // counted in the scoreboard (false while idle)
-  std::string vhost;
-  std::string leaf;         // its connection cgroup, if per-vhost cgroups are on
   const VHost* vh = nullptr;
-  unique_fd ctl;            // plain HTTP: the hand-over channel; closed to retire the worker
-  bool idle = false;
+  unique_fd ctl;            // the hand-over channel; closing it ends the worker
+  bool idle = true;
   int64_t idle_since = 0;
+  bool has_entry = false;   // counted in the scoreboard (its connection's entry)
+  uint32_t entry = 0;
+  std::string leaf;         // its connection cgroup, if per-vhost cgroups are on
+};
+
+// This acceptor's workers of one vhost and the load they see.
+struct Pool {
+  std::vector<pid_t> idle;  // most recently idle last
+  unsigned busy = 0;
+  unsigned waiting = 0;     // admitted connections without a worker
+  unsigned requested = 0;   // workers asked of the spawner, not arrived yet
+  unsigned peak = 0, previous_peak = 0;
 };
 
 class Acceptor {
  public:
-  Acceptor(const ProcessContext& ctx, uint32_t index) : ctx_(ctx), rt_(*ctx.rt), index_(index) {}
+  Acceptor(const ProcessContext& ctx, uint32_t index, int spawner)
+      : ctx_(ctx), rt_(*ctx.rt), index_(index), spawner_(spawner) {}
   [[noreturn]] void run();
 
  private:
   void setup();
   void accept_ready(int lfd, bool https);
   void read_proxy_header(PendingConn& c);
+  void peek_client_hello(PendingConn& c);
   void watch(PendingConn& c, uint32_t events);
-  void handshake(PendingConn& c);
-  ssize_t receive(PendingConn& c, char* buf, size_t len);
   void on_readable(PendingConn& c);
   void on_writable(PendingConn& c);
-  void dispatch(PendingConn& c);
+  void dispatch(PendingConn& c, const VHost* vh);
   void refuse(PendingConn& c, int status, const char* why, std::string_view extra = {});
   void close_conn(PendingConn& c);
+  std::list<PendingConn>& list_of(const PendingConn& c);
+  void release_admission(PendingConn& c);
   void charge(PendingConn& c);
   bool shed_for(PendingConn& c);
   void uncharge(PendingConn& c);
   void expire(int64_t now);
-  void reap();
   void begin_stop();
   void update_reading();
   bool place_in_cgroup(const VHost& vh, std::string& leaf, bool& full);
+  bool hand_to_spare(PendingConn& c);
+  void wait_for_worker(PendingConn& c);
+  void serve_waiting(const VHost* vh);
+  void ask_for_workers(const VHost* vh);
+  void on_spawner();
   void on_worker_message(pid_t pid);
-  void retire(WorkerInfo& w);
-  bool hand_to_spare(PendingConn& c, const VHost& vh, uint32_t entry, const std::string& leaf);
+  void worker_gone(pid_t pid);
+  void retire(pid_t pid);
 
   const ProcessContext& ctx_;
   const Runtime& rt_;
-  const TlsContexts* tls_ = nullptr;  // this generation's contexts when there is an https listener
   uint32_t index_;
+  int spawner_;
+  bool spawner_gone_ = false;
   unique_fd epoll_;
   unique_fd sigfd_;
   std::unordered_map<int, bool> proxy_listener_;  // listening fd -> its connections start with a PROXY header
   std::list<PendingConn> reading_;    // ordered by deadline (all get the same timeout): oldest first
-  size_t head_bytes_ = 0;             // memory held for the heads of reading_, all together
+  std::list<PendingConn> waiting_;    // admitted, waiting for a worker; ordered by deadline
   std::list<PendingConn> lingering_;  // ordered by deadline (all get the same linger time)
+  size_t head_bytes_ = 0;             // memory held for the heads of reading_ and waiting_, all together
   std::unordered_map<pid_t, WorkerInfo> workers_;
-  std::unordered_map<const VHost*, std::vector<pid_t>> spares_;  // idle workers by vhost, most recent last
+  std::unordered_map<const VHost*, Pool> pools_;
   size_t spare_count_ = 0;
   std::vector<std::string> dying_leaves_;  // killed connection cgroups whose processes are still exiting
   uint64_t leaves_made_ = 0;
+  int64_t window_end_ = 0;
   bool stopping_ = false;
   int64_t accept_paused_until_ = 0;
 };
@@ -139,44 +162,32 @@ void Acceptor::setup() {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGCHLD);
   sigaddset(&mask, SIGINT);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
-
-  const ServerConfig& sc = rt_.config->server;
-  const pid_t master = getppid();
-  // This process still forks its workers, so it takes the spawner's sandbox, not the acceptor's.
-  become_spawner(sc.acceptor, sc.limit_uid_range, sc.limit_gid_range);
-  // After the credential change, which clears it: stop when the master goes away. The master may
-  // already be gone (then we were reparented); it may also be PID 1 itself, in a container.
-  (void)prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-  if (getppid() != master) _exit(0);
-
+  // Everything that needs more than a socket is made before the sandbox: the signalfd and the epoll set.
   sigfd_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!sigfd_ || !epoll_) {
     log(Level::err, "cannot create the acceptor's signalfd/epoll: %s", strerror(errno));
     _exit(1);
   }
+  const pid_t master = getppid();
+  become_acceptor(rt_.config->server.acceptor);
+  // After the credential change, which clears it: stop when the master goes away. The master may
+  // already be gone (then we were reparented); it may also be PID 1 itself, in a container.
+  (void)prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+  if (getppid() != master) _exit(0);
+
   epoll_event ev{};
   ev.events = EPOLLIN;
-  ev.data.ptr = nullptr;
+  ev.data.u64 = 0;
   epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, sigfd_.get(), &ev);
-  bool https = false;
-  for (const Listener& l : *ctx_.listeners) https = https || l.kind == ListenerKind::https;
-  if (https) {
-    // The channel to the key process is this acceptor's own; the registration socket is not kept, and a
-    // worker keeps neither (close_range at fork).
-    const TlsInheritance& inherited = ctx_.tls;
-    tls_ = inherited.contexts;
-    std::string e = tls_ ? key_client_connect(inherited.key_registration_fd) : "no TLS contexts were inherited";
-    if (inherited.key_registration_fd >= 0) (void)close(inherited.key_registration_fd);
-    if (!e.empty()) {
-      log(Level::err, "cannot serve https: %s", e.c_str());
-      _exit(1);
-    }
+  ev.data.u64 = kSpawnerTag;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, spawner_, &ev) < 0) {
+    log(Level::err, "cannot watch the spawner's channel: %s", strerror(errno));
+    _exit(1);
   }
   const auto& proxied = rt_.config->server.proxy_protocol;
   for (const Listener& l : *ctx_.listeners) {
@@ -190,10 +201,12 @@ void Acceptor::setup() {
       _exit(1);
     }
   }
+  window_end_ = now_ms() + kLoadWindowMs;
 }
 
 void Acceptor::update_reading() {
-  ctx_.sb->acceptors[index_].reading.store(static_cast<uint32_t>(reading_.size()), std::memory_order_relaxed);
+  ctx_.sb->acceptors[index_].reading.store(static_cast<uint32_t>(reading_.size() + waiting_.size()),
+                                           std::memory_order_relaxed);
 }
 
 void Acceptor::accept_ready(int lfd, bool https) {
@@ -223,29 +236,23 @@ void Acceptor::accept_ready(int lfd, bool https) {
     reading_.emplace_back();
     PendingConn& c = reading_.back();
     c.proxy_wait = proxy;
+    c.https = https;
     c.self = std::prev(reading_.end());
     c.fd.reset(fd);
     c.parser = std::make_unique<HeadParser>(rt_.limits);
-    // One deadline for the handshake and the head together: a slow TLS client is a slowloris too.
+    // One deadline for the PROXY header, the ClientHello or the head: a slow client is a slowloris either way.
     c.deadline = now_ms() + static_cast<int64_t>(rt_.config->server.request_read_timeout) * 1000;
-    if (https) {
-      c.tls = tls_new_connection(*tls_, fd);
-      if (!c.tls) {
-        log(Level::err, "cannot start TLS on a connection: %s", tls_error_text().c_str());
-        reading_.erase(c.self);
-        continue;
-      }
-      charge(c);
-    }
+    // Edge-triggered: a PROXY header and a ClientHello are only peeked at, so their bytes stay readable, and
+    // a level-triggered watch would fire again at once.
     epoll_event ev{};
-    ev.events = c.interest = EPOLLIN | EPOLLRDHUP;
+    ev.events = c.interest = EPOLLIN | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = &c;
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
       log(Level::err, "cannot watch connection fd %d: %s", fd, strerror(errno));
-      uncharge(c);
       reading_.erase(c.self);
       continue;
     }
+    charge(c);
     if (shed_for(c)) continue;
     // Most clients send their ClientHello or head together with the connect: try it at once.
     on_readable(c);
@@ -254,7 +261,7 @@ void Acceptor::accept_ready(int lfd, bool https) {
 }
 
 void Acceptor::watch(PendingConn& c, uint32_t events) {
-  events |= EPOLLRDHUP;
+  events |= EPOLLRDHUP | EPOLLET;
   if (c.interest == events) return;
   epoll_event ev{};
   ev.events = c.interest = events;
@@ -262,55 +269,11 @@ void Acceptor::watch(PendingConn& c, uint32_t events) {
   epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
 }
 
-// One step of the non-blocking handshake; a signature it needs is one round trip to the key process.
-void Acceptor::handshake(PendingConn& c) {
-  ERR_clear_error();
-  int r = SSL_do_handshake(c.tls.get());
-  if (r == 1) {
-    c.handshaken = true;
-    c.sni = tls_server_name(c.tls.get());
-    watch(c, EPOLLIN);
-    return on_readable(c);  // the request may have come with the client's Finished
-  }
-  int e = SSL_get_error(c.tls.get(), r);
-  if (e == SSL_ERROR_WANT_READ) return watch(c, EPOLLIN);
-  if (e == SSL_ERROR_WANT_WRITE) return watch(c, EPOLLOUT);
-  // Old protocol versions, no shared cipher or ALPN, port scanners: the client's problem, said once.
-  log(Level::info, "TLS handshake failed: %s",
-      e == SSL_ERROR_SSL ? tls_error_text().c_str() : "the connection ended");
-  ERR_clear_error();
-  close_conn(c);
-  update_reading();
-}
-
-// Reads request bytes: >0, 0 at the end, -1 with errno (EAGAIN: wait for the event now watched).
-ssize_t Acceptor::receive(PendingConn& c, char* buf, size_t len) {
-  if (!c.tls || c.lingering) {
-    // After an error response only the raw stream is drained, encrypted or not: nothing is parsed.
-    ssize_t n = recv(c.fd.get(), buf, len, MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) errno = EAGAIN;
-    return n;
-  }
-  ERR_clear_error();
-  int n = SSL_read(c.tls.get(), buf, static_cast<int>(len));
-  if (n > 0) return n;
-  int e = SSL_get_error(c.tls.get(), n);
-  ERR_clear_error();
-  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-    watch(c, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
-    errno = EAGAIN;
-    return -1;
-  }
-  if (e == SSL_ERROR_ZERO_RETURN) return 0;
-  errno = EPROTO;
-  return -1;
-}
-
-// A connection's buffer and parsed head count against LimitHeadBuffers while its head arrives.
+// A connection's buffer and parsed head count against LimitHeadBuffers until a worker has it.
 void Acceptor::charge(PendingConn& c) {
   uncharge(c);
-  // The buffer, the parsed copy of what it holds, and a TLS session's own buffers.
-  c.charged = c.buf.capacity() + c.buf.size() + (c.tls ? kTlsConnectionBytes : 0);
+  // The buffer, the parsed copy of what it holds, and a connection's own bookkeeping.
+  c.charged = c.buf.capacity() + c.buf.size() + sizeof c;
   head_bytes_ += c.charged;
 }
 
@@ -333,71 +296,77 @@ void Acceptor::uncharge(PendingConn& c) {
   c.charged = 0;
 }
 
+std::list<PendingConn>& Acceptor::list_of(const PendingConn& c) {
+  return c.stage == Stage::reading ? reading_ : c.stage == Stage::waiting ? waiting_ : lingering_;
+}
+
+// Gives back what admission reserved for a connection that no worker took.
+void Acceptor::release_admission(PendingConn& c) {
+  if (!c.admitted) return;
+  c.admitted = false;
+  scoreboard_release(*ctx_.sb, c.entry);
+  if (!c.leaf.empty()) (void)rmdir(c.leaf.c_str());
+  c.leaf.clear();
+}
+
 void Acceptor::close_conn(PendingConn& c) {
   uncharge(c);
-  // Explicit removal: a forked worker holds the same open file description, and epoll keeps a
-  // registration until every descriptor of the description is closed.
-  (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
-  auto& list = c.lingering ? lingering_ : reading_;
-  list.erase(c.self);
+  release_admission(c);
+  if (c.stage == Stage::waiting) pools_[c.vh].waiting--;
+  // Explicit removal: a worker holds the same open file description once it has the connection, and epoll
+  // keeps a registration until every descriptor of the description is closed.
+  if (c.stage != Stage::waiting) (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+  if (!c.buf.empty()) OPENSSL_cleanse(c.buf.data(), c.buf.size());
+  list_of(c).erase(c.self);
 }
 
 void Acceptor::refuse(PendingConn& c, int status, const char* why, std::string_view extra) {
-  if (c.tls && !c.handshaken) {
-    // No TLS session yet, so no way to answer: a handshake past RequestReadTimeout just ends.
-    close_conn(c);
-    update_reading();
-    return;
+  const bool silent = c.https && !c.plain_answer;
+  if (status != 408) {
+    // No TLS session here to answer in: a TLS client sees the connection close.
+    if (silent) log(Level::info, "TLS connection closed instead of %d: %s", status, why);
+    else log(Level::info, "request refused with %d: %s", status, why);
   }
-  if (status != 408) log(Level::info, "request refused with %d: %s", status, why);
+  if (c.stage == Stage::waiting) {
+    // Back into the epoll set, which a waiting connection leaves.
+    pools_[c.vh].waiting--;
+    epoll_event ev{};
+    ev.events = c.interest = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = &c;
+    (void)epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c.fd.get(), &ev);
+  }
+  release_admission(c);
   // Nothing of the head is kept once it is refused: the memory goes back now, not after the linger.
   uncharge(c);
   if (!c.buf.empty()) OPENSSL_cleanse(c.buf.data(), c.buf.size());
   std::string().swap(c.buf);
   if (c.parser) c.parser->wipe();
-  c.out = error_response(status, false, extra);
+  c.out = silent ? std::string() : error_response(status, false, extra);
   c.out_off = 0;
-  c.lingering = true;
-  c.deadline = now_ms() + kLingerMs;
-  lingering_.splice(lingering_.end(), reading_, c.self);
+  // A silent refusal is closed by expire() after this batch of events, which may still name it.
+  c.deadline = silent ? 0 : now_ms() + kLingerMs;
+  lingering_.splice(silent ? lingering_.begin() : lingering_.end(), list_of(c), c.self);
+  c.stage = Stage::lingering;
   update_reading();
-  on_writable(c);
+  if (silent) (void)shutdown(c.fd.get(), SHUT_RDWR);
+  else on_writable(c);
 }
 
 void Acceptor::on_writable(PendingConn& c) {
-  if (!c.lingering) {
-    // TLS only: the handshake, or a read that needed to write first, is waiting for room.
-    if (c.tls && !c.handshaken) return handshake(c);
-    return on_readable(c);
-  }
+  if (c.stage != Stage::lingering) return on_readable(c);
   while (c.out_off < c.out.size()) {
-    ssize_t n;
-    if (c.tls) {
-      ERR_clear_error();
-      int r = SSL_write(c.tls.get(), c.out.data() + c.out_off, static_cast<int>(c.out.size() - c.out_off));
-      int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(c.tls.get(), r);
-      ERR_clear_error();
-      n = r > 0 ? r : -1;
-      errno = e == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
-    } else {
-      n = send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
+    ssize_t n = send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) return watch(c, EPOLLIN | EPOLLOUT);
-      close_conn(c);
-      return;
+      return close_conn(c);
     }
     c.out_off += static_cast<size_t>(n);
   }
   if (!c.out.empty()) {
     c.out.clear();
-    if (c.tls) {
-      ERR_clear_error();
-      (void)SSL_shutdown(c.tls.get());  // close_notify, if there is room for it; nothing is waited for
-      ERR_clear_error();
-    }
     (void)shutdown(c.fd.get(), SHUT_WR);
     watch(c, EPOLLIN);
+    on_readable(c);  // edge-triggered: what arrived meanwhile is drained now
   }
 }
 
@@ -414,9 +383,10 @@ void Acceptor::read_proxy_header(PendingConn& c) {
   ProxyHeader h;
   std::string why;
   ProxyParse st = proxy_parse(std::string_view(peek, static_cast<size_t>(n)), h, why);
-  if (st == ProxyParse::incomplete && static_cast<size_t>(n) < sizeof peek) return;  // the rest is coming
+  if (st == ProxyParse::incomplete && static_cast<size_t>(n) < sizeof peek && !c.peer_closed) return;
   if (st != ProxyParse::complete) {
-    if (st == ProxyParse::incomplete) why = "PROXY header longer than itk takes";
+    if (st == ProxyParse::incomplete) why = c.peer_closed ? "the connection ended inside the PROXY header"
+                                                          : "PROXY header longer than itk takes";
     log(Level::warning, "connection closed: %s", why.c_str());
     close_conn(c);
     return update_reading();
@@ -430,25 +400,57 @@ void Acceptor::read_proxy_header(PendingConn& c) {
   on_readable(c);  // the ClientHello or the head may have come with it
 }
 
+// An https connection's ClientHello, peeked at for its SNI name: the vhost's worker reads it and does the
+// handshake itself, with its vhost's certificate.
+void Acceptor::peek_client_hello(PendingConn& c) {
+  char peek[kMaxClientHelloBytes];
+  ssize_t n = recv(c.fd.get(), peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    close_conn(c);
+    return update_reading();
+  }
+  if (n < 0) return;
+  std::string name, why;
+  HelloParse st = parse_client_hello(std::string_view(peek, static_cast<size_t>(n)), name, why);
+  OPENSSL_cleanse(peek, static_cast<size_t>(n));
+  switch (st) {
+    case HelloParse::incomplete:
+      if (!c.peer_closed) return;
+      close_conn(c);
+      return update_reading();
+    case HelloParse::not_tls:
+      // nginx's "plain HTTP request was sent to HTTPS port": said in clear, then closed.
+      c.plain_answer = true;
+      return refuse(c, 400, "plain HTTP on an https listener");
+    case HelloParse::malformed:
+      log(Level::info, "TLS connection closed: %s", why.c_str());
+      close_conn(c);
+      return update_reading();
+    case HelloParse::complete: break;
+  }
+  if (!name.empty() && VHostTable::normalize_host(name).empty()) {
+    log(Level::info, "TLS connection closed: invalid server name in its ClientHello");
+    close_conn(c);
+    return update_reading();
+  }
+  dispatch(c, rt_.vhosts.lookup(name));
+}
+
 void Acceptor::on_readable(PendingConn& c) {
-  if (c.proxy_wait && !c.lingering) return read_proxy_header(c);
-  if (c.tls && !c.handshaken && !c.lingering) return handshake(c);
+  if (c.stage == Stage::waiting) return;
+  if (c.stage == Stage::reading && c.proxy_wait) return read_proxy_header(c);
+  if (c.stage == Stage::reading && c.https) return peek_client_hello(c);
   const size_t cap = rt_.limits.total + 1;
   for (;;) {
     char tmp[16384];
-    ssize_t n = receive(c, tmp, sizeof tmp);
-    if (n == 0) {
+    ssize_t n = recv(c.fd.get(), tmp, sizeof tmp, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
       close_conn(c);
-      update_reading();
-      return;
+      return update_reading();
     }
-    if (n < 0) {
-      if (errno == EAGAIN) break;
-      close_conn(c);
-      update_reading();
-      return;
-    }
-    if (c.lingering) {
+    if (n < 0) return;
+    if (c.stage == Stage::lingering) {
       // Draining what the client still sends after an error, up to a bound.
       c.drained += static_cast<size_t>(n);
       if (c.drained > kMaxDrain) return close_conn(c);
@@ -456,26 +458,26 @@ void Acceptor::on_readable(PendingConn& c) {
     }
     size_t take = std::min(static_cast<size_t>(n), cap - std::min(cap, c.buf.size()));
     c.buf.append(tmp, take);
+    OPENSSL_cleanse(tmp, static_cast<size_t>(n));
     charge(c);
     if (shed_for(c)) return;
     HeadState st = c.parser->parse(c.buf);
-    if (st == HeadState::complete) return dispatch(c);
+    if (st == HeadState::complete) {
+      const RequestHead& head = c.parser->head();
+      if (!head.host.empty() && VHostTable::normalize_host(head.host).empty())
+        return refuse(c, 400, "invalid Host");
+      return dispatch(c, rt_.vhosts.lookup(head.host));
+    }
     if (st == HeadState::error) return refuse(c, c.parser->error_status(), c.parser->error_reason().c_str());
     if (c.buf.size() >= cap) return refuse(c, 431, "request head over 64 KiB");
   }
 }
 
-void Acceptor::dispatch(PendingConn& c) {
-  const RequestHead& head = c.parser->head();
-  if (!head.host.empty() && VHostTable::normalize_host(head.host).empty())
-    return refuse(c, 400, "invalid Host");
-  const VHost* vh = rt_.vhosts.lookup(head.host);
-  if (c.tls && tls_misdirected(rt_.vhosts, c.sni, vh))
-    return refuse(c, 421, "Host names another vhost than the TLS server name (SNI)");
+// Admission, then a worker of the vhost: an idle one at once, else the connection waits for one (never
+// holding up the others).
+void Acceptor::dispatch(PendingConn& c, const VHost* vh) {
   const ServerConfig& sc = rt_.config->server;
-  // Workers that already exited must not count: under load their SIGCHLD may still be queued
-  // behind other events, and one WNOHANG waitpid is cheap next to the fork that follows.
-  reap();
+  c.vh = vh;
   // With per-vhost cgroups the kernel counts the vhost's connections (its leaves) and the
   // scoreboard only bounds MaxClients; without them the scoreboard counts both.
   std::string leaf;
@@ -493,82 +495,17 @@ void Acceptor::dispatch(PendingConn& c) {
     return refuse(c, 503, a == Admission::vhost_full ? "vhost at MaxClientsVHost" : "server at MaxClients",
                   "Retry-After: 2\r\n");
   }
-
-  // Plain HTTP goes to an idle worker of the vhost when there is one: no fork.
-  if (!c.tls && hand_to_spare(c, *vh, entry, leaf)) return;
-  unique_fd ctl_mine, ctl_theirs;
-  if (!c.tls) {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
-      ctl_mine.reset(sv[0]);
-      ctl_theirs.reset(sv[1]);
-    }
+  c.admitted = true;
+  c.entry = entry;
+  c.leaf = std::move(leaf);
+  Pool& p = pools_[vh];
+  if (hand_to_spare(c)) {
+    ask_for_workers(vh);
+    return;
   }
-  pid_t pid = fork();
-  if (pid < 0) {
-    log(Level::err, "fork of a worker for %s failed: %s", vh->server_name.c_str(), strerror(errno));
-    scoreboard_release(*ctx_.sb, entry);
-    if (!leaf.empty()) (void)rmdir(leaf.c_str());
-    return refuse(c, 503, "fork failed", "Retry-After: 2\r\n");
-  }
-  if (pid == 0) {
-    scoreboard_set_pid(*ctx_.sb, entry, getpid());
-    // Into the connection's cgroup before anything else: a worker that is not counted and confined
-    // there must not serve.
-    if (!leaf.empty() && !cgroup_join(leaf)) {
-      log(Level::err, "cannot move the worker into %s: %s", leaf.c_str(), strerror(errno));
-      _exit(1);
-    }
-    // The worker keeps exactly the connection (as fd 3), its hand-over channel (fd 4) and stdio;
-    // everything else of the acceptor goes.
-    int ctl = ctl_theirs ? fcntl(ctl_theirs.get(), F_DUPFD_CLOEXEC, 5) : -1;
-    if (dup2(c.fd.get(), 3) < 0 || (ctl >= 0 && dup2(ctl, 4) < 0)) _exit(1);
-    close_range(ctl >= 0 ? 5 : 4, ~0U, 0);
-    // The key channel went with close_range; the ticket keys and the other clients' sessions and bytes
-    // must not stay in a process that runs as one tenant either.
-    key_client_forget();
-    tls_ticket_keys_wipe();
-    for (auto* list : {&reading_, &lingering_}) {
-      for (PendingConn& other : *list) {
-        if (&other == &c) continue;
-        (void)other.fd.release();  // closed by close_range already
-        other.tls.reset();         // SSL_free wipes the session's keys
-        if (!other.buf.empty()) OPENSSL_cleanse(other.buf.data(), other.buf.size());
-        if (other.parser) {
-          other.parser->wipe();
-          other.parser.reset();
-        }
-      }
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    WorkerStart ws;
-    ws.vhost = vh;
-    ws.conn_fd = 3;
-    ws.head_length = c.parser->head_length();
-    ws.head = c.parser->head();
-    ws.buffer = std::move(c.buf);
-    ws.tls = std::move(c.tls);
-    ws.sni = std::move(c.sni);
-    ws.ctl_fd = ctl >= 0 ? 4 : -1;
-    ws.addrs = c.addrs;
-    worker_main(ctx_, std::move(ws));
-  }
-  scoreboard_set_pid(*ctx_.sb, entry, pid);
-  WorkerInfo& w = workers_[pid];
-  w.entry = entry;
-  w.vhost = vh->server_name;
-  w.leaf = leaf;
-  w.vh = vh;
-  if (ctl_mine) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = static_cast<uint64_t>(pid) << 3 | kWorkerTag;
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, ctl_mine.get(), &ev) == 0) w.ctl = std::move(ctl_mine);
-  }
-  close_conn(c);
-  update_reading();
+  wait_for_worker(c);
+  p.peak = std::max(p.peak, p.busy + p.waiting);
+  ask_for_workers(vh);
 }
 
 bool Acceptor::place_in_cgroup(const VHost& vh, std::string& leaf, bool& full) {
@@ -578,7 +515,8 @@ bool Acceptor::place_in_cgroup(const VHost& vh, std::string& leaf, bool& full) {
     full = true;
     return false;
   }
-  leaf = vdir + strprintf("/c%u-%llu", index_, static_cast<unsigned long long>(++leaves_made_));
+  // Named by this acceptor's pid, so that the master can tell the leaves of an acceptor that died.
+  leaf = vdir + strprintf("/c%d-%llu", static_cast<int>(getpid()), static_cast<unsigned long long>(++leaves_made_));
   if (mkdir(leaf.c_str(), 0755) != 0) {
     log(Level::err, "cannot create cgroup %s: %s; counting %s in shared memory", leaf.c_str(), strerror(errno),
         vh.server_name.c_str());
@@ -596,19 +534,151 @@ bool Acceptor::place_in_cgroup(const VHost& vh, std::string& leaf, bool& full) {
   return true;
 }
 
-// A worker says its connection is done. It waits as a spare for its vhost's next connection, out of
-// the counts (scoreboard, connection cgroup), unless enough spares wait already.
+// The connection goes to the most recently idle worker of its vhost. False when there is none (or none
+// that is still there).
+bool Acceptor::hand_to_spare(PendingConn& c) {
+  Pool& p = pools_[c.vh];
+  while (!p.idle.empty()) {
+    pid_t pid = p.idle.back();
+    p.idle.pop_back();
+    spare_count_--;
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) continue;
+    WorkerInfo& w = it->second;
+    w.idle = false;
+    p.busy++;
+    if (!c.leaf.empty() && !cgroup_move(c.leaf, pid)) {
+      retire(pid);
+      continue;
+    }
+    // The pid first: the worker gives the entry back itself, by pid, when the connection ends.
+    scoreboard_set_pid(*ctx_.sb, c.entry, pid);
+    Handoff h;
+    h.entry = c.entry;
+    h.flags = c.https ? kHandoffTls : 0;
+    h.addrs = c.addrs;
+    h.bytes = c.https ? std::string() : c.buf;
+    bool sent = handoff_send(w.ctl.get(), c.fd.get(), h);
+    if (!h.bytes.empty()) OPENSSL_cleanse(h.bytes.data(), h.bytes.size());
+    if (!sent) {
+      scoreboard_set_pid(*ctx_.sb, c.entry, -1);
+      if (!c.leaf.empty()) (void)cgroup_move(cgroup_spare_dir(*ctx_.cgroups, *c.vh), pid);
+      retire(pid);
+      continue;
+    }
+    w.entry = c.entry;
+    w.has_entry = true;
+    w.leaf = std::move(c.leaf);
+    c.admitted = false;  // the worker has what admission reserved
+    if (c.stage == Stage::waiting) p.waiting--;
+    else (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+    uncharge(c);
+    if (!c.buf.empty()) OPENSSL_cleanse(c.buf.data(), c.buf.size());
+    list_of(c).erase(c.self);
+    p.peak = std::max(p.peak, p.busy + p.waiting);
+    update_reading();
+    return true;
+  }
+  return false;
+}
+
+// Out of the epoll set (its events would only repeat) until a worker takes it or its wait ends.
+void Acceptor::wait_for_worker(PendingConn& c) {
+  (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+  c.interest = 0;
+  c.deadline = now_ms() + kWorkerWaitMs;
+  waiting_.splice(waiting_.end(), list_of(c), c.self);
+  c.stage = Stage::waiting;
+  pools_[c.vh].waiting++;
+  update_reading();
+}
+
+// Waiting connections of `vh` go, oldest first, to its idle workers.
+void Acceptor::serve_waiting(const VHost* vh) {
+  Pool& p = pools_[vh];
+  for (auto it = waiting_.begin(); it != waiting_.end() && p.waiting > 0 && !p.idle.empty();) {
+    PendingConn& c = *it++;
+    if (c.vh == vh) (void)hand_to_spare(c);
+  }
+}
+
+// Keeps a vhost's idle workers at what its recent concurrency asks for (a quarter of the peak, plus one, for
+// a vhost that had any connection in the last 5-10 s; none for one that had none) plus one per waiting
+// connection. The spawner forks them outside this loop, ahead of the connections that will need them.
+void Acceptor::ask_for_workers(const VHost* vh) {
+  if (spawner_gone_) return;
+  Pool& p = pools_[vh];
+  const unsigned load = std::max(p.peak, p.previous_peak);
+  const size_t cap = vh->max_clients_vhost ? std::min<size_t>(kMaxSparesPerVHost, vh->max_clients_vhost)
+                                           : kMaxSparesPerVHost;
+  const size_t target = load ? std::min<size_t>(cap, load / 4 + 1) : 0;
+  const size_t want = target + p.waiting;
+  const size_t have = p.idle.size() + p.requested;
+  if (have >= want || (stopping_ && p.waiting == 0)) return;
+  SpawnRequest r;
+  r.vhost = static_cast<uint32_t>(vh - rt_.config->vhosts.data());
+  r.count = static_cast<uint32_t>(std::min<size_t>(want - have, kMaxSpawnPerRequest));
+  if (spawn_send_request(spawner_, r) == 0) p.requested += r.count;
+}
+
+// New workers from the spawner (or its failure to make one).
+void Acceptor::on_spawner() {
+  for (;;) {
+    SpawnReply m;
+    int fd = -1;
+    int r = spawn_recv_reply(spawner_, m, fd);
+    if (r == -EAGAIN) return;
+    unique_fd ctl(fd);
+    if (r <= 0 || m.vhost >= rt_.config->vhosts.size() || (m.pid > 0) != static_cast<bool>(ctl)) {
+      log(Level::err, "the spawner's channel %s; no new workers", r == 0 ? "closed" : "failed");
+      spawner_gone_ = true;
+      (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, spawner_, nullptr);
+      // Nobody can take them now: answered 503 (or closed, on TLS) instead of waiting out their time.
+      while (!waiting_.empty()) refuse(waiting_.front(), 503, "no worker can be started", "Retry-After: 2\r\n");
+      return;
+    }
+    const VHost* vh = &rt_.config->vhosts[m.vhost];
+    Pool& p = pools_[vh];
+    if (p.requested) p.requested--;
+    if (m.pid <= 0) {
+      // Fork failed (memory, pids.max): the oldest waiting connection of the vhost is answered now.
+      for (PendingConn& c : waiting_) {
+        if (c.vh != vh) continue;
+        refuse(c, 503, "no worker could be started for the vhost", "Retry-After: 2\r\n");
+        break;
+      }
+      continue;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(m.pid) << 3 | kWorkerTag;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, ctl.get(), &ev) < 0) continue;  // closing it ends the worker
+    WorkerInfo& w = workers_[m.pid];
+    w.vh = vh;
+    w.ctl = std::move(ctl);
+    w.idle = true;
+    w.idle_since = now_ms();
+    p.idle.push_back(m.pid);
+    spare_count_++;
+    serve_waiting(vh);
+  }
+}
+
+// A worker says its connection is done (it waits as a spare for the next one, out of the counts), or its
+// channel ended (it exited).
 void Acceptor::on_worker_message(pid_t pid) {
   auto it = workers_.find(pid);
-  if (it == workers_.end() || !it->second.ctl) return;
+  if (it == workers_.end()) return;
   WorkerInfo& w = it->second;
-  if (!handoff_read_idle(w.ctl.get()) || w.idle) return retire(w);  // the channel closed, or nonsense
-  std::vector<pid_t>& list = spares_[w.vh];
-  size_t cap = w.vh->max_clients_vhost ? std::min<size_t>(kMaxSparesPerVHost, w.vh->max_clients_vhost) : kMaxSparesPerVHost;
-  if (stopping_ || list.size() >= cap || spare_count_ >= kMaxSpares) return retire(w);
+  if (!handoff_read_idle(w.ctl.get()) || w.idle) return worker_gone(pid);
+  Pool& p = pools_[w.vh];
+  p.busy--;
   if (!w.leaf.empty()) {
     // Out of its connection's cgroup first; then the leaf and whatever the connection left running go.
-    if (!cgroup_move(cgroup_spare_dir(*ctx_.cgroups, *w.vh), pid)) return retire(w);
+    if (!cgroup_move(cgroup_spare_dir(*ctx_.cgroups, *w.vh), pid)) {
+      p.busy++;
+      return worker_gone(pid);
+    }
     if (!cgroup_kill_and_remove(w.leaf)) dying_leaves_.push_back(w.leaf);
     w.leaf.clear();
   }
@@ -616,132 +686,106 @@ void Acceptor::on_worker_message(pid_t pid) {
   w.has_entry = false;
   w.idle = true;
   w.idle_since = now_ms();
-  list.push_back(pid);
+  p.idle.push_back(pid);
   spare_count_++;
+  const size_t cap = w.vh->max_clients_vhost ? std::min<size_t>(kMaxSparesPerVHost, w.vh->max_clients_vhost)
+                                             : kMaxSparesPerVHost;
+  if (p.waiting) serve_waiting(w.vh);
+  else if (stopping_) retire(pid);
+  else if (p.idle.size() > cap || spare_count_ > kMaxSpares) retire(p.idle.front());  // the coldest goes
 }
 
-// Closing the channel ends the worker (it is waiting for a connection, or will find it closed).
-void Acceptor::retire(WorkerInfo& w) {
+// The worker exited (or broke its channel): what it held is given back.
+void Acceptor::worker_gone(pid_t pid) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  WorkerInfo& w = it->second;
+  Pool& p = pools_[w.vh];
   if (w.idle) {
-    std::vector<pid_t>& list = spares_[w.vh];
-    for (auto it = list.begin(); it != list.end(); ++it) {
-      if (workers_.count(*it) && &workers_[*it] == &w) {
-        list.erase(it);
-        spare_count_--;
-        break;
-      }
+    if (auto i = std::find(p.idle.begin(), p.idle.end(), pid); i != p.idle.end()) {
+      p.idle.erase(i);
+      spare_count_--;
     }
-    w.idle = false;
+  } else if (p.busy) {
+    p.busy--;
   }
-  w.ctl.reset();
+  if (w.has_entry) scoreboard_release_own(*ctx_.sb, w.entry, pid);
+  // Whatever the connection started (a daemonized CGI child included) ends with it.
+  if (!w.leaf.empty() && !cgroup_kill_and_remove(w.leaf)) dying_leaves_.push_back(w.leaf);
+  const VHost* vh = w.vh;
+  workers_.erase(it);  // closes the channel
+  if (p.waiting) ask_for_workers(vh);
 }
 
-// The connection goes to the most recently idle worker of the vhost, already admitted (`entry`,
-// `leaf`). False when there is none or it is gone; the caller forks then, with the same admission.
-bool Acceptor::hand_to_spare(PendingConn& c, const VHost& vh, uint32_t entry, const std::string& leaf) {
-  auto sit = spares_.find(&vh);
-  while (sit != spares_.end() && !sit->second.empty()) {
-    pid_t pid = sit->second.back();
-    sit->second.pop_back();
-    spare_count_--;
-    auto it = workers_.find(pid);
-    if (it == workers_.end()) continue;
-    WorkerInfo& w = it->second;
-    w.idle = false;
-    if (!leaf.empty() && !cgroup_move(leaf, pid)) {
-      retire(w);
-      continue;
+// Closing the channel ends an idle worker: it is waiting for a connection, or will find the channel closed.
+void Acceptor::retire(pid_t pid) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  WorkerInfo& w = it->second;
+  Pool& p = pools_[w.vh];
+  if (w.idle) {
+    if (auto i = std::find(p.idle.begin(), p.idle.end(), pid); i != p.idle.end()) {
+      p.idle.erase(i);
+      spare_count_--;
     }
-    // The pid first: the worker gives the entry back itself, by pid, when the connection ends. A
-    // failed send leaves it for the fork that follows, which stores its own.
-    scoreboard_set_pid(*ctx_.sb, entry, pid);
-    if (!handoff_send(w.ctl.get(), c.fd.get(), entry, c.addrs, c.buf)) {
-      retire(w);
-      continue;
-    }
-    w.entry = entry;
-    w.has_entry = true;
-    w.leaf = leaf;
-    close_conn(c);
-    update_reading();
-    return true;
+  } else if (p.busy) {
+    p.busy--;
   }
-  return false;
+  workers_.erase(it);
 }
 
 void Acceptor::expire(int64_t now) {
-  for (auto& [vh, list] : spares_) {
-    // Oldest first: a spare idle past kSpareIdleMs is retired.
-    while (!list.empty()) {
-      auto it = workers_.find(list.front());
-      if (it != workers_.end() && now - it->second.idle_since < kSpareIdleMs) break;
-      pid_t pid = list.front();
-      list.erase(list.begin());
-      spare_count_--;
-      if (it != workers_.end()) {
-        it->second.idle = false;
-        it->second.ctl.reset();
-      }
-      (void)pid;
+  if (now >= window_end_) {
+    window_end_ = now + kLoadWindowMs;
+    for (auto& [vh, p] : pools_) {
+      p.previous_peak = p.peak;
+      p.peak = p.busy + p.waiting;
+    }
+  }
+  for (auto& [vh, p] : pools_) {
+    // Oldest first: a spare idle past kSpareIdleMs goes once more are idle than the load asks for.
+    const unsigned load = std::max(p.peak, p.previous_peak);
+    const size_t keep = stopping_ ? 0 : load ? load / 4 + 1 : 0;
+    while (p.idle.size() > keep) {
+      auto it = workers_.find(p.idle.front());
+      if (it != workers_.end() && now - it->second.idle_since < kSpareIdleMs && !stopping_) break;
+      retire(p.idle.front());
     }
   }
   for (auto it = dying_leaves_.begin(); it != dying_leaves_.end();)
     it = cgroup_kill_and_remove(*it) ? dying_leaves_.erase(it) : std::next(it);
   while (!reading_.empty() && reading_.front().deadline <= now)
     refuse(reading_.front(), 408, "head not complete within RequestReadTimeout");
+  while (!waiting_.empty() && waiting_.front().deadline <= now)
+    refuse(waiting_.front(), 503, "no worker of the vhost became free in time", "Retry-After: 2\r\n");
   while (!lingering_.empty() && lingering_.front().deadline <= now) close_conn(lingering_.front());
   update_reading();
-}
-
-void Acceptor::reap() {
-  for (;;) {
-    int status = 0;
-    pid_t pid = waitpid(-1, &status, WNOHANG | WUNTRACED);
-    if (pid <= 0) return;
-    auto it = workers_.find(pid);
-    if (it == workers_.end()) continue;
-    if (WIFSTOPPED(status)) {
-      // Stopped by a process of its tenant. A spare must not be handed a connection it will never serve;
-      // one that holds a connection is the master's to kill (this process may not signal a tenant).
-      log(Level::warning, "worker %d for %s was stopped by signal %d%s", pid, it->second.vhost.c_str(),
-          WSTOPSIG(status), it->second.idle ? "; it is no longer used as a spare" : "");
-      if (it->second.idle) retire(it->second);
-      continue;
-    }
-    if (WIFSIGNALED(status))
-      log(Level::warning, "worker %d for %s was killed by signal %d", pid, it->second.vhost.c_str(), WTERMSIG(status));
-    else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-      log(Level::warning, "worker %d for %s exited with status %d", pid, it->second.vhost.c_str(), WEXITSTATUS(status));
-    if (it->second.has_entry) scoreboard_release_own(*ctx_.sb, it->second.entry, pid);
-    if (it->second.idle) retire(it->second);
-    // Whatever the connection started (a daemonized CGI child included) ends with it.
-    if (!it->second.leaf.empty() && !cgroup_kill_and_remove(it->second.leaf)) dying_leaves_.push_back(it->second.leaf);
-    workers_.erase(it);
-  }
 }
 
 void Acceptor::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
   for (const Listener& l : *ctx_.listeners) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, l.fd, nullptr);
-  // Workers finish the response in hand, then close their keep-alive connection; spares just end.
-  for (auto& [pid, info] : workers_) {
-    if (info.idle) retire(info);
-    (void)kill(pid, SIGTERM);
-  }
+  // Spares end now; busy workers finish their connection (the master signals them on a full stop) and are
+  // retired when they say they are idle.
+  std::vector<pid_t> idle;
+  for (auto& [pid, w] : workers_)
+    if (w.idle) idle.push_back(pid);
+  for (pid_t pid : idle) retire(pid);
 }
 
 void Acceptor::run() {
   setup();
   epoll_event events[64];
   for (;;) {
-    if (stopping_ && reading_.empty() && lingering_.empty()) _exit(0);
+    // A stopping acceptor stays until its busy workers are done: it removes their connections' cgroups.
+    if (stopping_ && reading_.empty() && waiting_.empty() && lingering_.empty() && workers_.empty()) _exit(0);
     int64_t now = now_ms();
-    int64_t next = now + 60000;
-    if (!reading_.empty()) next = std::min(next, reading_.front().deadline);
-    if (!lingering_.empty()) next = std::min(next, lingering_.front().deadline);
+    int64_t next = std::min(now + 60000, window_end_);
+    for (auto* list : {&reading_, &waiting_, &lingering_})
+      if (!list->empty()) next = std::min(next, list->front().deadline);
     if (accept_paused_until_ > now) next = std::min(next, accept_paused_until_);
-    if (spare_count_ > 0) next = std::min(next, now + 1000);
+    if (spare_count_ > 0 || !dying_leaves_.empty()) next = std::min(next, now + 1000);
     int timeout = static_cast<int>(std::max<int64_t>(0, next - now));
     int n = epoll_wait(epoll_.get(), events, 64, timeout);
     if (n < 0 && errno != EINTR) {
@@ -750,12 +794,11 @@ void Acceptor::run() {
     }
     for (int i = 0; i < n; i++) {
       epoll_event& ev = events[i];
-      if (ev.data.ptr == nullptr) {
+      if (ev.data.u64 == 0) {
         signalfd_siginfo si;
-        while (read(sigfd_.get(), &si, sizeof si) == sizeof si) {
-          if (si.ssi_signo == SIGCHLD) reap();
-          else begin_stop();
-        }
+        while (read(sigfd_.get(), &si, sizeof si) == sizeof si) begin_stop();
+      } else if (ev.data.u64 == kSpawnerTag) {
+        on_spawner();
       } else if (ev.data.u64 & 1) {
         accept_ready(static_cast<int>(ev.data.u64 >> 2), (ev.data.u64 & 2) != 0);
       } else if ((ev.data.u64 & 7) == kWorkerTag) {
@@ -764,24 +807,30 @@ void Acceptor::run() {
         auto* c = static_cast<PendingConn*>(ev.data.ptr);
         // A connection closed earlier in this batch cannot appear: each event refers to a distinct fd,
         // and only the event's own connection is closed while handling it.
-        if (ev.events & EPOLLOUT) {
-          on_writable(*c);
-          continue;
-        }
-        on_readable(*c);
+        if (ev.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->peer_closed = true;
+        if (ev.events & EPOLLOUT) on_writable(*c);
+        else on_readable(*c);
       }
     }
     expire(now_ms());
-    if (stopping_) {
-      // Heads already being read are finished (bounded by RequestReadTimeout); nothing new is accepted.
-    }
   }
 }
 
 }  // namespace
 
-[[noreturn]] void acceptor_main(const ProcessContext& ctx, uint32_t index) {
-  Acceptor a(ctx, index);
+[[noreturn]] void acceptor_main(const ProcessContext& ctx, uint32_t index, int spawner_fd) {
+  // Descriptors: stdio, the listeners (where systemd put them) and, right above them, the spawner's channel.
+  int spawner = 3;
+  for (const Listener& l : *ctx.listeners) spawner = std::max(spawner, l.fd + 1);
+  int moved = fcntl(spawner_fd, F_DUPFD_CLOEXEC, spawner + 1);
+  if (moved < 0 || dup3(moved, spawner, O_CLOEXEC) < 0) _exit(1);
+  close_range(static_cast<unsigned>(spawner) + 1, ~0U, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (ctx.cgroups && ctx.cgroups->enabled && !cgroup_join(ctx.cgroups->serving + "/acceptors"))
+    log(Level::err, "cannot move acceptor into %s/acceptors: %s", ctx.cgroups->serving.c_str(), strerror(errno));
+  Acceptor a(ctx, index, spawner);
   a.run();
 }
 

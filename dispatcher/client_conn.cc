@@ -149,12 +149,17 @@ bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len) {
   return true;
 }
 
-void conn_finish(ClientConn& c, int linger_ms) {
+void conn_close_notify(ClientConn& c) {
   if (c.tls && !c.tls_failed) {
     ERR_clear_error();
     (void)SSL_shutdown(c.tls.get());  // sends close_notify; the client's own is not waited for
     ERR_clear_error();
   }
+  c.tls.reset();
+}
+
+void conn_finish(ClientConn& c, int linger_ms) {
+  conn_close_notify(c);
   lingering_close(c.fd, linger_ms);
 }
 

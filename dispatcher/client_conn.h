@@ -40,6 +40,9 @@ bool conn_write_all(ClientConn& c, std::string_view data, bool more = false);
 // Sends `len` bytes of `file` from `offset` (sendfile on plain TCP and with kernel TLS, else read and
 // encrypt in chunks).
 bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len);
+// Ends a TLS session without ending the socket: sends close_notify (unless the session failed) and frees the
+// session, whose buffers OpenSSL cleanses; the socket is then drained and closed as a plain one.
+void conn_close_notify(ClientConn& c);
 // Ends the connection after the last response: closes the sending side cleanly (TLS: close_notify),
 // then drains what the client still sends for up to `linger_ms` so it reads the response instead of a reset.
 void conn_finish(ClientConn& c, int linger_ms);

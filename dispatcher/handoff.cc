@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "io.h"
+#include "unique_fd.h"
 
 namespace itk {
 
@@ -17,20 +18,23 @@ namespace {
 constexpr size_t kMaxPayload = 128 * 1024;
 }  // namespace
 
-bool handoff_send(int ctl, int conn_fd, uint32_t entry, const ConnAddrs& addrs, std::string_view bytes) {
-  if (bytes.empty() || bytes.size() > kMaxPayload) {
+bool handoff_send(int ctl, int conn_fd, const Handoff& h) {
+  const bool tls = (h.flags & kHandoffTls) != 0;
+  if ((!tls && h.bytes.empty()) || (tls && !h.bytes.empty()) || h.bytes.size() > kMaxPayload) {
     errno = EMSGSIZE;
     return false;
   }
   // Member by member into zeroed memory: the struct's padding holds nothing of the acceptor's.
   ConnAddrs a;
   memset(static_cast<void*>(&a), 0, sizeof a);
-  a.client = addrs.client;
-  a.server = addrs.server;
-  a.tls_at_balancer = addrs.tls_at_balancer;
-  iovec iov[3] = {{&entry, sizeof entry}, {&a, sizeof a}, {const_cast<char*>(bytes.data()), bytes.size()}};
-  ssize_t n = send_with_fd(ctl, iov, 3, conn_fd, MSG_NOSIGNAL | MSG_DONTWAIT);
-  return n == static_cast<ssize_t>(sizeof entry + sizeof a + bytes.size());
+  a.client = h.addrs.client;
+  a.server = h.addrs.server;
+  a.tls_at_balancer = h.addrs.tls_at_balancer;
+  uint32_t entry = h.entry, flags = h.flags;
+  iovec iov[4] = {{&entry, sizeof entry}, {&flags, sizeof flags}, {&a, sizeof a},
+                  {const_cast<char*>(h.bytes.data()), h.bytes.size()}};
+  ssize_t n = send_with_fd(ctl, iov, 4, conn_fd, MSG_NOSIGNAL | MSG_DONTWAIT);
+  return n == static_cast<ssize_t>(sizeof entry + sizeof flags + sizeof a + h.bytes.size());
 }
 
 bool handoff_idle(int ctl) {
@@ -38,28 +42,21 @@ bool handoff_idle(int ctl) {
   return send(ctl, &idle, 1, MSG_NOSIGNAL) == 1;
 }
 
-int handoff_receive(int ctl, uint32_t& entry, ConnAddrs& addrs, std::string& bytes) {
-  bytes.resize(kMaxPayload);
-  iovec iov[3] = {{&entry, sizeof entry}, {&addrs, sizeof addrs}, {bytes.data(), bytes.size()}};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = 3;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  int fd = -1;
-  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); n > 0 && cm; cm = CMSG_NXTHDR(&msg, cm))
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-      memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-  const ssize_t fixed = sizeof entry + sizeof addrs;
-  if (n <= fixed || fd < 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-    if (fd >= 0) close(fd);
-    bytes.clear();
+int handoff_receive(int ctl, Handoff& h) {
+  h.bytes.resize(kMaxPayload);
+  iovec iov[4] = {{&h.entry, sizeof h.entry}, {&h.flags, sizeof h.flags}, {&h.addrs, sizeof h.addrs},
+                  {h.bytes.data(), h.bytes.size()}};
+  int raw = -1;
+  ssize_t n = recv_with_fd(ctl, iov, 4, raw, MSG_DONTWAIT);
+  unique_fd fd(raw);
+  const ssize_t fixed = sizeof h.entry + sizeof h.flags + sizeof h.addrs;
+  const bool tls = (h.flags & kHandoffTls) != 0;
+  if (n < fixed || !fd || (n == fixed) != tls) {
+    h.bytes.clear();
     return -1;
   }
-  bytes.resize(static_cast<size_t>(n - fixed));
-  return fd;
+  h.bytes.resize(static_cast<size_t>(n - fixed));
+  return fd.release();
 }
 
 bool handoff_read_idle(int ctl) {

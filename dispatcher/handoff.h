@@ -1,7 +1,7 @@
-// The channel between an acceptor and one of its plain-HTTP workers, so that a worker whose
-// connection ended can serve the next connection of its vhost instead of exiting (no fork).
+// The channel between an acceptor and one of its workers: the acceptor hands each connection of the
+// worker's vhost over it, and the worker says when it is free for the next one.
 // Messages (SOCK_SEQPACKET): worker -> acceptor "I" (idle: ready for a connection);
-// acceptor -> worker: a connection (SCM_RIGHTS), its scoreboard entry and the bytes read from it.
+// acceptor -> worker: a connection (SCM_RIGHTS), its scoreboard entry, flags, addresses and the bytes read.
 #pragma once
 
 #include <cstdint>
@@ -12,17 +12,26 @@
 
 namespace itk {
 
-// Acceptor: hands `conn_fd`, the addresses it is reported with and `bytes` (the request head and whatever
-// followed) to the worker. False with errno when the worker is gone.
-bool handoff_send(int ctl, int conn_fd, uint32_t entry, const ConnAddrs& addrs, std::string_view bytes);
+// The connection is TLS: nothing of it was read (the acceptor only peeked at the ClientHello), and the
+// worker does the handshake. Without it, `bytes` holds the request head the acceptor read.
+constexpr uint32_t kHandoffTls = 1;
+
+struct Handoff {
+  uint32_t entry = 0;  // scoreboard entry the connection counts in; the worker gives it back when done
+  uint32_t flags = 0;
+  ConnAddrs addrs;     // from a PROXY header, or AF_UNSPEC
+  std::string bytes;   // plain HTTP: the head and whatever followed it; TLS: empty
+};
+
+// Acceptor: hands `conn_fd` to the worker. False with errno when the worker is gone or its channel is full.
+bool handoff_send(int ctl, int conn_fd, const Handoff& h);
 
 // Worker: says it is idle. False when the acceptor is gone.
 bool handoff_idle(int ctl);
 
-// Worker: takes the connection waiting on `ctl` (readable): returns its fd and fills `entry`, `addrs`
-// and `bytes`, or -1 when the acceptor closed the channel or sent something else.
-int handoff_receive(int ctl, uint32_t& entry, ConnAddrs& addrs, std::string& bytes);
-
+// Worker: takes the connection waiting on `ctl` (readable): returns its fd and fills `h`, or -1 when the
+// acceptor closed the channel or sent something malformed.
+int handoff_receive(int ctl, Handoff& h);
 
 // Acceptor: reads one message from a worker; true when it is "I".
 bool handoff_read_idle(int ctl);

@@ -61,6 +61,38 @@ ssize_t send_with_fd(int sock, iovec* iov, size_t iovcnt, int fd, int flags) {
   return n < 0 ? -errno : n;
 }
 
+ssize_t recv_with_fd(int sock, iovec* iov, size_t iovcnt, int& fd, int flags) {
+  fd = -1;
+  // Room for more than one descriptor, so that a sender attaching several cannot leave any of them open here.
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+  msghdr mh{};
+  mh.msg_iov = iov;
+  mh.msg_iovlen = iovcnt;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  ssize_t n;
+  do n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -1;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) {
+      int got;
+      memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      if (fd < 0) fd = got;
+      else (void)close(got);
+    }
+  }
+  if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+    if (fd >= 0) (void)close(fd);
+    fd = -1;
+    errno = EMSGSIZE;
+    return -1;
+  }
+  return n;
+}
+
 void lingering_close(int fd, int ms) {
   (void)shutdown(fd, SHUT_WR);
   int64_t deadline = now_ms() + ms;

@@ -29,6 +29,11 @@ SysResult write_all_fd(int fd, std::string_view data);
 // sendmsg of `iov` with `fd` attached as SCM_RIGHTS, retried on EINTR. Bytes sent, or -errno (errno set too).
 [[nodiscard]] ssize_t send_with_fd(int sock, iovec* iov, size_t iovcnt, int fd, int flags);
 
+// recvmsg into `iov` taking at most one descriptor (SCM_RIGHTS, close-on-exec) into `fd` (-1 when none came),
+// retried on EINTR. Bytes received, or -1 with errno; a truncated message or control block is EMSGSIZE and
+// any descriptor that came with it is closed. The one place itk receives descriptors.
+[[nodiscard]] ssize_t recv_with_fd(int sock, iovec* iov, size_t iovcnt, int& fd, int flags);
+
 // After the last response: half-close, then read and discard what the client still sends for up to
 // `ms`, so a client that is still sending does not get a RST that destroys the response it has not read.
 void lingering_close(int fd, int ms);

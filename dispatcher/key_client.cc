@@ -194,11 +194,11 @@ EvpPkeyPtr key_client_pkey(X509* cert, uint32_t key_id, std::string& error) {
 }
 
 int key_register_bound_channel(int registration_fd, uint32_t key_id, std::string_view server_name,
-                               unique_fd& client_end) {
+                               unique_fd& client_end, std::optional<uint32_t> also) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
   unique_fd mine(sv[0]), theirs(sv[1]);
-  if (int rc = key_send_registration(registration_fd, theirs.get(), key_id, server_name); rc < 0) return rc;
+  if (int rc = key_send_registration(registration_fd, theirs.get(), key_id, server_name, also); rc < 0) return rc;
   client_end = std::move(mine);
   return 0;
 }
@@ -207,17 +207,6 @@ void key_client_adopt(int fd) {
   if (g_channel >= 0 && g_channel != fd) (void)close(g_channel);
   g_channel = fd;
 }
-
-std::string key_client_connect(int registration_fd) {
-  // Parentheses cannot appear in a ServerName, so no vhost's ticket keys derive from this name.
-  unique_fd channel;
-  if (int rc = key_register_bound_channel(registration_fd, 0, "(acceptor)", channel); rc < 0)
-    return strprintf("registering with the key process failed: %s", strerror(-rc));
-  key_client_adopt(channel.release());
-  return "";
-}
-
-void key_client_forget() { g_channel = -1; }
 
 void key_client_close() {
   if (g_channel >= 0) (void)close(g_channel);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,9 +20,10 @@ EvpPkeyPtr key_client_pkey(X509* cert, uint32_t key_id, std::string& error);
 
 // Trusted side (master, spawner): makes a channel bound to key `key_id` and the vhost `server_name` and
 // registers the key process's end over `registration_fd`; `client_end` is the other end, for the one
-// process that may use it. Returns 0, or -errno (-EINVAL: a name that is empty or too long).
+// process that may use it; `also`: a second key it may use (key_send_registration). Returns 0, or -errno
+// (-EINVAL: a name that is empty or too long).
 [[nodiscard]] int key_register_bound_channel(int registration_fd, uint32_t key_id, std::string_view server_name,
-                                             unique_fd& client_end);
+                                             unique_fd& client_end, std::optional<uint32_t> also = std::nullopt);
 
 // Makes `fd` (a client end from key_register_bound_channel) this process's channel, which the remote
 // keys and the ticket keys use; a previous channel is closed. The channel is one of the two
@@ -29,13 +31,6 @@ EvpPkeyPtr key_client_pkey(X509* cert, uint32_t key_id, std::string& error);
 // methods without any context pointer of ours.
 void key_client_adopt(int fd);
 
-// Opens this process's channel: a new socketpair whose other end goes to the key process over
-// `registration_fd` (which the caller then closes), bound to key 0. Returns "" or what failed.
-std::string key_client_connect(int registration_fd);
-
-// Forgets the channel without closing it: a worker's descriptors are already gone (close_range), and
-// the number may name another descriptor by now.
-void key_client_forget();
 // Closes the channel (tests, which run several key processes one after another).
 void key_client_close();
 

@@ -12,11 +12,13 @@
 
 namespace itk {
 
-int key_send_registration(int registration_fd, int channel, uint32_t key_id, std::string_view server_name) {
+int key_send_registration(int registration_fd, int channel, uint32_t key_id, std::string_view server_name,
+                          std::optional<uint32_t> also) {
   if (server_name.empty() || server_name.size() > kKeyMaxServerName) return -EINVAL;
   KeyMessage m;
   m.type = KeyMsg::register_channel;
   m.key = key_id;
+  m.arg = also ? *also + 1 : 0;
   m.payload.assign(server_name);
   std::string d = key_encode(m);
   iovec iov{d.data(), d.size()};

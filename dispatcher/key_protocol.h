@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -84,7 +85,10 @@ std::string key_encode_header(const KeyMessage& m, size_t payload_size);
 // Sends register_channel on the key process's registration socket with `channel` (one end of a new
 // socketpair) attached by SCM_RIGHTS, bound to key `key_id` and the vhost `server_name`. Returns 0, or
 // -errno (-EINVAL: a name that is empty or longer than kKeyMaxServerName; -EMSGSIZE: short send).
-[[nodiscard]] int key_send_registration(int registration_fd, int channel, uint32_t key_id, std::string_view server_name);
+// `also` (arg = id + 1, 0 for none): a second key the channel may use, the default certificate's for the
+// default vhost, whose clients without SNI are shown that one.
+[[nodiscard]] int key_send_registration(int registration_fd, int channel, uint32_t key_id, std::string_view server_name,
+                                        std::optional<uint32_t> also = std::nullopt);
 
 // Parses one whole datagram. Returns "" or why it is refused: shorter than the header, a length field
 // that disagrees with the datagram, a payload over the limit, or a type not in `allowed`.

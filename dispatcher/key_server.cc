@@ -124,6 +124,7 @@ std::string registration_problem(const KeyStore& keys, const KeyMessage& m, cons
   if (getsockopt(fds[0].get(), SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX)
     return "the descriptor is not a unix socket";
   if (m.key >= keys.size()) return strprintf("key %u does not exist (%zu keys)", m.key, keys.size());
+  if (m.arg > keys.size()) return strprintf("key %u does not exist (%zu keys)", m.arg - 1, keys.size());
   if (m.payload.empty() || m.payload.size() > kKeyMaxServerName)
     return strprintf("a server name of %zu bytes (1 to %zu expected)", m.payload.size(), kKeyMaxServerName);
   if (channels >= kMaxChannels) return strprintf("already %zu channels", channels);
@@ -179,7 +180,7 @@ bool accept_registration(KeyStore& keys, int reg, std::vector<Channel>& channels
     log(Level::err, "channel registration refused: %s", why.c_str());
     return true;
   }
-  channels.push_back({std::move(fds[0]), KeyChannel{m.key, std::move(m.payload), false}});
+  channels.push_back({std::move(fds[0]), KeyChannel{m.key, std::move(m.payload), false, m.arg ? std::optional<uint32_t>(m.arg - 1) : std::nullopt}});
   return true;
 }
 
@@ -264,7 +265,7 @@ bool KeyStore::handle(KeyChannel& channel, std::string_view request, std::string
     out = reply(req, KeyStatus::ok, std::move(keys));
     return true;
   }
-  if (req.key != channel.key) {
+  if (req.key != channel.key && req.key != channel.also) {
     if (!channel.refusal_logged)
       log(Level::warning, "the channel of %s, bound to key %u, asked for key %u: refused (logged once per channel)",
           channel.server_name.c_str(), channel.key, req.key);

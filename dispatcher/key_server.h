@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,9 +19,10 @@ namespace itk {
 
 // What a channel may use, fixed when the master or the spawner registered it: one key and one vhost.
 struct KeyChannel {
-  uint32_t key = 0;          // the only key id it may sign with
+  uint32_t key = 0;          // the key id it signs with
   std::string server_name;   // its vhost's ServerName, which its session ticket keys derive from
   bool refusal_logged = false;  // a request for another key is logged once per channel
+  std::optional<uint32_t> also;  // the default vhost's: the default certificate's key, for clients without SNI
 };
 
 // The signing core without any I/O, so tests drive it one message at a time.

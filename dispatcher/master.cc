@@ -21,6 +21,8 @@
 #include <unordered_set>
 
 #include "acceptor.h"
+#include "spawn_protocol.h"
+#include "spawner.h"
 #include "fastcgi_pool.h"
 #include "io.h"
 #include "key_server.h"
@@ -48,6 +50,16 @@ struct TlsGeneration {
   std::unique_ptr<TlsContexts> contexts;
   unique_fd registration;  // the acceptors' end; acceptors get it by fork and keep only their own channel
   pid_t key_pid = 0;
+};
+
+// The spawner of a generation: it forks the workers its acceptors ask for. The master holds its control
+// socket while it may start acceptors for the generation; when it lets go and the last of those acceptors
+// has exited, the spawner ends.
+struct SpawnerProc {
+  pid_t pid = 0;
+  uint64_t generation = 0;
+  int64_t started_ms = 0;
+  unique_fd control;  // closed once the generation is replaced
 };
 
 struct AcceptorProc {
@@ -90,6 +102,8 @@ class Master {
   void check_proxy_listeners(const Config& cfg) const;
   bool start_tls(const Config& cfg, std::shared_ptr<TlsGeneration>& out, std::string& error);
   void replace_acceptors();
+  bool start_spawner();
+  void on_spawner_exit(size_t i, int status);
   void on_key_process_exit(pid_t pid, int status);
   void spawn_acceptor();
   void on_child_exit(pid_t pid, int status);
@@ -124,6 +138,8 @@ class Master {
   std::unique_ptr<Runtime> current_;
   uint64_t generation_ = 0;
   std::vector<AcceptorProc> acceptors_;
+  std::vector<SpawnerProc> spawners_;   // the current generation's last; older ones until they end
+  int64_t spawner_retry_at_ = 0;        // when to start a spawner again after one failed at once
   std::unordered_map<std::string, uint32_t> slots_;  // ServerName -> scoreboard slot, stable across reloads
   uint32_t next_slot_ = 0;
   unsigned fast_failures_ = 0;
@@ -206,13 +222,66 @@ bool Master::start_tls(const Config& cfg, std::shared_ptr<TlsGeneration>& out, s
   return true;
 }
 
-// A new set of acceptors for the current runtime and TLS generation; the old ones finish their heads
-// and exit. Used by reload and after a key process restart.
+// A new spawner and set of acceptors numbered generation_, for the current runtime and TLS generation; the
+// old ones finish their heads and exit. Used at start, by reload, and after a
+// key process or spawner restart (callers number the generation).
 void Master::replace_acceptors() {
-  generation_++;
-  for (unsigned i = 0; i < current_->config->server.start_servers; i++) spawn_acceptor();
+  for (SpawnerProc& s : spawners_) s.control.reset();
+  if (start_spawner())
+    for (unsigned i = 0; i < current_->config->server.start_servers; i++) spawn_acceptor();
   for (const AcceptorProc& a : acceptors_)
     if (a.generation != generation_) (void)kill(a.pid, SIGTERM);
+}
+
+// The generation's spawner, forked before its acceptors: from the master, whose memory holds the
+// configuration and certificates but never a client's byte or a secret (the ticket secret is in memory
+// that fork wipes), so the workers it forks start clean.
+bool Master::start_spawner() {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    log(Level::err, "socketpair for the spawner failed: %s; retrying in 1 s", strerror(errno));
+    spawner_retry_at_ = now_ms() + 1000;
+    return false;
+  }
+  unique_fd mine(sv[0]), theirs(sv[1]);
+  pid_t pid = fork();
+  if (pid < 0) {
+    log(Level::err, "fork of the spawner failed: %s; retrying in 1 s", strerror(errno));
+    spawner_retry_at_ = now_ms() + 1000;
+    return false;
+  }
+  if (pid == 0) {
+    TlsInheritance inherited;
+    if (tls_) {
+      inherited.contexts = tls_->contexts.get();
+      inherited.key_registration_fd = tls_->registration.get();
+    }
+    ProcessContext ctx{current_.get(), sb_, &listeners_, &cgroups_, inherited};
+    spawner_main(ctx, theirs.get());
+  }
+  spawners_.push_back({pid, generation_, now_ms(), std::move(mine)});
+  spawner_retry_at_ = 0;
+  return true;
+}
+
+void Master::on_spawner_exit(size_t i, int status) {
+  SpawnerProc s = std::move(spawners_[i]);
+  spawners_.erase(spawners_.begin() + static_cast<long>(i));
+  bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (stopping_ || s.generation != generation_) {
+    if (!clean) log(Level::warning, "old spawner %d ended with status 0x%x", s.pid, status);
+    return;
+  }
+  log(Level::err, "the spawner %d ended (status 0x%x); starting a new one with new acceptors", s.pid, status);
+  // One that fails at once is tried again after a second, not in a loop.
+  if (now_ms() - s.started_ms < 1000) {
+    generation_++;
+    for (const AcceptorProc& a : acceptors_) (void)kill(a.pid, SIGTERM);
+    spawner_retry_at_ = now_ms() + 1000;
+    return;
+  }
+  generation_++;
+  replace_acceptors();
 }
 
 void Master::on_key_process_exit(pid_t pid, int status) {
@@ -233,6 +302,7 @@ void Master::on_key_process_exit(pid_t pid, int status) {
   }
   tls_ = std::move(g);
   tls_retry_at_ = 0;
+  generation_++;
   replace_acceptors();
 }
 
@@ -248,6 +318,21 @@ void Master::spawn_acceptor() {
     log(Level::err, "no free acceptor slot (at most %u acceptors at once)", kMaxAcceptors);
     return;
   }
+  if (spawners_.empty() || spawners_.back().generation != generation_ || !spawners_.back().control) return;
+  // The acceptor's channel to the spawner: one end to each, the spawner's through its control socket.
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+    log(Level::err, "socketpair for an acceptor failed: %s; retrying in 1 s", strerror(errno));
+    respawn_at_ = now_ms() + 1000;
+    return;
+  }
+  unique_fd mine(sv[0]), theirs(sv[1]);
+  if (int rc = spawn_send_acceptor(spawners_.back().control.get(), SpawnAcceptor{index}, theirs.get()); rc < 0) {
+    log(Level::err, "cannot pass an acceptor's channel to the spawner: %s; retrying in 1 s", strerror(-rc));
+    respawn_at_ = now_ms() + 1000;
+    return;
+  }
+  theirs.reset();
   sb_->acceptors[index].pid.store(-1);
   sb_->acceptors[index].reading.store(0);
   pid_t pid = fork();
@@ -258,36 +343,18 @@ void Master::spawn_acceptor() {
     return;
   }
   if (pid == 0) {
-    int max_listener = 2;
-    for (const Listener& l : listeners_) max_listener = std::max(max_listener, l.fd);
-    int keep = max_listener + 1;
-    TlsInheritance inherited;
-    if (tls_) {
-      // The key process's registration socket, right above the listeners; the acceptor closes it once
-      // it has its own channel.
-      inherited.contexts = tls_->contexts.get();
-      inherited.key_registration_fd = keep;
-      if (dup2(tls_->registration.get(), keep) < 0) _exit(1);
-      keep++;
-    }
-    close_range(static_cast<unsigned>(keep), ~0U, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    ProcessContext ctx{current_.get(), sb_, &listeners_, &cgroups_, inherited};
-    if (cgroups_.enabled && !cgroup_join(cgroups_.serving + "/acceptors"))
-      log(Level::err, "cannot move acceptor into %s/acceptors: %s", cgroups_.serving.c_str(), strerror(errno));
-    acceptor_main(ctx, index);
+    ProcessContext ctx{current_.get(), sb_, &listeners_, &cgroups_, TlsInheritance{}};
+    acceptor_main(ctx, index, mine.get());
   }
   sb_->acceptors[index].pid.store(pid);
   acceptors_.push_back({pid, generation_, index, now_ms(), tls_});
 }
 
-// Workers are children of an acceptor, or of the master once their acceptor is gone (subreaper).
+// Workers are children of a spawner, or of the master once their spawner is gone (subreaper).
 bool Master::is_our_worker(pid_t parent) const {
   if (parent == getpid()) return true;
-  for (const AcceptorProc& a : acceptors_)
-    if (parent == a.pid) return true;
+  for (const SpawnerProc& s : spawners_)
+    if (parent == s.pid) return true;
   return false;
 }
 
@@ -340,6 +407,8 @@ void Master::on_child_exit(pid_t pid, int status) {
   if (key_pids_.count(pid)) return on_key_process_exit(pid, status);
   if (fastcgi_.on_exit(pid, status)) return;
   if (vhost_dirs_.on_exit(pid, status)) return;
+  for (size_t i = 0; i < spawners_.size(); i++)
+    if (spawners_[i].pid == pid) return on_spawner_exit(i, status);
   for (size_t i = 0; i < acceptors_.size(); i++) {
     if (acceptors_[i].pid != pid) continue;
     AcceptorProc a = acceptors_[i];
@@ -347,6 +416,9 @@ void Master::on_child_exit(pid_t pid, int status) {
     sb_->acceptors[a.index].pid.store(0);
     sb_->acceptors[a.index].reading.store(0);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    // The connection cgroups of an acceptor that did not end cleanly are nobody's now: the master removes
+    // them once their workers are gone.
+    if (!clean) sweep_ = cgroups_.enabled;
     if (stopping_ || a.generation != generation_) {
       if (!clean) log(Level::warning, "old acceptor %d ended with status 0x%x", pid, status);
       return;
@@ -417,9 +489,7 @@ void Master::reload() {
   note_.clear();
   tls_ = std::move(tls);
   tls_retry_at_ = 0;
-  for (unsigned i = 0; i < current_->config->server.start_servers; i++) spawn_acceptor();
-  for (const AcceptorProc& a : acceptors_)
-    if (a.generation != generation_) (void)kill(a.pid, SIGTERM);
+  replace_acceptors();
   log(Level::notice, "configuration reloaded: %zu vhosts", current_->config->vhosts.size());
   publish_status(true);
   notify("READY=1");
@@ -470,12 +540,13 @@ void Master::begin_stop() {
   log(Level::notice, "stopping: letting in-flight requests finish (up to %u s)",
       current_->config->server.graceful_shutdown_timeout);
   for (const AcceptorProc& a : acceptors_) (void)kill(a.pid, SIGTERM);
+  for (SpawnerProc& sp : spawners_) sp.control.reset();
   signal_workers(SIGTERM);
   fastcgi_.stop_all();
 }
 
 bool Master::children_left() const {
-  return !acceptors_.empty() || sb_->workers.load() > 0 || fastcgi_.processes() > 0;
+  return !acceptors_.empty() || !spawners_.empty() || sb_->workers.load() > 0 || fastcgi_.processes() > 0;
 }
 
 void Master::publish_status(bool force) {
@@ -577,7 +648,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
       log(Level::warning, "MaxProcessesVHost/MemoryMaxVHost/CPUWeightVHost need the pids/memory/cpu controllers, "
                           "which are not delegated here: the keys whose controller is missing have no effect");
   }
-  for (unsigned i = 0; i < current_->config->server.start_servers; i++) spawn_acceptor();
+  replace_acceptors();
   log(Level::notice, "serving %zu vhosts with %u acceptors on %zu listening socket(s)", current_->config->vhosts.size(),
       current_->config->server.start_servers, listeners_.size());
   publish_status(true);
@@ -594,6 +665,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
         log(Level::warning, "GracefulShutdownTimeout reached with %u worker(s) busy; killing them",
             sb_->workers.load());
         for (const AcceptorProc& a : acceptors_) (void)kill(a.pid, SIGKILL);
+        for (const SpawnerProc& sp : spawners_) (void)kill(sp.pid, SIGKILL);
         signal_workers(SIGKILL);
         fastcgi_.kill_all();
         break;
@@ -606,11 +678,16 @@ int Master::run(std::unique_ptr<Config> cfg) {
           log(Level::notice, "key process started again");
           tls_ = std::move(g);
           tls_retry_at_ = 0;
+          generation_++;
           replace_acceptors();
         } else {
           log(Level::err, "%s; trying again in %lld s", error.c_str(), static_cast<long long>(kKeyProcessRetryMs / 1000));
           tls_retry_at_ = now_ms() + kKeyProcessRetryMs;
         }
+      }
+      if (spawner_retry_at_ && now_ms() >= spawner_retry_at_) {
+        generation_++;
+        replace_acceptors();
       }
       size_t live = 0;
       for (const AcceptorProc& a : acceptors_) live += a.generation == generation_;
@@ -629,6 +706,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
     int64_t timeout = fastcgi_.tick(now_ms());
     timeout = std::min<int64_t>(timeout, 1000);
     if (respawn_at_ > now_ms()) timeout = std::min<int64_t>(timeout, respawn_at_ - now_ms());
+    if (spawner_retry_at_ > now_ms()) timeout = std::min<int64_t>(timeout, spawner_retry_at_ - now_ms());
     if (stopping_) timeout = std::min<int64_t>(timeout, 100);
     // The FastCGI listeners are only polled, never read: readable means a worker waits for an app.
     std::vector<pollfd> fds{{sigfd.get(), POLLIN, 0}};
@@ -656,6 +734,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
   // lets them exit now rather than at the master's own exit.
   tls_.reset();
   acceptors_.clear();
+  spawners_.clear();
   // Besides the key processes, spare workers whose acceptor ended are ours now (subreaper): they end
   // as soon as they see their channel closed. Reap whatever ends within 2 s (anything a script left
   // behind without a cgroup to end it is not waited for longer).

@@ -235,7 +235,7 @@ const int kAcceptorAllowed[] = {
 };
 
 // Allowed only when the first argument is this value: unix sockets (journal logging opens one lazily),
-// naming the process, and signals to itself (abort() raises SIGABRT with tgkill).
+// naming the process, its parent-death signal (set after the user switch, which clears it), and signals to itself (abort() raises SIGABRT with tgkill).
 struct AllowIf {
   int nr;
   uint64_t arg0;
@@ -244,7 +244,7 @@ constexpr uint64_t kSelf = ~0ull;  // this process's pid, known when the filter 
 
 const AllowIf kAcceptorAllowedIf[] = {
     {SCMP_SYS(socket), AF_UNIX}, {SCMP_SYS(socketpair), AF_UNIX}, {SCMP_SYS(prctl), PR_SET_NAME},
-    {SCMP_SYS(kill), kSelf},     {SCMP_SYS(tgkill), kSelf},
+    {SCMP_SYS(prctl), PR_SET_PDEATHSIG}, {SCMP_SYS(kill), kSelf},     {SCMP_SYS(tgkill), kSelf},
 };
 
 void allow_list(scmp_filter_ctx ctx, const int* nrs, size_t n) {

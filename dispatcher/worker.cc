@@ -16,6 +16,8 @@
 #include <vector>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "cgi.h"
 #include "fastcgi.h"
@@ -23,8 +25,10 @@
 #include "client_conn.h"
 #include "http_response.h"
 #include "io.h"
+#include "key_client.h"
 #include "log.h"
 #include "privileges.h"
+#include "scoreboard.h"
 #include "static_file.h"
 #include "static_handler.h"
 #include "tls.h"
@@ -60,9 +64,10 @@ struct Conn {
 
 // Reads the next request head into `parser`. Idle wait before its first byte: KeepAliveTimeout;
 // the whole head then has RequestReadTimeout, as in the acceptor.
-Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc) {
-  int64_t idle_deadline = now_ms() + static_cast<int64_t>(sc.keep_alive_timeout) * 1000;
-  int64_t head_deadline = 0;
+// With `deadline` (the first request of a TLS connection), the whole head must be there by then instead.
+Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc, int64_t deadline = 0) {
+  int64_t idle_deadline = deadline ? deadline : now_ms() + static_cast<int64_t>(sc.keep_alive_timeout) * 1000;
+  int64_t head_deadline = deadline;
   for (;;) {
     if (!c.buf.empty()) {
       if (head_deadline == 0) head_deadline = now_ms() + static_cast<int64_t>(sc.request_read_timeout) * 1000;
@@ -224,11 +229,12 @@ bool drain(Lingering& l) {
   }
 }
 
-// Says "idle" and waits for the acceptor's next connection (at most kSpareWaitMs; SIGTERM ends it),
-// finishing the lingering connections meanwhile. The new connection's fd, or -1.
-int wait_for_connection(int ctl, std::vector<Lingering>& lingering, uint32_t& entry, std::string& bytes,
-                        ConnAddrs& addrs, const sigset_t& during) {
-  if (!handoff_idle(ctl)) return -1;
+// Says "idle" (unless the acceptor already counts the worker as idle: a new one) and waits for the acceptor's
+// next connection (at most kSpareWaitMs; SIGTERM ends it), finishing the lingering connections meanwhile.
+// The new connection's fd, or -1.
+int wait_for_connection(int ctl, bool say_idle, std::vector<Lingering>& lingering, Handoff& h,
+                        const sigset_t& during) {
+  if (say_idle && !handoff_idle(ctl)) return -1;
   const int64_t give_up = now_ms() + kSpareWaitMs;
   for (;;) {
     int64_t now = now_ms();
@@ -244,20 +250,122 @@ int wait_for_connection(int ctl, std::vector<Lingering>& lingering, uint32_t& en
     if (ppoll(fds.data(), fds.size(), &ts, &during) < 0) return -1;  // SIGTERM, or a broken poll
     for (size_t i = fds.size() - 1; i >= 1; i--)
       if (fds[i].revents && !drain(lingering[i - 1])) lingering.erase(lingering.begin() + static_cast<long>(i - 1));
-    if (fds[0].revents) return handoff_receive(ctl, entry, addrs, bytes);
+    if (fds[0].revents) return handoff_receive(ctl, h);
   }
+}
+
+// The TLS handshake of a handed-over connection, on the worker's own blocking socket, bounded as a whole by
+// `deadline` (a client that trickles its handshake is a slowloris too). The vhost's certificate is chosen by
+// SNI in the ClientHello callback (tls.cc); its signature is made by the key process over this worker's
+// channel. False when the handshake failed or timed out (said at info: it is the client's problem).
+bool handshake(ClientConn& io, const TlsContexts& contexts, int64_t deadline, unsigned timeout_s) {
+  SslPtr ssl = tls_new_connection(contexts, io.fd);
+  if (!ssl) {
+    log(Level::err, "cannot start TLS on a connection: %s", tls_error_text().c_str());
+    return false;
+  }
+  int fl = fcntl(io.fd, F_GETFL);
+  (void)fcntl(io.fd, F_SETFL, fl | O_NONBLOCK);
+  bool done = false;
+  for (;;) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl.get());
+    if (r == 1) {
+      done = true;
+      break;
+    }
+    int e = SSL_get_error(ssl.get(), r);
+    int64_t left = deadline - now_ms();
+    if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left <= 0) {
+      log(Level::info, "TLS handshake failed: %s",
+          left <= 0 ? "not complete within RequestReadTimeout"
+                    : e == SSL_ERROR_SSL ? tls_error_text().c_str() : "the connection ended");
+      break;
+    }
+    pollfd p{io.fd, static_cast<short>(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+    (void)poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+  }
+  ERR_clear_error();
+  (void)fcntl(io.fd, F_SETFL, fl & ~O_NONBLOCK);
+  if (!done) return false;
+  std::string sni = tls_server_name(ssl.get());
+  conn_adopt_tls(io, std::move(ssl), std::move(sni), timeout_s);
+  return true;
+}
+
+// The first request of a handed-over connection: parsed from the bytes the acceptor read (plain), or read
+// after the handshake (TLS). Answers what it refuses itself. Null when the connection is done with.
+const VHost* first_request(const ProcessContext& ctx, Conn& c, const Handoff& h, const VHost& own,
+                           RequestHead& head) {
+  const Runtime& rt = *ctx.rt;
+  const ServerConfig& sc = rt.config->server;
+  HeadParser parser(rt.limits);
+  const bool tls = (h.flags & kHandoffTls) != 0;
+  if (!tls) {
+    // The acceptor parsed the same bytes with the same limits and chose this vhost: anything else is a
+    // broken invariant, and the connection is not served by the wrong identity.
+    const VHost* vh = parser.parse(c.buf) == HeadState::complete ? rt.vhosts.lookup(parser.head().host) : nullptr;
+    if (!vh || !same_identity(*vh, own)) {
+      log(Level::err, "handed a connection this worker cannot serve; closing it");
+      return nullptr;
+    }
+    head = parser.head();
+    c.buf.erase(0, parser.head_length());
+    return vh;
+  }
+  const int64_t deadline = now_ms() + static_cast<int64_t>(sc.request_read_timeout) * 1000;
+  if (!ctx.tls.contexts || !handshake(c.io, *ctx.tls.contexts, deadline, sc.timeout)) return nullptr;
+  Next next = read_next(c, parser, sc, deadline);
+  if (next == Next::error || next == Next::timeout) {
+    int status = next == Next::timeout ? 408 : parser.error_status();
+    log(Level::info, "request refused with %d: %s", status,
+        next == Next::timeout ? "head not complete within RequestReadTimeout" : parser.error_reason().c_str());
+    (void)conn_write_all(c.io, error_response(status, false));
+    ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  if (next != Next::request) return nullptr;
+  head = parser.head();
+  c.buf.erase(0, parser.head_length());
+  if (!head.host.empty() && VHostTable::normalize_host(head.host).empty()) {
+    (void)conn_write_all(c.io, error_response(400, false));
+    return nullptr;
+  }
+  const VHost* vh = rt.vhosts.lookup(head.host);
+  if (tls_misdirected(rt.vhosts, c.io.server_name, vh)) {
+    log(Level::info, "request refused with 421: Host names another vhost than the TLS server name (SNI)");
+    (void)conn_write_all(c.io, error_response(421, false));
+    ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  // The acceptor chose this worker by the SNI name; a Host of another identity is served by no one here,
+  // as on a kept-alive connection (the client retries on a new one).
+  if (!same_identity(*vh, own)) return nullptr;
+  return vh;
 }
 
 // SIGTERM is blocked outside waits; the handler only has to exist so that ppoll returns EINTR.
 void on_term(int) {}
 
+// The worker's descriptors: stdio, then kWorkerCtlFd and kWorkerKeyFd; the connection comes later as
+// kWorkerConnFd. Nothing of the spawner's stays.
+void arrange_fds(int ctl_fd, int key_fd) {
+  int ctl = fcntl(ctl_fd, F_DUPFD_CLOEXEC, kWorkerKeyFd + 1);
+  int key = key_fd >= 0 ? fcntl(key_fd, F_DUPFD_CLOEXEC, kWorkerKeyFd + 1) : -1;
+  if (ctl < 0 || (key_fd >= 0 && key < 0)) _exit(1);
+  if (dup3(ctl, kWorkerCtlFd, O_CLOEXEC) < 0 || (key >= 0 && dup3(key, kWorkerKeyFd, O_CLOEXEC) < 0)) _exit(1);
+  (void)close(kWorkerConnFd);
+  if (key < 0) (void)close(kWorkerKeyFd);
+  close_range(kWorkerKeyFd + 1, ~0U, 0);
+}
+
 }  // namespace
 
-[[noreturn]] void worker_main(const ProcessContext& ctx, WorkerStart start) {
+[[noreturn]] void worker_main(const ProcessContext& ctx, const VHost& own, int ctl_fd, int key_fd) {
   const Runtime& rt = *ctx.rt;
   const ServerConfig& sc = rt.config->server;
-  const VHost* first = start.vhost;
-  log_set_role("worker " + first->server_name);
+  arrange_fds(ctl_fd, key_fd);
+  log_set_role("worker " + own.server_name);
   (void)prctl(PR_SET_NAME, "itk-worker", 0, 0, 0);
 
   // Signals: SIGTERM means "finish the response in hand, then close"; it is delivered only inside waits.
@@ -268,14 +376,32 @@ void on_term(int) {}
   signal(SIGPIPE, SIG_IGN);
   signal(SIGCHLD, SIG_DFL);
   signal(SIGHUP, SIG_IGN);
+  signal(SIGINT, SIG_DFL);
   sigset_t blocked, during_wait;
   sigemptyset(&blocked);
   sigaddset(&blocked, SIGTERM);
   sigprocmask(SIG_SETMASK, &blocked, &during_wait);
   sigdelset(&during_wait, SIGTERM);
   sigdelset(&during_wait, SIGCHLD);
+  sigdelset(&during_wait, SIGINT);
 
-  become_tenant(first->identity, first->has_nice ? std::optional<int>(first->nice_value) : std::nullopt);
+  // Into the vhost's cgroup before anything else: a worker that is not confined there must not serve. It
+  // waits in spare/ (not counted as a client) until its acceptor moves it into a connection's leaf.
+  if (ctx.cgroups && ctx.cgroups->enabled) {
+    const std::string dir = cgroup_spare_dir(*ctx.cgroups, own);
+    if (!cgroup_join(dir)) {
+      log(Level::err, "cannot move the worker into %s: %s", dir.c_str(), strerror(errno));
+      _exit(1);
+    }
+  }
+  become_tenant(own.identity, own.has_nice ? std::optional<int>(own.nice_value) : std::nullopt);
+  if (key_fd >= 0) {
+    // The vhost's own session ticket keys, derived by the key process for this channel's vhost only.
+    key_client_adopt(kWorkerKeyFd);
+    std::string error;
+    if (!tls_ticket_keys_load(error))
+      log(Level::warning, "no session tickets for %s: %s", own.server_name.c_str(), error.c_str());
+  }
 
   // DocumentRoots are opened as the tenant, who owns them and may remove or close them at any time:
   // then the vhost answers 404/403 (root_fd holds -errno) and the next request tries again, so the
@@ -296,51 +422,36 @@ void on_term(int) {}
     return raw;
   };
 
-  prepare_socket(start.conn_fd, sc);
-  ClientConn io{start.conn_fd};
-  io.addrs = start.addrs;
-  conn_adopt_tls(io, std::move(start.tls), std::move(start.sni), sc.timeout);  // the TLS session the acceptor established, if this is https
-  Conn c{io, std::move(start.buffer), &during_wait};
-  c.buf.erase(0, start.head_length);
-  // A SIGTERM that came before this point is still pending and ends the connection after this response.
-  sigset_t pending;
-  if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) c.stopping = true;
-  serve_connection(ctx, c, std::move(start.head), first, root_of);
+  // Connections of this vhost, one after another, as the acceptor hands them over; the acceptor ends the
+  // wait by closing the channel.
+  ClientConn io;
+  Conn c{io, {}, &during_wait};
   std::vector<Lingering> lingering;
-  if (start.ctl_fd >= 0 && !io.tls) linger_later(io, lingering);
-  else conn_finish(io, kLingerMs);
-
-  // Plain HTTP: instead of exiting, wait for the acceptor to hand over the next connection of this
-  // vhost (a fork and exit saved per connection). The acceptor ends the wait by closing the channel.
-  uint32_t entry = 0;
-  bool handed = false;
-  for (unsigned handled = 1; start.ctl_fd >= 0 && !c.stopping && handled < kMaxConnectionsPerWorker; handled++) {
-    // Not a client any more: out of MaxClients now, not when the acceptor gets to it. Only an entry
-    // that came with a hand-over, whose pid the acceptor stored before sending it: the first one's
-    // pid is also stored by the acceptor after the fork, which could come after a release here.
-    if (handed) scoreboard_release_own(*ctx.sb, entry, getpid());
+  Handoff h;
+  bool say_idle = false;  // a new worker is idle for its acceptor without saying so
+  for (unsigned handled = 0; !c.stopping && handled < kMaxConnectionsPerWorker; handled++) {
     OPENSSL_cleanse(c.buf.data(), c.buf.size());
     c.buf.clear();
-    int next = wait_for_connection(start.ctl_fd, lingering, entry, c.buf, io.addrs, during_wait);
+    int next = wait_for_connection(kWorkerCtlFd, say_idle, lingering, h, during_wait);
+    say_idle = true;
     if (next < 0) break;
-    handed = true;
-    // The same number every time, as a forked worker has it.
-    if (next != start.conn_fd) {
-      if (dup2(next, start.conn_fd) < 0) _exit(1);
+    if (next != kWorkerConnFd) {
+      if (dup2(next, kWorkerConnFd) < 0) _exit(1);
       (void)close(next);
     }
-    io.fd = start.conn_fd;
+    io = ClientConn(kWorkerConnFd);
+    io.addrs = h.addrs;
     prepare_socket(io.fd, sc);
-    HeadParser parser(rt.limits);
-    const VHost* vh = parser.parse(c.buf) == HeadState::complete ? rt.vhosts.lookup(parser.head().host) : nullptr;
-    // The acceptor parsed the same bytes with the same limits and chose this vhost: anything else
-    // is a broken invariant, and the connection is not served by the wrong identity.
-    if (!vh || !same_identity(*vh, *first)) {
-      log(Level::err, "handed a connection this worker cannot serve; closing it");
-      break;
-    }
-    c.buf.erase(0, parser.head_length());
-    serve_connection(ctx, c, parser.head(), vh, root_of);
+    c.buf = std::move(h.bytes);
+    h.bytes.clear();
+    sigset_t pending;
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) c.stopping = true;
+    RequestHead head;
+    const VHost* vh = first_request(ctx, c, h, own, head);
+    if (vh) serve_connection(ctx, c, std::move(head), vh, root_of);
+    // Not a client any more: out of MaxClients now, not when the acceptor gets to it.
+    scoreboard_release_own(*ctx.sb, h.entry, getpid());
+    if (io.tls) conn_close_notify(io);
     linger_later(io, lingering);
   }
   for (Lingering& l : lingering) lingering_close(l.fd.get(), static_cast<int>(std::max<int64_t>(0, l.until - now_ms())));

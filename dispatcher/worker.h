@@ -1,28 +1,20 @@
-// Worker role: one process per connection, running as the vhost's user. Entered in the child of
-// an acceptor's fork, with root-free but still privileged credentials; never returns.
+// Worker role: a process of one vhost's user that serves that vhost's connections one after another, as
+// its acceptor hands them over. Forked by the spawner before any connection exists; never returns.
 #pragma once
 
-#include <string>
-
-#include "http_request.h"
-#include "proxy_protocol.h"
-#include "tls_ptr.h"
 #include "runtime.h"
 
 namespace itk {
 
-struct WorkerStart {
-  const VHost* vhost = nullptr;  // the vhost of the first request (decides the identity)
-  int conn_fd = -1;              // the client connection; the worker owns it
-  std::string buffer;            // bytes read so far: the first head and whatever followed it
-  size_t head_length = 0;
-  RequestHead head;
-  SslPtr tls;                    // the TLS session the acceptor established (https), else null
-  std::string sni;               // the server name the client asked for in it
-  int ctl_fd = -1;               // plain HTTP: the hand-over channel to the acceptor (handoff.h), else -1
-  ConnAddrs addrs;               // from a PROXY header, or AF_UNSPEC
-};
+// Descriptors of a worker besides stdio: the connection it serves (while it serves one), its channel to
+// its acceptor (handoff.h) and, with https listeners, its channel to the key process.
+constexpr int kWorkerConnFd = 3;
+constexpr int kWorkerCtlFd = 4;
+constexpr int kWorkerKeyFd = 5;
 
-[[noreturn]] void worker_main(const ProcessContext& ctx, WorkerStart start);
+// In the spawner's child right after fork: `ctl_fd` and `key_fd` (-1: none) are its ends of the two
+// channels. Sets up its descriptors, signals and cgroup, becomes the vhost's user, then waits for
+// connections of `vh`. Never returns.
+[[noreturn]] void worker_main(const ProcessContext& ctx, const VHost& vh, int ctl_fd, int key_fd);
 
 }  // namespace itk

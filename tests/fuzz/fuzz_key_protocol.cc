@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   keys->add(itk::EvpPkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024})));
   keys->add(itk::EvpPkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")));
   if (keys->set_ticket_secret(std::string(itk::kTicketSecretSize, 's')) != 0) abort();
-  channels = new itk::KeyChannel[2]{{0, "a.test", false}, {1, "b.test", false}};
+  channels = new itk::KeyChannel[2]{{0, "a.test", false, std::nullopt}, {1, "b.test", false, std::nullopt}};
   return 0;
 }
 

@@ -100,8 +100,8 @@ def check_worker_of(d, host, uid, nice=None):
                      f"workers now: {d.workers()}")
         h.check_worker_credentials(pid, uid, nice)
         parent = h.ppid_of(pid)
-        h.check(parent in d.acceptors() or parent == d.pid,
-                f"worker {pid}: expected its parent to be an acceptor {d.acceptors()} or the master {d.pid}, "
+        h.check((h.comm_of(parent) == "itk-spawner" and h.ppid_of(parent) == d.pid) or parent == d.pid,
+                f"worker {pid}: expected its parent to be the itk-spawner or the master {d.pid}, "
                 f"got {parent} ({h.comm_of(parent)})")
 
 

@@ -87,23 +87,28 @@ def killed_acceptor_is_replaced(_):
         h.expect_status(resp, 200, f"GET / on {host} after an acceptor was killed")
 
 
-def worker_outlives_its_acceptor(_):
+def worker_outlives_its_spawner_and_acceptors(_):
     d = started()
     with h.Conn(d.port) as c:
         c.request("GET", "/", "a.test")
         h.expect_status(c.read_response(), 200, "keep-alive GET / on a.test")
         worker = d.worker_for(c)
         h.check(worker, f"expected an itk-worker holding the connection, workers: {d.workers()}")
-        acceptor = h.ppid_of(worker)
-        h.check(h.comm_of(acceptor) == "itk-acceptor",
-                f"expected worker {worker}'s parent to be an itk-acceptor, got {acceptor} ({h.comm_of(acceptor)})")
-        os.kill(acceptor, signal.SIGKILL)
+        spawner = h.ppid_of(worker)
+        h.check(h.comm_of(spawner) == "itk-spawner",
+                f"expected worker {worker}'s parent to be the itk-spawner, got {spawner} ({h.comm_of(spawner)})")
+        # The process that forked it and the acceptors that handed it the connection all die.
+        for pid in [spawner] + d.acceptors():
+            os.kill(pid, signal.SIGKILL)
         adopted = h.wait_until(lambda: h.ppid_of(worker) == d.pid, 5)
-        h.check(adopted, f"expected worker {worker} reparented to the master {d.pid} after its acceptor "
-                         f"{acceptor} died, its parent is {h.ppid_of(worker)}")
+        h.check(adopted, f"expected worker {worker} reparented to the master {d.pid} after its spawner "
+                         f"{spawner} died, its parent is {h.ppid_of(worker)}")
         c.request("GET", "/", "a.test")
         resp = c.read_response()
-        h.expect_status(resp, 200, "next request on the connection whose acceptor died")
+        h.expect_status(resp, 200, "next request on the connection whose spawner and acceptors died")
+    # The master started a new spawner and acceptors, which serve.
+    h.check(h.wait_until(lambda: len(d.acceptors()) >= 2, 10), f"expected new acceptors, have {d.acceptors()}")
+    h.expect_status(h.fetch(d.port, "/", "a.test"), 200, "GET / after the spawner was replaced")
 
 
 def sigterm_lets_a_download_finish(_):
@@ -158,7 +163,7 @@ SCENARIOS = [
     refuses_to_start_without_listeners,
     refuses_an_https_listener,
     killed_acceptor_is_replaced,
-    worker_outlives_its_acceptor,
+    worker_outlives_its_spawner_and_acceptors,
     sigterm_lets_a_download_finish,
     sigterm_when_idle_exits_cleanly,
 ]

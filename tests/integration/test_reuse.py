@@ -94,10 +94,13 @@ def wait_spare(pid, what):
     h.check(state == "idle", f"{what}: expected worker {pid} to wait as a spare after its connection ended; "
                              f"it {'exited' if state == 'gone' else 'still holds its connection'} "
                              f"(workers now: {live_workers()})")
-    acceptor = h.ppid_of(pid)
-    h.check(h.comm_of(acceptor) == "itk-acceptor",
-            f"{what}: expected the parent of worker {pid} to be an itk-acceptor, got {acceptor} "
-            f"({h.comm_of(acceptor) if acceptor else None})")
+    spawner = h.ppid_of(pid)
+    h.check(h.comm_of(spawner) == "itk-spawner",
+            f"{what}: expected the parent of worker {pid} to be the itk-spawner, got {spawner} "
+            f"({h.comm_of(spawner) if spawner else None})")
+    # The daemons of these scenarios have one acceptor: the one that hands the worker its connections.
+    acceptor = [p for p, (pp, _, comm) in h.process_table().items()
+                if pp == h.ppid_of(spawner) and comm == "itk-acceptor"][0]
     asleep = h.wait_until(lambda: "epoll" in (sleeping_in(acceptor) or ""), h.IO_TIMEOUT, interval=0.01)
     h.check(asleep, f"{what}: expected the acceptor {acceptor} back in epoll_wait within {h.IO_TIMEOUT}s, "
                     f"it sleeps in {sleeping_in(acceptor)!r}")
@@ -115,10 +118,11 @@ def the_acceptor(d):
 
 
 def expect_worker_of(d, pid, uid, what):
-    acceptor = the_acceptor(d)
+    the_acceptor(d)
     parent = h.ppid_of(pid)
-    h.check(parent == acceptor, f"{what}: expected worker {pid} to be a child of the acceptor {acceptor}, "
-                                f"its parent is {parent} ({h.comm_of(parent) if parent else None})")
+    h.check(h.comm_of(parent) == "itk-spawner" and h.ppid_of(parent) == d.pid,
+            f"{what}: expected worker {pid} to be a child of the current itk-spawner, "
+            f"its parent is {parent} ({h.comm_of(parent) if parent else None})")
     h.check_worker_credentials(pid, uid)
 
 

@@ -353,21 +353,25 @@ def sessions_resume_across_acceptors(d):
     for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
         _, acceptors = resume(d, "b.test", version, 6, f"resumption over {version.name}")
         seen |= acceptors
-    # Deterministic: the acceptor that issued a ticket is gone; its replacement still accepts it.
+    # Deterministic: the worker that issued a ticket and the spawner it came from are gone; the workers of
+    # the spawner that replaces it get the same keys for the vhost from the key process.
     ctx = client_context(minimum=ssl.TLSVersion.TLSv1_3)
     with TlsConn(d.port, "a.test", ctx) as c:
-        h.expect_status(c.get("/", "a.test"), 200, "connection whose acceptor is then killed")
+        h.expect_status(c.get("/", "a.test"), 200, "connection whose worker and spawner are then killed")
         session = c.sock.session
         worker = d.worker_for(c)
         h.check(worker is not None, "expected the itk-worker of the first connection")
-        issuer = h.ppid_of(worker)
-    h.check(issuer in d.acceptors(), f"expected the worker's parent {issuer} to be an acceptor")
-    os.kill(issuer, signal.SIGKILL)
-    h.wait_until(lambda: issuer not in d.acceptors() and len(d.acceptors()) >= 2, 10)
+        spawner = h.ppid_of(worker)
+    h.check(h.comm_of(spawner) == "itk-spawner", f"expected the worker's parent {spawner} to be the spawner")
+    acceptors = set(d.acceptors())
+    os.kill(worker, signal.SIGKILL)
+    os.kill(spawner, signal.SIGKILL)
+    h.check(h.wait_until(lambda: len(d.acceptors()) >= 2 and not set(d.acceptors()) & acceptors, 10),
+            f"expected new acceptors after the spawner was killed, have {d.acceptors()} (before: {acceptors})")
     for i in range(4):
         resp, info = https_get(d, "a.test", ctx=ctx, session=session)
-        h.expect_status(resp, 200, f"resumption {i + 1} after the issuing acceptor was killed")
-        h.check(info["reused"], f"resumption {i + 1} after the issuing acceptor {issuer} was killed: not resumed")
+        h.expect_status(resp, 200, f"resumption {i + 1} after the issuing worker and its spawner were killed")
+        h.check(info["reused"], f"resumption {i + 1} after the issuing worker {worker} was killed: not resumed")
         session = info["session"]
 
 
@@ -422,9 +426,10 @@ def worker_keeps_only_its_connection(d):
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
             if int(fd) <= 2:
                 continue
-            if int(fd) == 3:
+            # 3: the client socket; 4: the channel to its acceptor; 5: its channel to the key process.
+            if int(fd) in (3, 4, 5):
                 if not target.startswith("socket:"):
-                    problems.append(f"fd 3 is {target}, expected the client socket")
+                    problems.append(f"fd {fd} is {target}, expected a socket")
                 continue
             # Descriptors the worker opened itself after the drop: its DocumentRoots (O_PATH directories).
             if not os.path.isdir(f"/proc/{pid}/fd/{fd}"):
@@ -468,6 +473,80 @@ def key_process_is_unprivileged(d):
         elif target[len("socket:["):-1] in tcp:
             problems.append(f"fd {fd} is a TCP socket")
     h.check(not problems, f"key process {pid}:\n" + "\n".join(problems))
+
+
+def spawners(d):
+    return [pid for pid, (ppid, _, comm) in h.process_table().items()
+            if ppid == d.pid and comm == "itk-spawner" and h.pid_alive(pid)]
+
+
+def acceptors_hold_no_privilege(d):
+    accs = d.acceptors()
+    h.check(accs, "expected itk-acceptor children of the master")
+    problems = []
+    for pid in accs:
+        st = h.proc_status(pid)
+        for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
+            if int(st.get(cap, "-1"), 16) != 0:
+                problems.append(f"acceptor {pid}: {cap} is {st.get(cap)}, expected 0")
+        if st.get("NoNewPrivs") != "1" or st.get("Seccomp") != "2":
+            problems.append(f"acceptor {pid}: NoNewPrivs {st.get('NoNewPrivs')}, Seccomp {st.get('Seccomp')}")
+        if h.ids(st["Uid"])[:3] != [h.NOBODY_UID] * 3:
+            problems.append(f"acceptor {pid}: uid {h.ids(st['Uid'])[:3]}")
+    h.check(not problems, "\n".join(problems))
+
+
+def tls_connections_reuse_their_vhosts_workers(d):
+    seen = {"a.test": [], "b.test": []}
+    for i in range(8):
+        name = ("a.test", "b.test")[i % 2]
+        with TlsConn(d.port, name) as c:
+            h.expect_status(c.get("/", name), 200, f"GET https://{name}/ #{i + 1}")
+            pid = d.worker_for(c)
+            h.check(pid is not None, f"no worker found for TLS connection {i + 1} to {name}")
+            h.check_worker_credentials(pid, h.UID_A if name == "a.test" else h.UID_B)
+            seen[name].append(pid)
+        time.sleep(0.3)  # the worker says it is idle once the client has closed
+    a, b = seen["a.test"], seen["b.test"]
+    h.check(not set(a) & set(b), f"a worker served TLS connections of both vhosts: a {a}, b {b}")
+    h.check(len(set(a)) < len(a) and len(set(b)) < len(b),
+            f"expected TLS connections to be served again by the vhost's idle workers: a {a}, b {b}")
+
+
+def fresh_worker_holds_no_other_clients_bytes(_):
+    d = TlsDaemon(tls_tree(), name="itkd-tls-clean").start()
+    try:
+        marker_plain = b"Bearer plain-" + os.urandom(12).hex().encode()
+        marker_tls = b"tls-cookie-" + os.urandom(12).hex().encode()
+        needles = {"plain": marker_plain, "tls": marker_tls}
+        # Unfinished heads of b.test's clients: plain (held by an acceptor), TLS (held by b.test's worker).
+        plain = socket.create_connection(("127.0.0.1", d.http_port), timeout=h.IO_TIMEOUT)
+        plain.sendall(b"GET / HTTP/1.1\r\nHost: b.test\r\nAuthorization: " + marker_plain + b"\r\n")
+        with TlsConn(d.port, "b.test") as tb:
+            tb.sock.sendall(b"GET / HTTP/1.1\r\nHost: b.test\r\nCookie: " + marker_tls + b"\r\n")
+            time.sleep(0.5)
+            held = set()
+            for pid in d.acceptors():
+                held |= scan_memory(pid, needles)[0]
+            b_worker = d.worker_for(tb)
+            if b_worker:
+                held |= scan_memory(b_worker, needles)[0]
+            # The controls: each marker is found where its client's bytes are, so the scan works.
+            h.check(held == {"plain", "tls"}, f"control failed: markers found only as {sorted(held)}")
+            # Now the first connection to a.test: its worker is forked after those bytes arrived.
+            with TlsConn(d.port, "a.test") as ta:
+                h.expect_status(ta.get("/", "a.test"), 200, "GET https://a.test/")
+                a_worker = d.worker_for(ta)
+                h.check(a_worker is not None, "no worker found for a.test")
+                targets = [("a.test worker", a_worker)] + [("spawner", p) for p in spawners(d)]
+                h.check(len(targets) > 1, "expected an itk-spawner child of the master")
+                for role, pid in targets:
+                    found, scanned = scan_memory(pid, needles)
+                    h.check(scanned > 0, f"{role} {pid}: no memory could be read")
+                    h.check(not found, f"{role} {pid} holds another client's request bytes: {sorted(found)}")
+        plain.close()
+    finally:
+        d.stop()
 
 
 def tenant_cannot_reach_keys_or_worker_memory(d):
@@ -598,6 +677,9 @@ if __name__ == "__main__":
         renegotiation_is_refused,
         private_keys_only_in_the_key_process,
         worker_keeps_only_its_connection,
+        acceptors_hold_no_privilege,
+        tls_connections_reuse_their_vhosts_workers,
+        fresh_worker_holds_no_other_clients_bytes,
         key_process_is_unprivileged,
         tenant_cannot_reach_keys_or_worker_memory,
         slow_handshakes_do_not_pin_acceptors,

@@ -38,14 +38,19 @@ TEST(Handoff, ConnectionEntryAndBytesArrive) {
   std::string why;
   ProxyHeader ph;
   ASSERT_EQ(proxy_parse("PROXY TCP4 203.0.113.7 192.0.2.1 4444 443\r\n", ph, why), ProxyParse::complete) << why;
-  ASSERT_TRUE(handoff_send(ch.acceptor.get(), r.get(), 42, ph.addrs, head));
-  uint32_t entry = 0;
-  std::string bytes;
+  Handoff sent;
+  sent.entry = 42;
+  sent.addrs = ph.addrs;
+  sent.bytes = head;
+  ASSERT_TRUE(handoff_send(ch.acceptor.get(), r.get(), sent));
   ASSERT_TRUE(handoff_idle(ch.worker.get()));
-  unique_fd got(handoff_receive(ch.worker.get(), entry, addrs, bytes));
+  Handoff h;
+  unique_fd got(handoff_receive(ch.worker.get(), h));
   ASSERT_TRUE(got);
-  EXPECT_EQ(entry, 42u);
-  EXPECT_EQ(bytes, head);
+  EXPECT_EQ(h.entry, 42u);
+  EXPECT_EQ(h.flags, 0u);
+  EXPECT_EQ(h.bytes, head);
+  addrs = h.addrs;
   EXPECT_EQ(address_text(addrs.client), "203.0.113.7");
   EXPECT_EQ(port_text(addrs.client), "4444");
   EXPECT_EQ(port_text(addrs.server), "443");
@@ -62,36 +67,52 @@ TEST(Handoff, ConnectionEntryAndBytesArrive) {
 TEST(Handoff, ClosedChannelGivesNoConnection) {
   Channel ch;
   ch.acceptor.reset();
-  uint32_t entry = 0;
-  std::string bytes;
-  ConnAddrs addrs;
+  Handoff h;
   EXPECT_FALSE(handoff_idle(ch.worker.get()));
-  EXPECT_EQ(handoff_receive(ch.worker.get(), entry, addrs, bytes), -1);
+  EXPECT_EQ(handoff_receive(ch.worker.get(), h), -1);
 }
 
 TEST(Handoff, NothingSentIsNoConnection) {
   Channel ch;
-  uint32_t entry = 0;
-  std::string bytes;
-  ConnAddrs addrs;
-  EXPECT_EQ(handoff_receive(ch.worker.get(), entry, addrs, bytes), -1);  // does not wait
-  EXPECT_TRUE(bytes.empty());
+  Handoff h;
+  EXPECT_EQ(handoff_receive(ch.worker.get(), h), -1);  // does not wait
+  EXPECT_TRUE(h.bytes.empty());
 }
 
 TEST(Handoff, MessageWithoutAConnectionIsRefused) {
   Channel ch;
   ASSERT_EQ(send(ch.acceptor.get(), "12345678", 8, 0), 8);
-  uint32_t entry = 0;
-  std::string bytes;
-  ConnAddrs addrs;
-  EXPECT_EQ(handoff_receive(ch.worker.get(), entry, addrs, bytes), -1);
-  EXPECT_TRUE(bytes.empty());
+  Handoff h;
+  EXPECT_EQ(handoff_receive(ch.worker.get(), h), -1);
+  EXPECT_TRUE(h.bytes.empty());
 }
 
-TEST(Handoff, EmptyOrOversizedPayloadIsNotSent) {
+TEST(Handoff, PayloadMustFitTheKind) {
   Channel ch;
-  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, 1, {}, ""));
-  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, 1, {}, std::string(256 * 1024, 'x')));
+  Handoff h;
+  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, h));  // plain HTTP comes with its head
+  h.bytes = std::string(256 * 1024, 'x');
+  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, h));
+  h.flags = kHandoffTls;  // TLS comes with nothing read
+  h.bytes = "x";
+  EXPECT_FALSE(handoff_send(ch.acceptor.get(), 0, h));
+}
+
+TEST(Handoff, TlsConnectionComesWithoutBytes) {
+  Channel ch;
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  unique_fd r(p[0]), w(p[1]);
+  Handoff sent;
+  sent.entry = 7;
+  sent.flags = kHandoffTls;
+  ASSERT_TRUE(handoff_send(ch.acceptor.get(), r.get(), sent));
+  Handoff h;
+  unique_fd got(handoff_receive(ch.worker.get(), h));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(h.entry, 7u);
+  EXPECT_EQ(h.flags, kHandoffTls);
+  EXPECT_TRUE(h.bytes.empty());
 }
 
 TEST(Handoff, AnythingButIdleIsNotIdle) {

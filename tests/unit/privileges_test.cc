@@ -291,15 +291,18 @@ TEST(Privileges, AcceptorCanStillServe) {
     // As a connection goes to a spare worker: the socket and the bytes read, over a SOCK_SEQPACKET pair.
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return 6;
-    itk::ConnAddrs addrs;
-    if (!itk::handoff_send(sv[0], conn, 7, addrs, std::string_view(head, 16)) || !itk::handoff_send(sv[0], mem, 8, addrs, "m"))
-      return 7;
-    uint32_t entry = 0;
-    std::string bytes;
-    int got_conn = itk::handoff_receive(sv[1], entry, addrs, bytes);
-    if (got_conn < 0 || entry != 7 || bytes != std::string_view(head, 16)) return 8;
-    int got_mem = itk::handoff_receive(sv[1], entry, addrs, bytes);
-    if (got_mem < 0 || entry != 8) return 9;
+    itk::Handoff out;
+    out.entry = 7;
+    out.bytes.assign(head, 16);
+    itk::Handoff out_mem;
+    out_mem.entry = 8;
+    out_mem.bytes = "m";
+    if (!itk::handoff_send(sv[0], conn, out) || !itk::handoff_send(sv[0], mem, out_mem)) return 7;
+    itk::Handoff in;
+    int got_conn = itk::handoff_receive(sv[1], in);
+    if (got_conn < 0 || in.entry != 7 || in.bytes != std::string_view(head, 16)) return 8;
+    int got_mem = itk::handoff_receive(sv[1], in);
+    if (got_mem < 0 || in.entry != 8) return 9;
     char back[16];
     if (pread(got_mem, back, sizeof back, 0) != 16 || memcmp(back, head, 16) != 0) return 9;
     if (send(got_conn, "HTTP/1.1 408 x\r\n", 16, MSG_NOSIGNAL) != 16 || shutdown(got_conn, SHUT_WR) != 0) return 10;

@@ -206,7 +206,7 @@ KeyMessage ask(const KeyStore& s, KeyChannel& channel, const KeyMessage& req) {
 
 // On a channel bound to the key the request names.
 KeyMessage ask(const KeyStore& s, const KeyMessage& req) {
-  KeyChannel channel{req.key, "a.test", false};
+  KeyChannel channel{req.key, "a.test", false, std::nullopt};
   return ask(s, channel, req);
 }
 
@@ -274,7 +274,7 @@ TEST(KeyStore, RefusesWrongRequestsButKeepsTheChannel) {
 
 TEST(KeyStore, MalformedMessagesEndTheChannel) {
   KeyStore s = store();
-  KeyChannel channel{1, "b.test", false};
+  KeyChannel channel{1, "b.test", false, std::nullopt};
   std::string reply, why;
   std::string good = key_encode(request(KeyMsg::ecdsa_sign, 1, 0, std::string(32, 'd')));
   EXPECT_FALSE(s.handle(channel, good.substr(0, 10), reply, why));
@@ -294,7 +294,7 @@ TEST(KeyStore, ABoundChannelSignsWithItsKeyOnly) {
   KeyStore s = store();
   auto status = [&](KeyChannel& c, const KeyMessage& m) { return static_cast<KeyStatus>(ask(s, c, m).arg); };
   std::string digest(32, '\x22');
-  KeyChannel rsa{0, "a.test", false};
+  KeyChannel rsa{0, "a.test", false, std::nullopt};
   KeyMessage r = ask(s, rsa, request(KeyMsg::rsa_private_encrypt, 0, RSA_NO_PADDING, rsa_block()));
   EXPECT_EQ(r.arg, static_cast<uint32_t>(KeyStatus::ok));
   EXPECT_EQ(recover(material().rsa.get(), r.payload, RSA_NO_PADDING), rsa_block());
@@ -305,13 +305,26 @@ TEST(KeyStore, ABoundChannelSignsWithItsKeyOnly) {
   // Not even a key id that does not exist gets another answer than "not yours".
   EXPECT_EQ(status(rsa, request(KeyMsg::ecdsa_sign, 7, 0, digest)), KeyStatus::not_bound);
 
-  KeyChannel ec{1, "b.test", false};
+  KeyChannel ec{1, "b.test", false, std::nullopt};
   r = ask(s, ec, request(KeyMsg::ecdsa_sign, 1, 0, digest));
   EXPECT_EQ(r.arg, static_cast<uint32_t>(KeyStatus::ok));
   EXPECT_TRUE(ecdsa_verifies(material().ec.get(), digest, r.payload));
   EXPECT_EQ(status(ec, request(KeyMsg::rsa_private_encrypt, 0, RSA_NO_PADDING, rsa_block())), KeyStatus::not_bound);
   EXPECT_EQ(status(ec, request(KeyMsg::rsa_private_encrypt, 0, RSA_PKCS1_PADDING, std::string(51, 'b'))),
             KeyStatus::not_bound);
+}
+
+// The default vhost's channel may also use the default certificate's key (clients without SNI), and nothing else.
+TEST(KeyStore, TheDefaultVhostsChannelAlsoSignsWithTheDefaultKey) {
+  KeyStore s = store();
+  std::string digest(32, '\x22');
+  KeyChannel both{1, "b.test", false, 0u};
+  KeyMessage r = ask(s, both, request(KeyMsg::ecdsa_sign, 1, 0, digest));
+  EXPECT_EQ(r.arg, static_cast<uint32_t>(KeyStatus::ok));
+  r = ask(s, both, request(KeyMsg::rsa_private_encrypt, 0, RSA_NO_PADDING, rsa_block()));
+  EXPECT_EQ(r.arg, static_cast<uint32_t>(KeyStatus::ok));
+  EXPECT_EQ(recover(material().rsa.get(), r.payload, RSA_NO_PADDING), rsa_block());
+  EXPECT_EQ(static_cast<KeyStatus>(ask(s, both, request(KeyMsg::ecdsa_sign, 2, 0, digest)).arg), KeyStatus::not_bound);
 }
 
 // HKDF-SHA256 as the key process is documented to do it, through EVP_PKEY_HKDF rather than EVP_KDF.
@@ -350,7 +363,7 @@ TicketKeysReply parse_ticket_keys(const std::string& payload) {
 TEST(KeyStore, TicketKeysDeriveFromTheSecretAndTheChannelsVhost) {
   const std::string secret(kTicketSecretSize, '\x42');
   KeyStore s = store();
-  KeyChannel a{0, "a.test", false}, b{1, "b.test", false};
+  KeyChannel a{0, "a.test", false, std::nullopt}, b{1, "b.test", false, std::nullopt};
   KeyMessage req = request(KeyMsg::ticket_keys, 0, 0, "");
   EXPECT_EQ(static_cast<KeyStatus>(ask(s, a, req).arg), KeyStatus::no_ticket_secret);
   ASSERT_EQ(s.set_ticket_secret(std::string(5, 'x')), -EINVAL);
@@ -373,7 +386,7 @@ TEST(KeyStore, TicketKeysDeriveFromTheSecretAndTheChannelsVhost) {
   // Another store with the same secret (a key process after a reload) derives the same keys.
   KeyStore other;
   ASSERT_EQ(other.set_ticket_secret(secret), 0);
-  KeyChannel a2{0, "a.test", false};
+  KeyChannel a2{0, "a.test", false, std::nullopt};
   EXPECT_EQ(parse_ticket_keys(ask(other, a2, req).payload).current, ka.current);
 
   // The request names nothing: a payload or a key id is refused, not read as another vhost.

@@ -25,7 +25,17 @@ wait_for 10 "two acceptors" '[[ $(count_of itk-acceptor) == 2 ]]'
 for a in $(pids_of itk-acceptor); do
   expect_eq "$(ps -o user= -p "$a")" itk "user of acceptor $a"
   expect_eq "$(ps -o ppid= -p "$a" | tr -d ' ')" "$main" "parent of acceptor $a"
+  # No capability in any set: the process that parses client bytes can change nothing.
+  for cap in CapInh CapPrm CapEff CapBnd CapAmb; do
+    expect_eq "$(awk -v k="$cap:" '$1 == k {print $2}' "/proc/$a/status")" 0000000000000000 "$cap of acceptor $a"
+  done
+  expect_eq "$(awk '$1 == "NoNewPrivs:" {print $2}' "/proc/$a/status")" 1 "NoNewPrivs of acceptor $a"
 done
+expect_eq "$(count_of itk-spawner)" 1 "spawners"
+sp=$(pids_of itk-spawner)
+expect_eq "$(ps -o user= -p "$sp")" itk "user of the spawner"
+expect_eq "$(awk '$1 == "CapEff:" {print $2}' "/proc/$sp/status")" 00000000008000c0 \
+  "CapEff of the spawner (CAP_SETGID, CAP_SETUID, CAP_SYS_NICE)"
 
 step "a burst of connections to a stopped service: none is lost"
 systemctl stop itk.service
