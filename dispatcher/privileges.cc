@@ -302,7 +302,7 @@ void load_filter(const Sandbox& s) {
       allow_list(ctx.get(), kAcceptorAllowed, std::size(kAcceptorAllowed));
       for (const AllowIf& a : kAcceptorAllowedIf) {
         uint64_t v = a.arg0 == kSelf ? static_cast<uint64_t>(getpid()) : a.arg0;
-        add(ctx.get(), SCMP_ACT_ALLOW, a.nr, {SCMP_A0(SCMP_CMP_EQ, v)});
+        add(ctx.get(), SCMP_ACT_ALLOW, a.nr, {scmp_arg_cmp{0, SCMP_CMP_EQ, v, 0}});
       }
       break;
     case Syscalls::key_process:
