@@ -548,7 +548,9 @@ bool Acceptor::hand_to_spare(PendingConn& c) {
     w.idle = false;
     p.busy++;
     if (!c.leaf.empty() && !cgroup_move(c.leaf, pid)) {
+      log(Level::err, "cannot move worker %d into %s: %s; retiring it", pid, c.leaf.c_str(), strerror(errno));
       retire(pid);
+      ask_for_workers(c.vh);
       continue;
     }
     // The pid first: the worker gives the entry back itself, by pid, when the connection ends.
@@ -658,7 +660,8 @@ void Acceptor::on_spawner() {
     w.ctl = std::move(ctl);
     w.idle = true;
     w.idle_since = now_ms();
-    p.idle.push_back(m.pid);
+    // Coldest end: a worker that has served before (warm caches) is preferred, and a new one retired first.
+    p.idle.insert(p.idle.begin(), m.pid);
     spare_count_++;
     serve_waiting(vh);
   }

@@ -223,6 +223,7 @@ const int kAcceptorAllowed[] = {
     SCMP_SYS(shutdown),      SCMP_SYS(openat),         SCMP_SYS(mkdir),           SCMP_SYS(mkdirat),
     SCMP_SYS(rmdir),         SCMP_SYS(unlinkat),       SCMP_SYS(getdents64),      SCMP_SYS(memfd_create),
     SCMP_SYS(ftruncate),     SCMP_SYS(fstat),          SCMP_SYS(newfstatat),      SCMP_SYS(statx),
+    SCMP_SYS(access),        SCMP_SYS(faccessat),      SCMP_SYS(faccessat2),
     SCMP_SYS(lseek),         SCMP_SYS(clock_gettime),  SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
     SCMP_SYS(gettimeofday),  SCMP_SYS(getpid),         SCMP_SYS(gettid),          SCMP_SYS(getppid),
     SCMP_SYS(getuid),        SCMP_SYS(geteuid),        SCMP_SYS(getgid),          SCMP_SYS(getegid),

@@ -186,6 +186,17 @@ void Spawner::fork_worker(const Order& o) {
   }
   if (pid == 0) worker_main(ctx_, vh, theirs.get(), key.get());
   workers_[pid] = o.vhost;
+  // Into the vhost's spare/ cgroup before its acceptor hears of it: it is confined and counted under the
+  // vhost before any connection reaches it, and the acceptor's later move into a connection's leaf cannot
+  // race with one of the worker's own. If that fails it gets no acceptor, sees its channel close and exits.
+  if (ctx_.cgroups && ctx_.cgroups->enabled) {
+    const std::string dir = cgroup_spare_dir(*ctx_.cgroups, vh);
+    if (!cgroup_move(dir, pid)) {
+      log(Level::err, "cannot move a worker of %s into %s: %s", vh.server_name.c_str(), dir.c_str(), strerror(errno));
+      (void)spawn_send_reply(ch->second.get(), reply, -1);
+      return;
+    }
+  }
   reply.pid = pid;
   if (int rc = spawn_send_reply(ch->second.get(), reply, mine.get()); rc < 0) {
     // The worker sees its channel closed and exits; an acceptor that does not read its replies loses it.

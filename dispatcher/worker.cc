@@ -385,15 +385,8 @@ void arrange_fds(int ctl_fd, int key_fd) {
   sigdelset(&during_wait, SIGCHLD);
   sigdelset(&during_wait, SIGINT);
 
-  // Into the vhost's cgroup before anything else: a worker that is not confined there must not serve. It
-  // waits in spare/ (not counted as a client) until its acceptor moves it into a connection's leaf.
-  if (ctx.cgroups && ctx.cgroups->enabled) {
-    const std::string dir = cgroup_spare_dir(*ctx.cgroups, own);
-    if (!cgroup_join(dir)) {
-      log(Level::err, "cannot move the worker into %s: %s", dir.c_str(), strerror(errno));
-      _exit(1);
-    }
-  }
+  // The spawner has put this process into its vhost's spare/ cgroup before telling the acceptor about it,
+  // so it is confined there before any connection can reach it (spawner.cc).
   become_tenant(own.identity, own.has_nice ? std::optional<int>(own.nice_value) : std::nullopt);
   if (key_fd >= 0) {
     // The vhost's own session ticket keys, derived by the key process for this channel's vhost only.
