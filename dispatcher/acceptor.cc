@@ -703,24 +703,16 @@ void Acceptor::worker_gone(pid_t pid) {
   auto it = workers_.find(pid);
   if (it == workers_.end()) return;
   WorkerInfo& w = it->second;
-  Pool& p = pools_[w.vh];
-  if (w.idle) {
-    if (auto i = std::find(p.idle.begin(), p.idle.end(), pid); i != p.idle.end()) {
-      p.idle.erase(i);
-      spare_count_--;
-    }
-  } else if (p.busy) {
-    p.busy--;
-  }
   if (w.has_entry) scoreboard_release_own(*ctx_.sb, w.entry, pid);
   // Whatever the connection started (a daemonized CGI child included) ends with it.
   if (!w.leaf.empty() && !cgroup_kill_and_remove(w.leaf)) dying_leaves_.push_back(w.leaf);
   const VHost* vh = w.vh;
-  workers_.erase(it);  // closes the channel
-  if (p.waiting) ask_for_workers(vh);
+  retire(pid);
+  if (pools_[vh].waiting) ask_for_workers(vh);
 }
 
-// Closing the channel ends an idle worker: it is waiting for a connection, or will find the channel closed.
+// Forgets a worker and closes its channel, which ends an idle one: it is waiting for a connection, or will find
+// the channel closed.
 void Acceptor::retire(pid_t pid) {
   auto it = workers_.find(pid);
   if (it == workers_.end()) return;
