@@ -1,5 +1,5 @@
-// The byte stream of one client connection as the worker sees it: plain TCP, or a TLS session the
-// acceptor established and the worker inherited by fork. Request handling never needs to know which.
+// The byte stream of one client connection as the worker sees it: plain TCP, or the TLS session the
+// worker established on it. Request handling never needs to know which.
 #pragma once
 
 #include <sys/types.h>
@@ -24,10 +24,9 @@ struct ClientConn {
   ConnAddrs addrs;          // what a load balancer's PROXY header said; AF_UNSPEC: the socket's own
 };
 
-// Worker side of the hand-over: the acceptor's session (WorkerStart::tls) continues in the worker (same
-// memory, same socket), so nothing is renegotiated and no key is needed again. Moves it, if any, into `c`
-// (whose fd, now blocking, has a new number). `timeout_s` bounds a read that waits for the rest of a TLS
-// record, as Timeout does for writes.
+// After the worker's handshake: moves the session, if any, into `c` (whose fd is then used blocking) and
+// points its BIO at `c.fd`. `timeout_s` bounds a read that waits for the rest of a TLS record, as Timeout
+// does for writes.
 void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned timeout_s);
 
 // Non-blocking read: >0 bytes, 0 at end of stream, -1 with errno (EAGAIN: nothing available now).

@@ -60,9 +60,10 @@ bool tls_ticket_keys_load(std::string& error);
 // Wipes this process's ticket keys: from then on no ticket is issued nor accepted.
 void tls_ticket_keys_wipe();
 
-// What an acceptor inherits from the master for its https listeners besides the Runtime: its
-// generation's contexts and the registration socket of the key process. Filled in the acceptor's
-// child right after fork (ProcessContext::tls); without https listeners contexts == nullptr.
+// What the spawner inherits from the master for https listeners besides the Runtime: its generation's
+// contexts (which its workers use for their handshakes) and the registration socket of the key process
+// (on which it registers each worker's bound channel). Filled in the spawner's child right after fork
+// (ProcessContext::tls); without https listeners contexts == nullptr, and acceptors get neither.
 struct TlsInheritance {
   const TlsContexts* contexts = nullptr;
   int key_registration_fd = -1;

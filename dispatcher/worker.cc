@@ -1,5 +1,6 @@
-// Worker role: drop to the vhost's user, then serve the connection's requests until it closes,
-// times out, or asks for a vhost of another identity.
+// Worker role: drop to the vhost's user, then serve the connections of its vhost that its acceptor hands
+// over, one after another (TLS handshake included), each until it closes, times out, or asks for a vhost of
+// another identity.
 #include "worker.h"
 
 #include <fcntl.h>
