@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "fuzz_check.h"
-#include "body_decoder.h"
+#include "http/body_decoder.h"
 
 using itk::BodyDecoder;
 

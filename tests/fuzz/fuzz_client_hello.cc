@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "client_hello.h"
+#include "tls/client_hello.h"
 #include "fuzz_check.h"
 
 namespace {

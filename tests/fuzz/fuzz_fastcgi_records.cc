@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "fuzz_check.h"
-#include "fastcgi_protocol.h"
+#include "script/fastcgi_protocol.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "fuzz_check.h"
-#include "http_request.h"
+#include "http/http_request.h"
 
 using itk::HeadLimits;
 using itk::HeadParser;

@@ -10,8 +10,8 @@
 #include <string_view>
 
 #include "fuzz_check.h"
-#include "key_protocol.h"
-#include "key_server.h"
+#include "tls/key_protocol.h"
+#include "proc/key_server.h"
 
 namespace {
 

@@ -862,10 +862,13 @@ class Daemon:
 
     # --- process tree ---
 
-    def acceptors(self):
+    def children_named(self, comm):
         table = process_table()
-        return sorted(pid for pid, (ppid, _, comm) in table.items()
-                      if ppid == self.pid and comm == "itk-acceptor" and pid_alive(pid))
+        return sorted(pid for pid, (ppid, _, c) in table.items()
+                      if ppid == self.pid and c == comm and pid_alive(pid))
+
+    def acceptors(self):
+        return self.children_named("itk-acceptor")
 
     def workers(self, uid=None):
         """Live itk-worker processes in itkd's process group (optionally only those running as `uid`)."""

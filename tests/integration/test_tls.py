@@ -480,19 +480,21 @@ def spawners(d):
             if ppid == d.pid and comm == "itk-spawner" and h.pid_alive(pid)]
 
 
-def acceptors_hold_no_privilege(d):
+def acceptors_and_key_process_hold_no_privilege(d):
     accs = d.acceptors()
     h.check(accs, "expected itk-acceptor children of the master")
+    keys = d.children_named("itk-keys")
+    h.check(len(keys) == 1, f"expected one itk-keys child of the master, found {keys}")
     problems = []
-    for pid in accs:
+    for role, pid in [("acceptor", p) for p in accs] + [("key process", p) for p in keys]:
         st = h.proc_status(pid)
         for cap in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb"):
             if int(st.get(cap, "-1"), 16) != 0:
-                problems.append(f"acceptor {pid}: {cap} is {st.get(cap)}, expected 0")
+                problems.append(f"{role} {pid}: {cap} is {st.get(cap)}, expected 0")
         if st.get("NoNewPrivs") != "1" or st.get("Seccomp") != "2":
-            problems.append(f"acceptor {pid}: NoNewPrivs {st.get('NoNewPrivs')}, Seccomp {st.get('Seccomp')}")
+            problems.append(f"{role} {pid}: NoNewPrivs {st.get('NoNewPrivs')}, Seccomp {st.get('Seccomp')}")
         if h.ids(st["Uid"])[:3] != [h.NOBODY_UID] * 3:
-            problems.append(f"acceptor {pid}: uid {h.ids(st['Uid'])[:3]}")
+            problems.append(f"{role} {pid}: uid {h.ids(st['Uid'])[:3]}")
     h.check(not problems, "\n".join(problems))
 
 
@@ -677,7 +679,7 @@ if __name__ == "__main__":
         renegotiation_is_refused,
         private_keys_only_in_the_key_process,
         worker_keeps_only_its_connection,
-        acceptors_hold_no_privilege,
+        acceptors_and_key_process_hold_no_privilege,
         tls_connections_reuse_their_vhosts_workers,
         fresh_worker_holds_no_other_clients_bytes,
         key_process_is_unprivileged,

@@ -1,5 +1,5 @@
 // Request body framing: Content-Length and chunked, fed whole and byte by byte.
-#include "body_decoder.h"
+#include "http/body_decoder.h"
 
 #include <gtest/gtest.h>
 

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 
-#include "cgi_env.h"
-#include "cgi_response.h"
+#include "script/cgi_env.h"
+#include "script/cgi_response.h"
 
 using namespace itk;
 

@@ -1,6 +1,6 @@
 // The SNI of a peeked ClientHello: real hellos made by OpenSSL's client (TLS 1.2 and 1.3, every prefix, re-framed
 // into many records) and hand-made ones with every length wrong, duplicates, bad names and oversized hellos.
-#include "client_hello.h"
+#include "tls/client_hello.h"
 
 #include <gtest/gtest.h>
 #include <openssl/bio.h>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tls_ptr.h"
+#include "tls/tls_ptr.h"
 
 namespace itk {
 namespace {

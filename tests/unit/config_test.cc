@@ -1,6 +1,6 @@
 // Unit tests of the configuration loader: every key, every error with its exact file:line, the inih line
 // limit, drop-in order. Only ids that exist on any Debian (root, daemon, nobody) or numeric #ids are used.
-#include "config.h"
+#include "config/config.h"
 
 #include <sys/wait.h>
 #include <grp.h>
@@ -298,8 +298,7 @@ TEST(VHost, Defaults) {
   EXPECT_EQ(v.identity.gid, 2001u);
   EXPECT_EQ(v.identity.groups, std::vector<gid_t>{2001});
   EXPECT_EQ(v.identity.user_name, "#2001");
-  EXPECT_FALSE(v.has_nice);
-  EXPECT_EQ(v.nice_value, 0);
+  EXPECT_FALSE(v.identity.nice);
   EXPECT_EQ(v.max_clients_vhost, 0u);  // filled in by validation: see MaxClientsVHostShare
   EXPECT_FALSE(v.max_clients_vhost_set);
   EXPECT_EQ(v.directory_index, std::vector<std::string>{"index.html"});
@@ -330,8 +329,7 @@ TEST(VHost, EveryKeySet) {
   EXPECT_EQ(v.identity.uid, 2001u);
   EXPECT_EQ(v.identity.gid, 2002u);
   EXPECT_EQ(v.identity.groups, std::vector<gid_t>{2002});
-  EXPECT_TRUE(v.has_nice);
-  EXPECT_EQ(v.nice_value, -5);
+  EXPECT_EQ(v.identity.nice, -5);
   EXPECT_EQ(v.max_clients_vhost, 20u);
   EXPECT_EQ(v.directory_index, (std::vector<std::string>{"index.php", "index.html", "default.htm"}));
   EXPECT_TRUE(v.is_default);
@@ -419,9 +417,9 @@ TEST(VHost, DuplicateKeys) {
                                 "a.conf:9: Default: given twice in this section (first at line 8)",
                                 "a.conf:10: DocumentRoot: given twice in this section (first at line 3)",
                             }));
-  EXPECT_EQ(p.cfg.vhosts[0].nice_value, 1);
+  EXPECT_EQ(p.cfg.vhosts[0].identity.nice, 1);
   EXPECT_EQ(p.cfg.vhosts[0].document_root, "/srv/a.test");
-  EXPECT_EQ(p.cfg.vhosts[1].nice_value, 4);
+  EXPECT_EQ(p.cfg.vhosts[1].identity.nice, 4);
 }
 
 TEST(VHost, DirectoryIndex) {
@@ -672,7 +670,7 @@ TEST(Identity, MissingUserOrGroup) {
 TEST(Identity, AcceptorUidIsRefused) {
   Config base;
   base.server.user = "#2001";
-  base.server.acceptor = Identity{2001, 2001, {}, "#2001"};
+  base.server.acceptor = Identity{2001, 2001, {}, std::nullopt, "#2001"};
   Parsed p = parse_dropin(vhost("a.test", "", "#2001 #2002"), base);
   EXPECT_EQ(strs(p.errors),
             (std::vector<std::string>{
@@ -767,7 +765,7 @@ TEST(Syntax, ContinuationLinesAreRefused) {
             }));
   EXPECT_EQ(p.cfg.vhosts.size(), 1u);
   EXPECT_EQ(p.cfg.vhosts[0].aliases, std::vector<std::string>{"b.test"});
-  EXPECT_FALSE(p.cfg.vhosts[0].has_nice);
+  EXPECT_FALSE(p.cfg.vhosts[0].identity.nice);
   // Right after a header nothing can be continued, so inih reads an indented key as a key.
   p = parse_dropin("  [vhost]\n  ServerName = a.test\nDocumentRoot = /srv/a\nAssignUserID = #2001 #2001\n");
   EXPECT_TRUE(p.errors.empty()) << dump(p.errors);
@@ -1270,8 +1268,7 @@ TEST(Examples, VHostExampleIsComplete) {
   EXPECT_EQ(v.server_name, "example.org");
   EXPECT_EQ(v.aliases, (std::vector<std::string>{"www.example.org", "*.example.org"}));
   EXPECT_EQ(v.document_root, "/srv/www/example.org");
-  EXPECT_TRUE(v.has_nice);
-  EXPECT_EQ(v.nice_value, 5);
+  EXPECT_EQ(v.identity.nice, 5);
   EXPECT_EQ(v.max_clients_vhost, 20u);
   EXPECT_EQ(v.directory_index, (std::vector<std::string>{"index.html", "index.htm"}));
   EXPECT_FALSE(v.is_default);

@@ -1,6 +1,6 @@
 // FastCGI record codec: exact bytes of headers, padding, BEGIN_REQUEST, PARAMS and STDIN framing, and the
 // incremental reader fed whole and byte by byte.
-#include "fastcgi_protocol.h"
+#include "script/fastcgi_protocol.h"
 
 #include <gtest/gtest.h>
 

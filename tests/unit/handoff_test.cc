@@ -1,9 +1,9 @@
 // The acceptor -> worker hand-over channel: a connection fd, its scoreboard entry and its bytes arrive
 // whole; a closed channel or a bad message gives no connection.
-#include "handoff.h"
+#include "proc/handoff.h"
 
-#include "address_range.h"
-#include "proxy_protocol.h"
+#include "config/address_range.h"
+#include "http/proxy_protocol.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 
 #include <string>
 
-#include "unique_fd.h"
+#include "sys/unique_fd.h"
 
 namespace itk {
 namespace {

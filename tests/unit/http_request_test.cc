@@ -1,5 +1,5 @@
 // Request-head parser: grammar via llhttp, limits and smuggling defences added by itk.
-#include "http_request.h"
+#include "http/http_request.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Tests for status texts, HTTP date formatting/parsing (all three RFC 9110 formats) and error responses.
-#include "http_response.h"
+#include "http/http_response.h"
 
 #include <gtest/gtest.h>
 

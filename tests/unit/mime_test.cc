@@ -1,5 +1,5 @@
 // Tests for media type lookup: the built-in table, extension rules, and mime.types(5) files.
-#include "mime.h"
+#include "config/mime.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <string>
 
-#include "unique_fd.h"
+#include "sys/unique_fd.h"
 
 namespace itk {
 namespace {

@@ -1,5 +1,5 @@
 // Credential changes, each run in a forked child (they cannot be undone), checked from inside.
-#include "privileges.h"
+#include "sys/privileges.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -25,10 +25,11 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 
-#include "handoff.h"
-#include "log.h"
+#include "proc/handoff.h"
+#include "sys/log.h"
 
 using itk::Identity;
 using itk::IdRange;
@@ -58,11 +59,12 @@ std::string status_field(const char* name) {
   return "";
 }
 
-Identity tenant(uid_t uid) {
+Identity tenant(uid_t uid, std::optional<int> nice = std::nullopt) {
   Identity id;
   id.uid = uid;
   id.gid = uid;
   id.groups = {static_cast<gid_t>(uid)};
+  id.nice = nice;
   return id;
 }
 
@@ -111,7 +113,7 @@ struct CloneArgs {
 TEST(Privileges, TenantHasExactlyItsIdsAndNothingElse) {
   REQUIRE_ROOT();
   int rc = in_child([] {
-    itk::become_tenant(tenant(2001), 5);
+    itk::become_tenant(tenant(2001, 5));
     uid_t r, e, s;
     gid_t rg, eg, sg;
     getresuid(&r, &e, &s);
@@ -143,7 +145,7 @@ TEST(Privileges, TenantCannotReadRootOnlyFile) {
   close(fd);
   chmod(path, 0600);
   int rc = in_child([&] {
-    itk::become_tenant(tenant(2001), std::nullopt);
+    itk::become_tenant(tenant(2001));
     int f = open(path, O_RDONLY);
     if (f >= 0) return 1;
     return errno == EACCES ? 0 : 2;
@@ -155,7 +157,7 @@ TEST(Privileges, TenantCannotReadRootOnlyFile) {
 TEST(Privileges, NegativeNiceNeedsAndUsesCapSysNice) {
   REQUIRE_ROOT();
   int rc = in_child([] {
-    itk::become_tenant(tenant(2001), -5);
+    itk::become_tenant(tenant(2001, -5));
     return getpriority(PRIO_PROCESS, 0) == -5 ? 0 : 1;
   });
   EXPECT_EQ(rc, 0);
@@ -165,7 +167,7 @@ TEST(Privileges, RefusesRootTenant) {
   REQUIRE_ROOT();
   int rc = in_child([] {
     Identity root;  // uid 0, gid 0
-    itk::become_tenant(root, std::nullopt);
+    itk::become_tenant(root);
     return 0;  // must not be reached
   });
   EXPECT_EQ(rc, 1000 + SIGABRT);
@@ -176,7 +178,7 @@ TEST(Privileges, TenantAbortsWhenItsBoundingSetCannotBeMet) {
   int rc = in_child([] {
     // A parent that had already lost CAP_SYS_NICE from its bounding set: the declared set cannot be met.
     if (cap_drop_bound(CAP_SYS_NICE) != 0) return 1;
-    itk::become_tenant(tenant(2001), std::nullopt);
+    itk::become_tenant(tenant(2001));
     return 2;  // must not be reached
   });
   EXPECT_EQ(rc, 1000 + SIGABRT);
@@ -375,7 +377,7 @@ TEST(Privileges, SpawnerKeepsOnlyItsThreeCapabilitiesAndTheRange) {
     pid_t pid = fork();
     if (pid == 0) {
       // Inside the range: a worker can become a tenant, and then change nothing.
-      itk::become_tenant(tenant(2500), -3);
+      itk::become_tenant(tenant(2500, -3));
       gid_t root_group = 0;
       if (getpriority(PRIO_PROCESS, 0) != -3) _exit(1);
       if (setgroups(1, &root_group) == 0 || setgroups(0, nullptr) == 0) _exit(2);

@@ -1,5 +1,5 @@
 // PROXY protocol headers (v1 text, v2 binary) and the address ranges of ProxyProtocolFrom.
-#include "proxy_protocol.h"
+#include "http/proxy_protocol.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "address_range.h"
+#include "config/address_range.h"
 
 namespace itk {
 namespace {

@@ -1,7 +1,7 @@
 // Tests for request path decoding, validators, ranges, preconditions and opening files beneath a
 // DocumentRoot on a real file system (symlink escapes, loops, FIFOs, permissions).
-#include "static_file.h"
-#include "static_handler.h"
+#include "http/static_file.h"
+#include "http/static_handler.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "http_response.h"
+#include "http/http_response.h"
 
 namespace itk {
 namespace {

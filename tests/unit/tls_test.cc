@@ -29,15 +29,15 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
-#include "key_client.h"
-#include "key_protocol.h"
-#include "io.h"
-#include "key_server.h"
-#include "ticket_secret.h"
-#include "tls.h"
-#include "tls_config.h"
-#include "unique_fd.h"
+#include "config/config.h"
+#include "tls/key_client.h"
+#include "tls/key_protocol.h"
+#include "sys/io.h"
+#include "proc/key_server.h"
+#include "tls/ticket_secret.h"
+#include "tls/tls.h"
+#include "tls/tls_config.h"
+#include "sys/unique_fd.h"
 
 namespace itk {
 namespace {

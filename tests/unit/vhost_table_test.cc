@@ -1,5 +1,5 @@
 // Host header -> vhost: exact names, aliases, wildcards (longest suffix), default.
-#include "vhost_table.h"
+#include "config/vhost_table.h"
 
 #include <gtest/gtest.h>
 

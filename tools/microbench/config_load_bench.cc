@@ -12,10 +12,10 @@
 #include <string>
 #include <system_error>
 
-#include "config.h"
-#include "io.h"
-#include "log.h"
-#include "unique_fd.h"
+#include "config/config.h"
+#include "sys/io.h"
+#include "sys/log.h"
+#include "sys/unique_fd.h"
 
 namespace {
 

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
-#include "http_request.h"
-#include "log.h"
-#include "vhost_table.h"
+#include "config/config.h"
+#include "http/http_request.h"
+#include "sys/log.h"
+#include "config/vhost_table.h"
 
 namespace {
 

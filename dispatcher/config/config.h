@@ -1,0 +1,149 @@
+// Configuration value types and the loader for /etc/itk.conf + /etc/itk.d/*.conf (inih).
+// Loading is done once by the master (start, SIGHUP, --check); the result is immutable afterwards.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/address_range.h"
+#include "sys/identity.h"
+
+namespace itk {
+
+// Where a value came from, for error messages: "file:line".
+struct Origin {
+  std::string file;
+  int line = 0;
+  std::string str() const;
+};
+
+// A certificate and its private key as configured. The master reads the certificate; only the key
+// process (and a short-lived checking child at load) ever reads the key file.
+struct TlsFiles {
+  std::string certificate_file;  // PEM: the certificate, then its chain
+  std::string key_file;          // PEM private key, unencrypted (RSA or EC)
+  Origin certificate_at;         // where each key was given, for errors
+  Origin key_at;
+  bool empty() const { return certificate_file.empty() && key_file.empty(); }
+};
+
+// A program that runs files with one extension (php-cgi for ".php"): the file is its argument.
+struct Handler {
+  std::string extension;  // lower-case, with the dot: ".php"
+  std::string program;    // absolute path
+};
+
+// A FastCGI application serving files with one extension (php-cgi for ".php"), kept warm in a pool.
+struct FastCgiApp {
+  std::string extension;  // lower-case, with the dot: ".php"
+  std::string program;    // absolute path; started with the pool's listening socket as fd 0
+  std::string socket;     // the pool's socket, filled in by the master when it creates the pool
+};
+
+// FastCGI pool settings: [server] gives defaults, a [vhost] overrides each one it sets.
+struct FastCgiSettings {
+  std::vector<FastCgiApp> apps;
+  unsigned max_processes = 0;  // 0: the vhost's MaxClientsVHost, else kDefaultFastCgiProcesses
+  unsigned idle_timeout = 60;  // seconds without traffic before a pool stops; 0 = never
+  unsigned max_requests = 10000;  // PHP_FCGI_MAX_REQUESTS for the app; 0 = never recycle
+  bool apps_set = false, max_processes_set = false, idle_timeout_set = false, max_requests_set = false;
+};
+constexpr unsigned kDefaultFastCgiProcesses = 8;
+
+struct VHost {
+  std::string server_name;            // lower-case
+  std::vector<std::string> aliases;   // lower-case; may start with "*."
+  std::string document_root;          // absolute path
+  Identity identity;
+  unsigned max_clients_vhost = 0;     // after validation: its own, else [server]'s, else MaxClients / 2 (at least 1)
+  bool max_clients_vhost_set = false; // given in the vhost's own section
+  std::vector<std::string> directory_index = {"index.html"};
+  bool is_default = false;
+  std::vector<std::string> cgi_extensions;  // lower-case, with the dot: files run directly as CGI
+  std::vector<Handler> handlers;            // files run through a program as CGI
+  unsigned cgi_timeout = 0;                 // seconds; 0 = the [server] CGITimeout
+  uint64_t max_processes_vhost = 0;         // pids.max of its cgroup; 0 = no limit
+  uint64_t memory_max_vhost = 0;            // memory.max of its cgroup, bytes; 0 = no limit
+  unsigned cpu_weight_vhost = 0;            // cpu.weight of its cgroup (1..10000); 0 = the default 100
+  TlsFiles tls;                             // its certificate for TLS clients that name it (SNI)
+  FastCgiSettings fastcgi;                  // after validation: complete (server defaults applied)
+  std::string document_root_problem;        // at load: why its user could not enter DocumentRoot; empty if it could
+  std::string temp_dir;                     // set by the master (VHostDirs): its private TMPDIR, or empty
+  std::string php_ini_dir;                  // set by the master: PHP ini directory naming temp_dir, or empty
+  Origin origin;                      // where its [vhost] section starts
+  uint32_t slot = 0;                  // scoreboard slot, assigned by the master (stable across reloads)
+};
+
+struct ServerConfig {
+  unsigned start_servers = 0;             // 0 at parse time = number of online CPUs (filled by load_config)
+  unsigned max_clients = 256;
+  unsigned max_clients_vhost = 0;         // every vhost's share unless it sets its own; 0 = max_clients / 2
+  unsigned max_connection_time = 3600;    // seconds one connection may hold a worker in all; 0 = no bound
+  unsigned timeout = 60;                  // seconds: send/receive inactivity in a worker
+  unsigned keep_alive_timeout = 5;        // seconds: idle wait for the next request on a connection
+  unsigned max_keep_alive_requests = 100; // 0 = unlimited
+  unsigned request_read_timeout = 20;     // seconds: whole request head must arrive within this
+  unsigned limit_request_line = 8190;
+  unsigned limit_request_field_size = 8190;
+  unsigned limit_request_fields = 100;
+  unsigned limit_head_buffers = 32u << 20;  // bytes one acceptor holds for unfinished heads, all connections
+  uint64_t limit_request_body = 134217728;  // 128 MiB: docs/configuration.md says why
+  unsigned graceful_shutdown_timeout = 30; // seconds SIGTERM waits for in-flight requests
+  unsigned cgi_timeout = 60;              // seconds a CGI request may run in all
+  IdRange limit_uid_range{1000, 59999};
+  IdRange limit_gid_range{1000, 59999};
+  std::string user = "itk";               // acceptor user (name or #uid)
+  Identity acceptor;                      // resolved User: uid, its primary gid, no supplementary groups
+  TlsFiles tls;                           // default certificate: TLS clients without SNI or with an unknown name
+  FastCgiSettings fastcgi;                // defaults for every vhost
+  std::vector<std::string> proxy_protocol;        // listener names whose connections start with a PROXY header
+  std::vector<AddressRange> proxy_protocol_from;  // the only peers that may send one
+  Origin proxy_protocol_at, proxy_protocol_from_at;  // where they were given, for the check of the pair
+};
+
+struct Config {
+  std::string config_file;
+  std::string config_dir;
+  ServerConfig server;
+  std::vector<VHost> vhosts;  // in load order: drop-ins in lexical order, sections in file order
+  size_t default_vhost = 0;   // index into vhosts: the Default = yes one, else the first
+};
+
+struct ConfigError {
+  Origin origin;      // file and line; line 0 when the error is about a whole file
+  std::string key;    // empty when not about one key
+  std::string message;
+  std::string str() const;  // "file:line: Key: message"
+};
+
+struct LoadResult {
+  std::unique_ptr<Config> config;   // set only when errors is empty
+  std::vector<ConfigError> errors;  // every error found, in file order
+  std::vector<ConfigError> warnings;  // served anyway (an expired certificate); the caller reports them
+};
+
+struct LoadOptions {
+  std::string config_file = "/etc/itk.conf";
+  std::string config_dir = "/etc/itk.d";
+  bool config_file_explicit = false;  // a missing default /etc/itk.conf means "all defaults"; an explicit one is an error
+  bool check_filesystem = true;       // DocumentRoot can be entered by the vhost's user (warnings), TLS files
+};
+
+// Parses and validates everything; never throws for bad input, never stops at the first error.
+LoadResult load_config(const LoadOptions& opts);
+
+// Parses one INI text as if it were the file `name` (used by the loader and by tests).
+// `is_dropin` selects which sections are allowed ([server] in the main file, [vhost] in drop-ins).
+void parse_config_text(const std::string& text, const std::string& name, bool is_dropin, Config& out,
+                       std::vector<ConfigError>& errors);
+
+// Cross-vhost and semantic checks (duplicates, identities, ranges, filesystem) after every file is parsed.
+// A DocumentRoot the vhost's user cannot enter is a warning (and VHost::document_root_problem).
+void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError>& errors,
+                     std::vector<ConfigError>& warnings);
+
+}  // namespace itk

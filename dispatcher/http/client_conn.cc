@@ -1,0 +1,166 @@
+// Client connection I/O for workers: plain sockets, or the inherited TLS session on them.
+#include "http/client_conn.h"
+
+#include <poll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cerrno>
+#include <climits>
+
+#include "sys/io.h"
+
+namespace itk {
+namespace {
+
+// A file body is read and encrypted in pieces of this size (four full TLS records).
+constexpr size_t kTlsFileChunk = 65536;
+
+bool tls_write_all(ClientConn& c, std::string_view data) {
+  SSL* s = c.tls.get();
+  while (!data.empty()) {
+    if (c.tls_failed) return false;
+    ERR_clear_error();
+    int n = SSL_write(s, data.data(), static_cast<int>(std::min<size_t>(data.size(), INT_MAX)));
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    int e = SSL_get_error(s, n);
+    // Retried only for a signal; EAGAIN on this blocking socket is SO_SNDTIMEO expiring: the client stalled.
+    if ((e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) && errno == EINTR) continue;
+    if (e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL) c.tls_failed = true;
+    ERR_clear_error();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned timeout_s) {
+  if (!tls) return;
+  c.tls = std::move(tls);
+  c.server_name = std::move(server_name);
+  SSL* s = c.tls.get();
+  // The acceptor's descriptor number is gone (the worker keeps the socket as fd 3). Changing the number
+  // in the existing BIO keeps everything else of it, kernel TLS state included.
+  BIO* rbio = SSL_get_rbio(s);
+  BIO* wbio = SSL_get_wbio(s);
+  if (rbio) BIO_set_fd(rbio, c.fd, BIO_NOCLOSE);
+  if (wbio && wbio != rbio) BIO_set_fd(wbio, c.fd, BIO_NOCLOSE);
+  // conn_read must come back after a record that carries no data (a key update, a close_notify) instead
+  // of blocking for the next one: the worker's own poll decides how long to wait.
+  SSL_clear_mode(s, SSL_MODE_AUTO_RETRY);
+  timeval tv{static_cast<time_t>(timeout_s), 0};
+  (void)setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+ssize_t conn_read(ClientConn& c, void* buf, size_t len) {
+  if (c.tls) {
+    SSL* s = c.tls.get();
+    if (c.tls_failed) return 0;
+    if (SSL_pending(s) == 0) {
+      // The socket blocks (for writes); without a record under way, reading must not.
+      pollfd p{c.fd, POLLIN, 0};
+      if (poll(&p, 1, 0) <= 0) {
+        errno = EAGAIN;
+        return -1;
+      }
+    }
+    ERR_clear_error();
+    int n = SSL_read(s, buf, static_cast<int>(std::min<size_t>(len, INT_MAX)));
+    if (n > 0) return n;
+    int e = SSL_get_error(s, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      errno = EAGAIN;
+      return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;  // close_notify
+    c.tls_failed = true;
+    ERR_clear_error();
+    // A client that closes TCP without close_notify (most do after Connection: close) is at its end too.
+    if (e == SSL_ERROR_SYSCALL && errno == 0) return 0;
+    if (errno == 0) errno = EPROTO;
+    return -1;
+  }
+  ssize_t n;
+  do n = recv(c.fd, buf, len, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+size_t conn_buffered(const ClientConn& c) {
+  if (c.tls && !c.tls_failed) return static_cast<size_t>(SSL_pending(c.tls.get()));
+  return 0;
+}
+
+bool conn_write_all(ClientConn& c, std::string_view data, bool more) {
+  // With TLS each write is a record of its own; coalescing would mean holding back the head, and a
+  // caller that writes nothing after it would leave the client waiting.
+  if (c.tls) return tls_write_all(c, data);
+  return static_cast<bool>(send_all(c.fd, data, more));
+}
+
+bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len) {
+  off_t off = static_cast<off_t>(offset);
+  if (c.tls) {
+#ifndef OPENSSL_NO_KTLS
+    if (BIO_get_ktls_send(SSL_get_wbio(c.tls.get()))) {
+      while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : static_cast<size_t>(len);
+        ERR_clear_error();
+        ossl_ssize_t n = SSL_sendfile(c.tls.get(), file, off, chunk, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        off += n;
+        len -= static_cast<uint64_t>(n);
+      }
+      return true;
+    }
+#endif
+    char buf[kTlsFileChunk];
+    while (len > 0) {
+      size_t want = len > sizeof buf ? sizeof buf : static_cast<size_t>(len);
+      ssize_t n = pread(file, buf, want, off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;  // a read error, or the file shrank: the promised length cannot be kept
+      if (!tls_write_all(c, std::string_view(buf, static_cast<size_t>(n)))) return false;
+      off += n;
+      len -= static_cast<uint64_t>(n);
+    }
+    return true;
+  }
+  while (len > 0) {
+    size_t chunk = len > (1u << 30) ? (1u << 30) : static_cast<size_t>(len);
+    ssize_t n = sendfile(c.fd, file, &off, chunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) return false;  // the file shrank under us: the promised length cannot be kept
+    len -= static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+void conn_close_notify(ClientConn& c) {
+  if (c.tls && !c.tls_failed) {
+    ERR_clear_error();
+    (void)SSL_shutdown(c.tls.get());  // sends close_notify; the client's own is not waited for
+    ERR_clear_error();
+  }
+  c.tls.reset();
+}
+
+void conn_finish(ClientConn& c, int linger_ms) {
+  conn_close_notify(c);
+  lingering_close(c.fd, linger_ms);
+}
+
+}  // namespace itk

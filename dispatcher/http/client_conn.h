@@ -1,0 +1,49 @@
+// The byte stream of one client connection as the worker sees it: plain TCP, or the TLS session the
+// worker established on it. Request handling never needs to know which.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "http/proxy_protocol.h"
+#include "tls/tls_ptr.h"
+
+namespace itk {
+
+struct ClientConn {
+  ClientConn() = default;
+  explicit ClientConn(int socket) : fd(socket) {}
+
+  int fd = -1;              // blocking socket, SO_SNDTIMEO set by the worker
+  SslPtr tls;               // the TLS session on `fd`, or null for plain TCP
+  std::string server_name;  // the name the TLS client asked for (SNI), lower-case; empty without one
+  bool tls_failed = false;  // a fatal TLS error happened: OpenSSL must not be asked to write again
+  ConnAddrs addrs;          // what a load balancer's PROXY header said; AF_UNSPEC: the socket's own
+};
+
+// After the worker's handshake: moves the session, if any, into `c` (whose fd is then used blocking) and
+// points its BIO at `c.fd`. `timeout_s` bounds a read that waits for the rest of a TLS record, as Timeout
+// does for writes.
+void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned timeout_s);
+
+// Non-blocking read: >0 bytes, 0 at end of stream, -1 with errno (EAGAIN: nothing available now).
+ssize_t conn_read(ClientConn& c, void* buf, size_t len);
+// Bytes already received and buffered inside the connection (a TLS record decrypted ahead);
+// a caller must not wait for the socket to become readable while this is non-zero.
+size_t conn_buffered(const ClientConn& c);
+// Writes all of `data`; `more` says a body follows at once (lets TCP coalesce head and body).
+bool conn_write_all(ClientConn& c, std::string_view data, bool more = false);
+// Sends `len` bytes of `file` from `offset` (sendfile on plain TCP and with kernel TLS, else read and
+// encrypt in chunks).
+bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len);
+// Ends a TLS session without ending the socket: sends close_notify (unless the session failed) and frees the
+// session, whose buffers OpenSSL cleanses; the socket is then drained and closed as a plain one.
+void conn_close_notify(ClientConn& c);
+// Ends the connection after the last response: closes the sending side cleanly (TLS: close_notify),
+// then drains what the client still sends for up to `linger_ms` so it reads the response instead of a reset.
+void conn_finish(ClientConn& c, int linger_ms);
+
+}  // namespace itk

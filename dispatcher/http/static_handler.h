@@ -1,0 +1,25 @@
+// Answers one request for a static file under a vhost's DocumentRoot (in the worker, as the tenant).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "config/runtime.h"
+#include "http/client_conn.h"
+#include "http/http_request.h"
+#include "http/response_outcome.h"
+
+namespace itk {
+
+// Writes the whole response for `head` to `conn`. `root_fd` is the vhost's DocumentRoot opened by
+// the tenant (O_PATH|O_DIRECTORY), or -errno if that failed (ENOENT, ENOTDIR -> 404; EACCES, EPERM
+// -> 403; else 500). `keep_alive` decides the Connection header.
+// The Location of the redirect of a directory requested without its trailing '/': `raw_path` as the
+// client sent it (percent-encoded), with one '/' appended. It can never name another host: leading
+// slashes are collapsed to one and backslashes encoded.
+std::string directory_location(std::string_view raw_path);
+
+ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
+                             bool keep_alive);
+
+}  // namespace itk

@@ -1,0 +1,832 @@
+// Acceptor role: many connections per process while their PROXY headers, TLS ClientHellos and plain heads
+// arrive, so slow or silent clients cannot occupy it; a worker of the vhost takes each connection once the
+// vhost is known. Holds no capability: it never forks, never changes user and never sees a private key.
+#include "proc/acceptor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <unordered_map>
+
+#include "config/address_range.h"
+#include "http/http_response.h"
+#include "http/proxy_protocol.h"
+#include "proc/handoff.h"
+#include "proc/spawn_protocol.h"
+#include "sys/io.h"
+#include "sys/log.h"
+#include "sys/privileges.h"
+#include "sys/unique_fd.h"
+#include "tls/client_hello.h"
+
+namespace itk {
+namespace {
+
+constexpr int kLingerMs = 2000;
+// What is read and dropped after an error response, at most (the worker's lingering close drains as much).
+constexpr size_t kMaxDrain = 1 << 20;
+constexpr size_t kMaxAcceptsPerWake = 64;
+// How long an admitted connection may wait for a worker of its vhost (the spawner forks one in well under a
+// second; past this the machine is overloaded) before it is answered 503.
+constexpr int64_t kWorkerWaitMs = 10000;
+// Idle workers kept for reuse: per vhost (at most its MaxClientsVHost), in all, and for how long without a
+// connection once more are idle than the vhost's recent load asks for.
+constexpr size_t kMaxSparesPerVHost = 64;
+constexpr size_t kMaxSpares = 256;
+constexpr int64_t kSpareIdleMs = 10000;
+// A vhost's recent concurrency is the peak of busy plus waiting connections over the current and the
+// previous window of this length.
+constexpr int64_t kLoadWindowMs = 5000;
+// epoll tags: the signalfd is 0, connections are pointers (aligned: low 3 bits 0), listeners have bit 0
+// set, a worker's channel is (pid << 3) | kWorkerTag, the spawner's channel is kSpawnerTag.
+constexpr uint64_t kWorkerTag = 2;
+constexpr uint64_t kSpawnerTag = 4;
+
+enum class Stage { reading, waiting, lingering };
+
+struct PendingConn {
+  unique_fd fd;
+  bool https = false;       // on an https listener: the ClientHello is peeked at, never read, here
+  bool plain_answer = false;  // https listener, but the client spoke plain HTTP: errors are answered in clear
+  bool peer_closed = false; // the client shut its side (EPOLLRDHUP)
+  uint32_t interest = 0;    // epoll events watched now
+  std::string buf;          // plain HTTP: the head read so far
+  std::unique_ptr<HeadParser> parser;
+  int64_t deadline = 0;
+  std::string out;          // response still to write (errors only)
+  size_t out_off = 0;
+  size_t drained = 0;       // bytes dropped while lingering
+  size_t charged = 0;       // what this connection counts against LimitHeadBuffers
+  bool proxy_wait = false;  // a PROXY protocol header must come first (ProxyProtocol listener)
+  ConnAddrs addrs;          // what that header said; AF_UNSPEC: the socket's own
+  // Once admitted: its vhost, scoreboard entry and connection cgroup, kept while it waits for a worker.
+  const VHost* vh = nullptr;
+  bool admitted = false;
+  uint32_t entry = 0;
+  std::string leaf;
+  Stage stage = Stage::reading;
+  std::list<PendingConn>::iterator self;
+};
+
+struct WorkerInfo {
+  const VHost* vh = nullptr;
+  unique_fd ctl;            // the hand-over channel; closing it ends the worker
+  bool idle = true;
+  int64_t idle_since = 0;
+  bool has_entry = false;   // counted in the scoreboard (its connection's entry)
+  uint32_t entry = 0;
+  std::string leaf;         // its connection cgroup, if per-vhost cgroups are on
+};
+
+// This acceptor's workers of one vhost and the load they see.
+struct Pool {
+  std::vector<pid_t> idle;  // most recently idle last
+  unsigned busy = 0;
+  unsigned waiting = 0;     // admitted connections without a worker
+  unsigned requested = 0;   // workers asked of the spawner, not arrived yet
+  unsigned peak = 0, previous_peak = 0;
+};
+
+class Acceptor {
+ public:
+  Acceptor(const ProcessContext& ctx, uint32_t index, int spawner)
+      : ctx_(ctx), rt_(*ctx.rt), index_(index), spawner_(spawner) {}
+  [[noreturn]] void run();
+
+ private:
+  void setup();
+  void accept_ready(int lfd, bool https);
+  void read_proxy_header(PendingConn& c);
+  void peek_client_hello(PendingConn& c);
+  void watch(PendingConn& c, uint32_t events);
+  void on_readable(PendingConn& c);
+  void on_writable(PendingConn& c);
+  void dispatch(PendingConn& c, const VHost* vh);
+  void refuse(PendingConn& c, int status, const char* why, std::string_view extra = {});
+  void close_conn(PendingConn& c);
+  std::list<PendingConn>& list_of(const PendingConn& c);
+  void release_admission(PendingConn& c);
+  void charge(PendingConn& c);
+  bool shed_for(PendingConn& c);
+  void uncharge(PendingConn& c);
+  void expire(int64_t now);
+  void begin_stop();
+  void update_reading();
+  bool place_in_cgroup(const VHost& vh, std::string& leaf, bool& full);
+  bool hand_to_spare(PendingConn& c);
+  void wait_for_worker(PendingConn& c);
+  void serve_waiting(const VHost* vh);
+  void ask_for_workers(const VHost* vh);
+  void on_spawner();
+  void on_worker_message(pid_t pid);
+  void worker_gone(pid_t pid);
+  void retire(pid_t pid);
+
+  const ProcessContext& ctx_;
+  const Runtime& rt_;
+  uint32_t index_;
+  int spawner_;
+  bool spawner_gone_ = false;
+  unique_fd epoll_;
+  unique_fd sigfd_;
+  std::unordered_map<int, bool> proxy_listener_;  // listening fd -> its connections start with a PROXY header
+  std::list<PendingConn> reading_;    // ordered by deadline (all get the same timeout): oldest first
+  std::list<PendingConn> waiting_;    // admitted, waiting for a worker; ordered by deadline
+  std::list<PendingConn> lingering_;  // ordered by deadline (all get the same linger time)
+  size_t head_bytes_ = 0;             // memory held for the heads of reading_ and waiting_, all together
+  std::unordered_map<pid_t, WorkerInfo> workers_;
+  std::unordered_map<const VHost*, Pool> pools_;
+  size_t spare_count_ = 0;
+  std::vector<std::string> dying_leaves_;  // killed connection cgroups whose processes are still exiting
+  uint64_t leaves_made_ = 0;
+  int64_t window_end_ = 0;
+  bool stopping_ = false;
+  int64_t accept_paused_until_ = 0;
+};
+
+void Acceptor::setup() {
+  log_set_role("acceptor");
+  (void)prctl(PR_SET_NAME, "itk-acceptor", 0, 0, 0);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  // Everything that needs more than a socket is made before the sandbox: the signalfd and the epoll set.
+  sigfd_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!sigfd_ || !epoll_) {
+    log(Level::err, "cannot create the acceptor's signalfd/epoll: %s", strerror(errno));
+    _exit(1);
+  }
+  const pid_t master = getppid();
+  become_acceptor(rt_.config->server.acceptor);
+  // After the credential change, which clears it: stop when the master goes away. The master may
+  // already be gone (then we were reparented); it may also be PID 1 itself, in a container.
+  (void)prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+  if (getppid() != master) _exit(0);
+
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 0;
+  epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, sigfd_.get(), &ev);
+  ev.data.u64 = kSpawnerTag;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, spawner_, &ev) < 0) {
+    log(Level::err, "cannot watch the spawner's channel: %s", strerror(errno));
+    _exit(1);
+  }
+  const auto& proxied = rt_.config->server.proxy_protocol;
+  for (const Listener& l : *ctx_.listeners) {
+    proxy_listener_[l.fd] = std::find(proxied.begin(), proxied.end(), l.name) != proxied.end();
+    epoll_event lev{};
+    // EPOLLEXCLUSIVE: one acceptor wakes per connection instead of all of them.
+    lev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    lev.data.u64 = static_cast<uint64_t>(l.fd) << 2 | (l.kind == ListenerKind::https ? 2 : 0) | 1;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, l.fd, &lev) < 0) {
+      log(Level::err, "cannot watch listening fd %d: %s", l.fd, strerror(errno));
+      _exit(1);
+    }
+  }
+  window_end_ = now_ms() + kLoadWindowMs;
+}
+
+void Acceptor::update_reading() {
+  ctx_.sb->acceptors[index_].reading.store(static_cast<uint32_t>(reading_.size() + waiting_.size()),
+                                           std::memory_order_relaxed);
+}
+
+void Acceptor::accept_ready(int lfd, bool https) {
+  if (stopping_ || now_ms() < accept_paused_until_) return;
+  const bool proxy = proxy_listener_[lfd];
+  for (size_t i = 0; i < kMaxAcceptsPerWake; i++) {
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        log(Level::warning, "accept failed: %s; pausing accepts for 100 ms (raise LimitNOFILE?)", strerror(errno));
+        accept_paused_until_ = now_ms() + 100;
+        return;
+      }
+      log(Level::err, "accept on fd %d failed: %s", lfd, strerror(errno));
+      return;
+    }
+    // On a ProxyProtocol listener only the load balancers may connect: anyone else could name any client.
+    if (proxy && !address_in(rt_.config->server.proxy_protocol_from, peer)) {
+      log(Level::warning, "connection from %s refused: not in ProxyProtocolFrom, and the listener expects a PROXY "
+                          "protocol header", address_text(peer).c_str());
+      (void)close(fd);
+      continue;
+    }
+    reading_.emplace_back();
+    PendingConn& c = reading_.back();
+    c.proxy_wait = proxy;
+    c.https = https;
+    c.self = std::prev(reading_.end());
+    c.fd.reset(fd);
+    c.parser = std::make_unique<HeadParser>(rt_.limits);
+    // One deadline for the PROXY header, the ClientHello or the head: a slow client is a slowloris either way.
+    c.deadline = now_ms() + static_cast<int64_t>(rt_.config->server.request_read_timeout) * 1000;
+    // Edge-triggered: a PROXY header and a ClientHello are only peeked at, so their bytes stay readable, and
+    // a level-triggered watch would fire again at once.
+    epoll_event ev{};
+    ev.events = c.interest = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = &c;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
+      log(Level::err, "cannot watch connection fd %d: %s", fd, strerror(errno));
+      reading_.erase(c.self);
+      continue;
+    }
+    charge(c);
+    if (shed_for(c)) continue;
+    // Most clients send their ClientHello or head together with the connect: try it at once.
+    on_readable(c);
+  }
+  update_reading();
+}
+
+void Acceptor::watch(PendingConn& c, uint32_t events) {
+  events |= EPOLLRDHUP | EPOLLET;
+  if (c.interest == events) return;
+  epoll_event ev{};
+  ev.events = c.interest = events;
+  ev.data.ptr = &c;
+  epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev);
+}
+
+// A connection's buffer and parsed head count against LimitHeadBuffers until a worker has it.
+void Acceptor::charge(PendingConn& c) {
+  uncharge(c);
+  // The buffer, the parsed copy of what it holds, and a connection's own bookkeeping.
+  c.charged = c.buf.capacity() + c.buf.size() + sizeof c;
+  head_bytes_ += c.charged;
+}
+
+// Over the acceptor's budget for heads, the connections that have waited longest go first: a slow
+// client's, never the one whose bytes are arriving now unless it is the oldest itself. True when `c`
+// itself was shed (it may be gone: the caller must not touch it).
+bool Acceptor::shed_for(PendingConn& c) {
+  while (head_bytes_ > rt_.config->server.limit_head_buffers && !reading_.empty()) {
+    PendingConn& oldest = reading_.front();
+    bool self = &oldest == &c;
+    refuse(oldest, 503, "LimitHeadBuffers reached: the acceptor sheds the unfinished head that waited longest",
+           "Retry-After: 2\r\n");
+    if (self) return true;
+  }
+  return false;
+}
+
+void Acceptor::uncharge(PendingConn& c) {
+  head_bytes_ -= std::min(head_bytes_, c.charged);
+  c.charged = 0;
+}
+
+std::list<PendingConn>& Acceptor::list_of(const PendingConn& c) {
+  return c.stage == Stage::reading ? reading_ : c.stage == Stage::waiting ? waiting_ : lingering_;
+}
+
+// Gives back what admission reserved for a connection that no worker took.
+void Acceptor::release_admission(PendingConn& c) {
+  if (!c.admitted) return;
+  c.admitted = false;
+  scoreboard_release(*ctx_.sb, c.entry);
+  if (!c.leaf.empty()) (void)rmdir(c.leaf.c_str());
+  c.leaf.clear();
+}
+
+void Acceptor::close_conn(PendingConn& c) {
+  uncharge(c);
+  release_admission(c);
+  if (c.stage == Stage::waiting) pools_[c.vh].waiting--;
+  // Explicit removal: a worker holds the same open file description once it has the connection, and epoll
+  // keeps a registration until every descriptor of the description is closed.
+  if (c.stage != Stage::waiting) (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+  if (!c.buf.empty()) OPENSSL_cleanse(c.buf.data(), c.buf.size());
+  list_of(c).erase(c.self);
+}
+
+void Acceptor::refuse(PendingConn& c, int status, const char* why, std::string_view extra) {
+  const bool silent = c.https && !c.plain_answer;
+  if (status != 408) {
+    // No TLS session here to answer in: a TLS client sees the connection close.
+    if (silent) log(Level::info, "TLS connection closed instead of %d: %s", status, why);
+    else log(Level::info, "request refused with %d: %s", status, why);
+  }
+  if (c.stage == Stage::waiting) {
+    // Back into the epoll set, which a waiting connection leaves.
+    pools_[c.vh].waiting--;
+    epoll_event ev{};
+    ev.events = c.interest = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = &c;
+    (void)epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c.fd.get(), &ev);
+  }
+  release_admission(c);
+  // Nothing of the head is kept once it is refused: the memory goes back now, not after the linger.
+  uncharge(c);
+  if (!c.buf.empty()) OPENSSL_cleanse(c.buf.data(), c.buf.size());
+  std::string().swap(c.buf);
+  if (c.parser) c.parser->wipe();
+  c.out = silent ? std::string() : error_response(status, false, extra);
+  c.out_off = 0;
+  // A silent refusal is closed by expire() after this batch of events, which may still name it.
+  c.deadline = silent ? 0 : now_ms() + kLingerMs;
+  lingering_.splice(silent ? lingering_.begin() : lingering_.end(), list_of(c), c.self);
+  c.stage = Stage::lingering;
+  update_reading();
+  if (silent) (void)shutdown(c.fd.get(), SHUT_RDWR);
+  else on_writable(c);
+}
+
+void Acceptor::on_writable(PendingConn& c) {
+  if (c.stage != Stage::lingering) return on_readable(c);
+  while (c.out_off < c.out.size()) {
+    ssize_t n = send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return watch(c, EPOLLIN | EPOLLOUT);
+      return close_conn(c);
+    }
+    c.out_off += static_cast<size_t>(n);
+  }
+  if (!c.out.empty()) {
+    c.out.clear();
+    (void)shutdown(c.fd.get(), SHUT_WR);
+    watch(c, EPOLLIN);
+    on_readable(c);  // edge-triggered: what arrived meanwhile is drained now
+  }
+}
+
+// The PROXY header of a connection from a load balancer, before its first TLS or HTTP byte: looked at
+// with MSG_PEEK, then exactly its length is read, so nothing of what follows is taken.
+void Acceptor::read_proxy_header(PendingConn& c) {
+  char peek[kProxyMax];
+  ssize_t n = recv(c.fd.get(), peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    close_conn(c);
+    return update_reading();
+  }
+  if (n < 0) return;
+  ProxyHeader h;
+  std::string why;
+  ProxyParse st = proxy_parse(std::string_view(peek, static_cast<size_t>(n)), h, why);
+  if (st == ProxyParse::incomplete && static_cast<size_t>(n) < sizeof peek && !c.peer_closed) return;
+  if (st != ProxyParse::complete) {
+    if (st == ProxyParse::incomplete) why = c.peer_closed ? "the connection ended inside the PROXY header"
+                                                          : "PROXY header longer than itk takes";
+    log(Level::warning, "connection closed: %s", why.c_str());
+    close_conn(c);
+    return update_reading();
+  }
+  if (recv(c.fd.get(), peek, h.length, MSG_DONTWAIT) != static_cast<ssize_t>(h.length)) {
+    close_conn(c);
+    return update_reading();
+  }
+  c.proxy_wait = false;
+  c.addrs = h.addrs;
+  on_readable(c);  // the ClientHello or the head may have come with it
+}
+
+// An https connection's ClientHello, peeked at for its SNI name: the vhost's worker reads it and does the
+// handshake itself, with its vhost's certificate.
+void Acceptor::peek_client_hello(PendingConn& c) {
+  char peek[kMaxClientHelloBytes];
+  ssize_t n = recv(c.fd.get(), peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    close_conn(c);
+    return update_reading();
+  }
+  if (n < 0) return;
+  std::string name, why;
+  HelloParse st = parse_client_hello(std::string_view(peek, static_cast<size_t>(n)), name, why);
+  OPENSSL_cleanse(peek, static_cast<size_t>(n));
+  switch (st) {
+    case HelloParse::incomplete:
+      if (!c.peer_closed) return;
+      close_conn(c);
+      return update_reading();
+    case HelloParse::not_tls:
+      // nginx's "plain HTTP request was sent to HTTPS port": said in clear, then closed.
+      c.plain_answer = true;
+      return refuse(c, 400, "plain HTTP on an https listener");
+    case HelloParse::malformed:
+      log(Level::info, "TLS connection closed: %s", why.c_str());
+      close_conn(c);
+      return update_reading();
+    case HelloParse::complete: break;
+  }
+  if (!name.empty() && VHostTable::normalize_host(name).empty()) {
+    log(Level::info, "TLS connection closed: invalid server name in its ClientHello");
+    close_conn(c);
+    return update_reading();
+  }
+  dispatch(c, rt_.vhosts.lookup(name));
+}
+
+void Acceptor::on_readable(PendingConn& c) {
+  if (c.stage == Stage::waiting) return;
+  if (c.stage == Stage::reading && c.proxy_wait) return read_proxy_header(c);
+  if (c.stage == Stage::reading && c.https) return peek_client_hello(c);
+  const size_t cap = rt_.limits.total + 1;
+  for (;;) {
+    char tmp[16384];
+    ssize_t n = recv(c.fd.get(), tmp, sizeof tmp, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+      close_conn(c);
+      return update_reading();
+    }
+    if (n < 0) return;
+    if (c.stage == Stage::lingering) {
+      // Draining what the client still sends after an error, up to a bound.
+      c.drained += static_cast<size_t>(n);
+      if (c.drained > kMaxDrain) return close_conn(c);
+      continue;
+    }
+    size_t take = std::min(static_cast<size_t>(n), cap - std::min(cap, c.buf.size()));
+    c.buf.append(tmp, take);
+    OPENSSL_cleanse(tmp, static_cast<size_t>(n));
+    charge(c);
+    if (shed_for(c)) return;
+    HeadState st = c.parser->parse(c.buf);
+    if (st == HeadState::complete) {
+      const RequestHead& head = c.parser->head();
+      if (!head.host.empty() && VHostTable::normalize_host(head.host).empty())
+        return refuse(c, 400, "invalid Host");
+      return dispatch(c, rt_.vhosts.lookup(head.host));
+    }
+    if (st == HeadState::error) return refuse(c, c.parser->error_status(), c.parser->error_reason().c_str());
+    if (c.buf.size() >= cap) return refuse(c, 431, "request head over 64 KiB");
+  }
+}
+
+// Admission, then a worker of the vhost: an idle one at once, else the connection waits for one (never
+// holding up the others).
+void Acceptor::dispatch(PendingConn& c, const VHost* vh) {
+  const ServerConfig& sc = rt_.config->server;
+  c.vh = vh;
+  // With per-vhost cgroups the kernel counts the vhost's connections (its leaves) and the
+  // scoreboard only bounds MaxClients; without them the scoreboard counts both.
+  std::string leaf;
+  bool vhost_full = false;
+  const bool by_cgroup = ctx_.cgroups && ctx_.cgroups->enabled && place_in_cgroup(*vh, leaf, vhost_full);
+  if (vhost_full) {
+    ctx_.sb->refused.fetch_add(1, std::memory_order_relaxed);
+    return refuse(c, 503, "vhost at MaxClientsVHost", "Retry-After: 2\r\n");
+  }
+  uint32_t entry = 0;
+  Admission a = scoreboard_admit(*ctx_.sb, vh->slot, by_cgroup ? 0 : vh->max_clients_vhost, sc.max_clients, &entry);
+  if (a != Admission::admitted) {
+    if (!leaf.empty()) (void)rmdir(leaf.c_str());
+    ctx_.sb->refused.fetch_add(1, std::memory_order_relaxed);
+    return refuse(c, 503, a == Admission::vhost_full ? "vhost at MaxClientsVHost" : "server at MaxClients",
+                  "Retry-After: 2\r\n");
+  }
+  c.admitted = true;
+  c.entry = entry;
+  c.leaf = std::move(leaf);
+  Pool& p = pools_[vh];
+  if (hand_to_spare(c)) {
+    ask_for_workers(vh);
+    return;
+  }
+  wait_for_worker(c);
+  p.peak = std::max(p.peak, p.busy + p.waiting);
+  ask_for_workers(vh);
+}
+
+bool Acceptor::place_in_cgroup(const VHost& vh, std::string& leaf, bool& full) {
+  const std::string vdir = cgroup_vhost_dir(*ctx_.cgroups, vh);
+  const int max = static_cast<int>(vh.max_clients_vhost);
+  if (max && cgroup_vhost_connections(*ctx_.cgroups, vh) >= max) {
+    full = true;
+    return false;
+  }
+  // Named by this acceptor's pid, so that the master can tell the leaves of an acceptor that died.
+  leaf = vdir + strprintf("/c%d-%llu", static_cast<int>(getpid()), static_cast<unsigned long long>(++leaves_made_));
+  if (mkdir(leaf.c_str(), 0755) != 0) {
+    log(Level::err, "cannot create cgroup %s: %s; counting %s in shared memory", leaf.c_str(), strerror(errno),
+        vh.server_name.c_str());
+    leaf.clear();
+    return false;
+  }
+  // Another acceptor may have placed a connection between the count and the mkdir: count again,
+  // now including ours, so that the limit is never exceeded.
+  if (max && cgroup_vhost_connections(*ctx_.cgroups, vh) > max) {
+    (void)rmdir(leaf.c_str());
+    leaf.clear();
+    full = true;
+    return false;
+  }
+  return true;
+}
+
+// The connection goes to the most recently idle worker of its vhost. False when there is none (or none
+// that is still there).
+bool Acceptor::hand_to_spare(PendingConn& c) {
+  Pool& p = pools_[c.vh];
+  while (!p.idle.empty()) {
+    pid_t pid = p.idle.back();
+    p.idle.pop_back();
+    spare_count_--;
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) continue;
+    WorkerInfo& w = it->second;
+    w.idle = false;
+    p.busy++;
+    if (!c.leaf.empty() && !cgroup_move(c.leaf, pid)) {
+      log(Level::err, "cannot move worker %d into %s: %s; retiring it", pid, c.leaf.c_str(), strerror(errno));
+      retire(pid);
+      ask_for_workers(c.vh);
+      continue;
+    }
+    // The pid first: the worker gives the entry back itself, by pid, when the connection ends.
+    scoreboard_set_pid(*ctx_.sb, c.entry, pid);
+    Handoff h;
+    h.entry = c.entry;
+    h.flags = c.https ? kHandoffTls : 0;
+    h.addrs = c.addrs;
+    h.bytes = c.https ? std::string() : c.buf;
+    bool sent = handoff_send(w.ctl.get(), c.fd.get(), h);
+    if (!h.bytes.empty()) OPENSSL_cleanse(h.bytes.data(), h.bytes.size());
+    if (!sent) {
+      scoreboard_set_pid(*ctx_.sb, c.entry, -1);
+      if (!c.leaf.empty()) (void)cgroup_move(cgroup_spare_dir(*ctx_.cgroups, *c.vh), pid);
+      retire(pid);
+      continue;
+    }
+    w.entry = c.entry;
+    w.has_entry = true;
+    w.leaf = std::move(c.leaf);
+    c.admitted = false;  // the worker has what admission reserved
+    if (c.stage == Stage::waiting) p.waiting--;
+    else (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+    uncharge(c);
+    if (!c.buf.empty()) OPENSSL_cleanse(c.buf.data(), c.buf.size());
+    list_of(c).erase(c.self);
+    p.peak = std::max(p.peak, p.busy + p.waiting);
+    update_reading();
+    return true;
+  }
+  return false;
+}
+
+// Out of the epoll set (its events would only repeat) until a worker takes it or its wait ends.
+void Acceptor::wait_for_worker(PendingConn& c) {
+  (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+  c.interest = 0;
+  c.deadline = now_ms() + kWorkerWaitMs;
+  waiting_.splice(waiting_.end(), list_of(c), c.self);
+  c.stage = Stage::waiting;
+  pools_[c.vh].waiting++;
+  update_reading();
+}
+
+// Waiting connections of `vh` go, oldest first, to its idle workers.
+void Acceptor::serve_waiting(const VHost* vh) {
+  Pool& p = pools_[vh];
+  for (auto it = waiting_.begin(); it != waiting_.end() && p.waiting > 0 && !p.idle.empty();) {
+    PendingConn& c = *it++;
+    if (c.vh == vh) (void)hand_to_spare(c);
+  }
+}
+
+// Keeps a vhost's idle workers at what its recent concurrency asks for (a quarter of the peak, plus one, for
+// a vhost that had any connection in the last 5-10 s; none for one that had none) plus one per waiting
+// connection. The spawner forks them outside this loop, ahead of the connections that will need them.
+void Acceptor::ask_for_workers(const VHost* vh) {
+  if (spawner_gone_) return;
+  Pool& p = pools_[vh];
+  const unsigned load = std::max(p.peak, p.previous_peak);
+  const size_t cap = vh->max_clients_vhost ? std::min<size_t>(kMaxSparesPerVHost, vh->max_clients_vhost)
+                                           : kMaxSparesPerVHost;
+  const size_t target = load ? std::min<size_t>(cap, load / 4 + 1) : 0;
+  const size_t want = target + p.waiting;
+  const size_t have = p.idle.size() + p.requested;
+  if (have >= want || (stopping_ && p.waiting == 0)) return;
+  SpawnRequest r;
+  r.vhost = static_cast<uint32_t>(vh - rt_.config->vhosts.data());
+  r.count = static_cast<uint32_t>(std::min<size_t>(want - have, kMaxSpawnPerRequest));
+  if (spawn_send_request(spawner_, r) == 0) p.requested += r.count;
+}
+
+// New workers from the spawner (or its failure to make one).
+void Acceptor::on_spawner() {
+  for (;;) {
+    SpawnReply m;
+    int fd = -1;
+    int r = spawn_recv_reply(spawner_, m, fd);
+    if (r == -EAGAIN) return;
+    unique_fd ctl(fd);
+    if (r <= 0 || m.vhost >= rt_.config->vhosts.size() || (m.pid > 0) != static_cast<bool>(ctl)) {
+      log(Level::err, "the spawner's channel %s; no new workers", r == 0 ? "closed" : "failed");
+      spawner_gone_ = true;
+      (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, spawner_, nullptr);
+      // Nobody can take them now: answered 503 (or closed, on TLS) instead of waiting out their time.
+      while (!waiting_.empty()) refuse(waiting_.front(), 503, "no worker can be started", "Retry-After: 2\r\n");
+      return;
+    }
+    const VHost* vh = &rt_.config->vhosts[m.vhost];
+    Pool& p = pools_[vh];
+    if (p.requested) p.requested--;
+    if (m.pid <= 0) {
+      // Fork failed (memory, pids.max): the oldest waiting connection of the vhost is answered now.
+      for (PendingConn& c : waiting_) {
+        if (c.vh != vh) continue;
+        refuse(c, 503, "no worker could be started for the vhost", "Retry-After: 2\r\n");
+        break;
+      }
+      continue;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = static_cast<uint64_t>(m.pid) << 3 | kWorkerTag;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, ctl.get(), &ev) < 0) continue;  // closing it ends the worker
+    WorkerInfo& w = workers_[m.pid];
+    w.vh = vh;
+    w.ctl = std::move(ctl);
+    w.idle = true;
+    w.idle_since = now_ms();
+    // Coldest end: a worker that has served before (warm caches) is preferred, and a new one retired first.
+    p.idle.insert(p.idle.begin(), m.pid);
+    spare_count_++;
+    serve_waiting(vh);
+  }
+}
+
+// A worker says its connection is done (it waits as a spare for the next one, out of the counts), or its
+// channel ended (it exited).
+void Acceptor::on_worker_message(pid_t pid) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  WorkerInfo& w = it->second;
+  if (!handoff_read_idle(w.ctl.get()) || w.idle) return worker_gone(pid);
+  Pool& p = pools_[w.vh];
+  p.busy--;
+  if (!w.leaf.empty()) {
+    // Out of its connection's cgroup first; then the leaf and whatever the connection left running go.
+    if (!cgroup_move(cgroup_spare_dir(*ctx_.cgroups, *w.vh), pid)) {
+      p.busy++;
+      return worker_gone(pid);
+    }
+    if (!cgroup_kill_and_remove(w.leaf)) dying_leaves_.push_back(w.leaf);
+    w.leaf.clear();
+  }
+  if (w.has_entry) scoreboard_release_own(*ctx_.sb, w.entry, pid);
+  w.has_entry = false;
+  w.idle = true;
+  w.idle_since = now_ms();
+  p.idle.push_back(pid);
+  spare_count_++;
+  const size_t cap = w.vh->max_clients_vhost ? std::min<size_t>(kMaxSparesPerVHost, w.vh->max_clients_vhost)
+                                             : kMaxSparesPerVHost;
+  if (p.waiting) serve_waiting(w.vh);
+  else if (stopping_) retire(pid);
+  else if (p.idle.size() > cap || spare_count_ > kMaxSpares) retire(p.idle.front());  // the coldest goes
+}
+
+// The worker exited (or broke its channel): what it held is given back.
+void Acceptor::worker_gone(pid_t pid) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  WorkerInfo& w = it->second;
+  if (w.has_entry) scoreboard_release_own(*ctx_.sb, w.entry, pid);
+  // Whatever the connection started (a daemonized CGI child included) ends with it.
+  if (!w.leaf.empty() && !cgroup_kill_and_remove(w.leaf)) dying_leaves_.push_back(w.leaf);
+  const VHost* vh = w.vh;
+  retire(pid);
+  if (pools_[vh].waiting) ask_for_workers(vh);
+}
+
+// Forgets a worker and closes its channel, which ends an idle one: it is waiting for a connection, or will find
+// the channel closed.
+void Acceptor::retire(pid_t pid) {
+  auto it = workers_.find(pid);
+  if (it == workers_.end()) return;
+  WorkerInfo& w = it->second;
+  Pool& p = pools_[w.vh];
+  if (w.idle) {
+    if (auto i = std::find(p.idle.begin(), p.idle.end(), pid); i != p.idle.end()) {
+      p.idle.erase(i);
+      spare_count_--;
+    }
+  } else if (p.busy) {
+    p.busy--;
+  }
+  workers_.erase(it);
+}
+
+void Acceptor::expire(int64_t now) {
+  if (now >= window_end_) {
+    window_end_ = now + kLoadWindowMs;
+    for (auto& [vh, p] : pools_) {
+      p.previous_peak = p.peak;
+      p.peak = p.busy + p.waiting;
+    }
+  }
+  for (auto& [vh, p] : pools_) {
+    // Oldest first: a spare idle past kSpareIdleMs goes once more are idle than the load asks for.
+    const unsigned load = std::max(p.peak, p.previous_peak);
+    const size_t keep = stopping_ ? 0 : load ? load / 4 + 1 : 0;
+    while (p.idle.size() > keep) {
+      auto it = workers_.find(p.idle.front());
+      if (it != workers_.end() && now - it->second.idle_since < kSpareIdleMs && !stopping_) break;
+      retire(p.idle.front());
+    }
+  }
+  for (auto it = dying_leaves_.begin(); it != dying_leaves_.end();)
+    it = cgroup_kill_and_remove(*it) ? dying_leaves_.erase(it) : std::next(it);
+  while (!reading_.empty() && reading_.front().deadline <= now)
+    refuse(reading_.front(), 408, "head not complete within RequestReadTimeout");
+  while (!waiting_.empty() && waiting_.front().deadline <= now)
+    refuse(waiting_.front(), 503, "no worker of the vhost became free in time", "Retry-After: 2\r\n");
+  while (!lingering_.empty() && lingering_.front().deadline <= now) close_conn(lingering_.front());
+  update_reading();
+}
+
+void Acceptor::begin_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (const Listener& l : *ctx_.listeners) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, l.fd, nullptr);
+  // Spares end now; busy workers finish their connection (the master signals them on a full stop) and are
+  // retired when they say they are idle.
+  std::vector<pid_t> idle;
+  for (auto& [pid, w] : workers_)
+    if (w.idle) idle.push_back(pid);
+  for (pid_t pid : idle) retire(pid);
+}
+
+void Acceptor::run() {
+  setup();
+  epoll_event events[64];
+  for (;;) {
+    // A stopping acceptor stays until its busy workers are done: it removes their connections' cgroups.
+    if (stopping_ && reading_.empty() && waiting_.empty() && lingering_.empty() && workers_.empty()) _exit(0);
+    int64_t now = now_ms();
+    int64_t next = std::min(now + 60000, window_end_);
+    for (auto* list : {&reading_, &waiting_, &lingering_})
+      if (!list->empty()) next = std::min(next, list->front().deadline);
+    if (accept_paused_until_ > now) next = std::min(next, accept_paused_until_);
+    if (spare_count_ > 0 || !dying_leaves_.empty()) next = std::min(next, now + 1000);
+    int timeout = static_cast<int>(std::max<int64_t>(0, next - now));
+    int n = epoll_wait(epoll_.get(), events, 64, timeout);
+    if (n < 0 && errno != EINTR) {
+      log(Level::err, "epoll_wait failed: %s", strerror(errno));
+      _exit(1);
+    }
+    for (int i = 0; i < n; i++) {
+      epoll_event& ev = events[i];
+      if (ev.data.u64 == 0) {
+        signalfd_siginfo si;
+        while (read(sigfd_.get(), &si, sizeof si) == sizeof si) begin_stop();
+      } else if (ev.data.u64 == kSpawnerTag) {
+        on_spawner();
+      } else if (ev.data.u64 & 1) {
+        accept_ready(static_cast<int>(ev.data.u64 >> 2), (ev.data.u64 & 2) != 0);
+      } else if ((ev.data.u64 & 7) == kWorkerTag) {
+        on_worker_message(static_cast<pid_t>(ev.data.u64 >> 3));
+      } else {
+        auto* c = static_cast<PendingConn*>(ev.data.ptr);
+        // A connection closed earlier in this batch cannot appear: each event refers to a distinct fd,
+        // and only the event's own connection is closed while handling it.
+        if (ev.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c->peer_closed = true;
+        if (ev.events & EPOLLOUT) on_writable(*c);
+        else on_readable(*c);
+      }
+    }
+    expire(now_ms());
+  }
+}
+
+}  // namespace
+
+[[noreturn]] void acceptor_main(const ProcessContext& ctx, uint32_t index, int spawner_fd) {
+  // Descriptors: stdio, the listeners (where systemd put them) and, right above them, the spawner's channel.
+  int spawner = 3;
+  for (const Listener& l : *ctx.listeners) spawner = std::max(spawner, l.fd + 1);
+  int moved = fcntl(spawner_fd, F_DUPFD_CLOEXEC, spawner + 1);
+  if (moved < 0 || dup3(moved, spawner, O_CLOEXEC) < 0) _exit(1);
+  close_range(static_cast<unsigned>(spawner) + 1, ~0U, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (ctx.cgroups && ctx.cgroups->enabled && !cgroup_join(ctx.cgroups->serving + "/acceptors"))
+    log(Level::err, "cannot move acceptor into %s/acceptors: %s", ctx.cgroups->serving.c_str(), strerror(errno));
+  Acceptor a(ctx, index, spawner);
+  a.run();
+}
+
+}  // namespace itk

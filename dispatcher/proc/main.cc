@@ -1,0 +1,95 @@
+// itkd entry point: command line, --check, and the start of the master.
+#include <getopt.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "config/config.h"
+#include "proc/master.h"
+#include "sys/listen_fds.h"
+#include "sys/log.h"
+#include "sys/notify.h"
+
+namespace {
+
+void usage(FILE* out) {
+  fprintf(out,
+          "Usage: itkd [--config FILE] [--config-dir DIR] [--check]\n"
+          "\n"
+          "Socket-activated HTTP dispatcher that serves each vhost under its own uid and gid.\n"
+          "\n"
+          "  --config FILE      server configuration (default /etc/itk.conf)\n"
+          "  --config-dir DIR   vhost drop-ins, *.conf in lexical order (default /etc/itk.d)\n"
+          "  --check            validate the configuration, print every error, exit 0 if valid\n"
+          "  --help             show this help\n"
+          "\n"
+          "Started by itk.socket (systemd) or by hand with:\n"
+          "  systemd-socket-activate -l 127.0.0.1:8080 --fdname=http itkd --config ... --config-dir ...\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  itk::LoadOptions opts;
+  bool check = false;
+  static const option longopts[] = {
+      {"config", required_argument, nullptr, 'c'},
+      {"config-dir", required_argument, nullptr, 'd'},
+      {"check", no_argument, nullptr, 't'},
+      {"help", no_argument, nullptr, 'h'},
+      {nullptr, 0, nullptr, 0},
+  };
+  int opt;
+  while ((opt = getopt_long(argc, argv, "c:d:th", longopts, nullptr)) != -1) {
+    switch (opt) {
+      case 'c':
+        opts.config_file = optarg;
+        opts.config_file_explicit = true;
+        break;
+      case 'd': opts.config_dir = optarg; break;
+      case 't': check = true; break;
+      case 'h': usage(stdout); return 0;
+      default: usage(stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "itkd: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return 2;
+  }
+
+  itk::LoadResult r = itk::load_config(opts);
+  if (check) {
+    for (const auto& w : r.warnings) fprintf(stderr, "warning: %s\n", w.str().c_str());
+    for (const auto& e : r.errors) fprintf(stderr, "%s\n", e.str().c_str());
+    if (!r.errors.empty()) {
+      fprintf(stderr, "itkd: configuration has %zu error(s)\n", r.errors.size());
+      return 1;
+    }
+    printf("itkd: configuration OK: %s and %s, %zu vhost(s)\n", opts.config_file.c_str(), opts.config_dir.c_str(),
+           r.config->vhosts.size());
+    return 0;
+  }
+
+  itk::log_set_role("master");
+  for (const auto& w : r.warnings) itk::log(itk::Level::warning, "%s", w.str().c_str());
+  if (!r.errors.empty()) {
+    for (const auto& e : r.errors) itk::log(itk::Level::err, "%s", e.str().c_str());
+    itk::log(itk::Level::err, "configuration has %zu error(s); not starting (see `itkd --check`)", r.errors.size());
+    itk::notify("STATUS=configuration error: " + r.errors.front().str());
+    return 1;
+  }
+  if (geteuid() != 0) {
+    itk::log(itk::Level::err, "itkd must start as root: it switches every worker to its vhost's user");
+    return 1;
+  }
+  std::vector<itk::Listener> listeners;
+  std::string error;
+  if (!itk::collect_listeners(listeners, error)) {
+    itk::log(itk::Level::err, "%s", error.c_str());
+    itk::notify("STATUS=" + error);
+    return 1;
+  }
+  return itk::master_main(opts, std::move(r.config), std::move(listeners));
+}
