@@ -37,13 +37,10 @@ constexpr int kNotProbed = -1;
 // Whether the vhost's identity can enter `path`: 0 or an errno. Resolving "." beneath the directory
 // needs search permission on it too, as every file the worker opens there will.
 int probe_root(const std::string& path) {
-  int fd = open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  int inner = openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  int err = inner < 0 ? errno : 0;
-  if (inner >= 0) (void)close(inner);
-  (void)close(fd);
-  return err;
+  unique_fd fd(open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return errno;
+  unique_fd inner(openat(fd.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  return inner ? 0 : errno;
 }
 
 // Per vhost, 0 or the errno its user meets opening its DocumentRoot (kNotProbed: no answer in time).

@@ -215,8 +215,8 @@ void Acceptor::accept_ready(int lfd, bool https) {
   for (size_t i = 0; i < kMaxAcceptsPerWake; i++) {
     sockaddr_storage peer{};
     socklen_t peer_len = sizeof peer;
-    int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
+    unique_fd fd(accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) {
       if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         log(Level::warning, "accept failed: %s; pausing accepts for 100 ms (raise LimitNOFILE?)", strerror(errno));
@@ -230,7 +230,6 @@ void Acceptor::accept_ready(int lfd, bool https) {
     if (proxy && !address_in(rt_.config->server.proxy_protocol_from, peer)) {
       log(Level::warning, "connection from %s refused: not in ProxyProtocolFrom, and the listener expects a PROXY "
                           "protocol header", address_text(peer).c_str());
-      (void)close(fd);
       continue;
     }
     reading_.emplace_back();
@@ -238,7 +237,7 @@ void Acceptor::accept_ready(int lfd, bool https) {
     c.proxy_wait = proxy;
     c.https = https;
     c.self = std::prev(reading_.end());
-    c.fd.reset(fd);
+    c.fd = std::move(fd);
     c.parser = std::make_unique<HeadParser>(rt_.limits);
     // One deadline for the PROXY header, the ClientHello or the head: a slow client is a slowloris either way.
     c.deadline = now_ms() + static_cast<int64_t>(rt_.config->server.request_read_timeout) * 1000;
@@ -247,8 +246,8 @@ void Acceptor::accept_ready(int lfd, bool https) {
     epoll_event ev{};
     ev.events = c.interest = EPOLLIN | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = &c;
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
-      log(Level::err, "cannot watch connection fd %d: %s", fd, strerror(errno));
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c.fd.get(), &ev) < 0) {
+      log(Level::err, "cannot watch connection fd %d: %s", c.fd.get(), strerror(errno));
       reading_.erase(c.self);
       continue;
     }
@@ -627,10 +626,9 @@ void Acceptor::ask_for_workers(const VHost* vh) {
 void Acceptor::on_spawner() {
   for (;;) {
     SpawnReply m;
-    int fd = -1;
-    int r = spawn_recv_reply(spawner_, m, fd);
+    unique_fd ctl;
+    int r = spawn_recv_reply(spawner_, m, ctl);
     if (r == -EAGAIN) return;
-    unique_fd ctl(fd);
     if (r <= 0 || m.vhost >= rt_.config->vhosts.size() || (m.pid > 0) != static_cast<bool>(ctl)) {
       log(Level::err, "the spawner's channel %s; no new workers", r == 0 ? "closed" : "failed");
       spawner_gone_ = true;

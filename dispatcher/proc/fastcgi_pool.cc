@@ -132,35 +132,33 @@ std::string pool_key(const VHost& vh, const FastCgiApp& app, const std::string& 
   return k;
 }
 
-// The vhost's directory: root's, entered only by the vhost's uid. Returns an open fd or -1.
-int prepare_vhost_dir(const std::string& dir, uid_t uid, gid_t gid) {
+// The vhost's directory: root's, entered only by the vhost's uid. Returns it open, or an empty fd.
+unique_fd prepare_vhost_dir(const std::string& dir, uid_t uid, gid_t gid) {
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     log(Level::err, "cannot create %s: %s", dir.c_str(), strerror(errno));
-    return -1;
+    return {};
   }
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
+  unique_fd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) {
     log(Level::err, "cannot open %s: %s", dir.c_str(), strerror(errno));
-    return -1;
+    return {};
   }
   // Ownership and mode are reset only when they are not root's already: a chmod also resets the
   // ACL's mask, which for a moment would shut out the workers of a pool that keeps running here.
   struct stat st {};
-  bool ours = fstat(fd, &st) == 0 && st.st_uid == 0 && st.st_gid == 0 && (st.st_mode & 07067) == 0;
-  if (!ours && (fchown(fd, 0, 0) != 0 || fchmod(fd, 0700) != 0)) {
+  bool ours = fstat(fd.get(), &st) == 0 && st.st_uid == 0 && st.st_gid == 0 && (st.st_mode & 07067) == 0;
+  if (!ours && (fchown(fd.get(), 0, 0) != 0 || fchmod(fd.get(), 0700) != 0)) {
     log(Level::err, "cannot make %s root's with mode 0700: %s", dir.c_str(), strerror(errno));
-    close(fd);
-    return -1;
+    return {};
   }
-  if (SysResult acl = set_user_acl(fd, uid, 1); !acl) {
+  if (SysResult acl = set_user_acl(fd.get(), uid, 1); !acl) {
     // Without ACLs the uid must own the directory to enter it; 0500 keeps it from writing there
     // unless it changes the mode itself, which harms only its own pool.
     log(Level::warning, "%s: no POSIX ACLs here (%s); giving the directory to uid %u with mode 0500 instead",
         dir.c_str(), strerror(acl.err), static_cast<unsigned>(uid));
-    if (fchown(fd, uid, gid) != 0 || fchmod(fd, 0500) != 0) {
+    if (fchown(fd.get(), uid, gid) != 0 || fchmod(fd.get(), 0500) != 0) {
       log(Level::err, "cannot give %s to uid %u: %s", dir.c_str(), static_cast<unsigned>(uid), strerror(errno));
-      close(fd);
-      return -1;
+      return {};
     }
   }
   return fd;

@@ -46,9 +46,8 @@ int handoff_receive(int ctl, Handoff& h) {
   h.bytes.resize(kMaxPayload);
   iovec iov[4] = {{&h.entry, sizeof h.entry}, {&h.flags, sizeof h.flags}, {&h.addrs, sizeof h.addrs},
                   {h.bytes.data(), h.bytes.size()}};
-  int raw = -1;
-  ssize_t n = recv_with_fd(ctl, iov, 4, raw, MSG_DONTWAIT);
-  unique_fd fd(raw);
+  unique_fd fd;
+  ssize_t n = recv_with_fd(ctl, iov, 4, fd, MSG_DONTWAIT);
   const ssize_t fixed = sizeof h.entry + sizeof h.flags + sizeof h.addrs;
   const bool tls = (h.flags & kHandoffTls) != 0;
   if (n < fixed || !fd || (n == fixed) != tls) {

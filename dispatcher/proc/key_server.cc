@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "proc/scoreboard.h"
+#include "sys/io.h"
 #include "sys/log.h"
 #include "sys/privileges.h"
 #include "sys/unique_fd.h"
@@ -99,34 +100,19 @@ std::string registration_problem(const KeyStore& keys, const KeyMessage& m, cons
 // channel can be registered any more).
 bool accept_registration(KeyStore& keys, int reg, std::vector<Channel>& channels) {
   char buf[kKeyMaxMessage + 1];
-  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
   iovec iov{buf, sizeof buf};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  ssize_t n = recvmsg(reg, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n < 0) return errno == EAGAIN || errno == EINTR;
-  if (n == 0) return false;
   // Every descriptor that came is owned here first, so a refused message leaks none of them.
   std::vector<unique_fd> fds;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; i++) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      fds.emplace_back(fd);
-    }
-  }
+  ssize_t n = recv_fds(reg, &iov, 1, fds, MSG_DONTWAIT);
+  if (n < 0 && n != -EMSGSIZE) return n == -EAGAIN || n == -EINTR;
+  if (n == 0) return false;
   KeyMessage m;
   std::string why;
-  if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+  if (n == -EMSGSIZE)
     why = "message or its descriptors truncated";
   else
     why = key_decode(std::string_view(buf, static_cast<size_t>(n)), {KeyMsg::register_channel, KeyMsg::ticket_secret}, m);
-  OPENSSL_cleanse(buf, static_cast<size_t>(std::min<ssize_t>(n, sizeof buf)));
+  OPENSSL_cleanse(buf, n > 0 ? static_cast<size_t>(n) : sizeof buf);
   if (why.empty() && m.type == KeyMsg::ticket_secret) {
     // Only the first counts: the master sends it before anyone else can write to this socket.
     if (!fds.empty())

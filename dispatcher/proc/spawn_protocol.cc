@@ -27,18 +27,16 @@ int send_fixed(int sock, const void* m, size_t size, int fd) {
 }
 
 // One byte more than the message, so that a longer datagram shows as such instead of being cut to size.
-int recv_fixed(int sock, void* m, size_t size, int& fd, bool fd_allowed) {
+int recv_fixed(int sock, void* m, size_t size, unique_fd& fd, bool fd_allowed) {
   char buf[64];
   iovec iov{buf, size + 1};
-  int raw = -1;
-  ssize_t n = recv_with_fd(sock, &iov, 1, raw, MSG_DONTWAIT);
-  unique_fd got(raw);
-  fd = -1;
-  if (n < 0) return -errno;
-  if (n == 0) return 0;
-  if (static_cast<size_t>(n) != size || (got && !fd_allowed)) return -EBADMSG;
+  ssize_t n = recv_with_fd(sock, &iov, 1, fd, MSG_DONTWAIT);
+  if (n > 0 && (static_cast<size_t>(n) != size || (fd && !fd_allowed))) n = -EBADMSG;
+  if (n <= 0) {
+    fd.reset();
+    return static_cast<int>(n);
+  }
   memcpy(m, buf, size);
-  fd = got.release();
   return 1;
 }
 
@@ -48,11 +46,11 @@ int spawn_send_acceptor(int sock, const SpawnAcceptor& m, int fd) { return send_
 int spawn_send_request(int sock, const SpawnRequest& m) { return send_fixed(sock, &m, sizeof m, -1); }
 int spawn_send_reply(int sock, const SpawnReply& m, int fd) { return send_fixed(sock, &m, sizeof m, fd); }
 
-int spawn_recv_acceptor(int sock, SpawnAcceptor& m, int& fd) { return recv_fixed(sock, &m, sizeof m, fd, true); }
+int spawn_recv_acceptor(int sock, SpawnAcceptor& m, unique_fd& fd) { return recv_fixed(sock, &m, sizeof m, fd, true); }
 int spawn_recv_request(int sock, SpawnRequest& m) {
-  int unused;
+  unique_fd unused;
   return recv_fixed(sock, &m, sizeof m, unused, false);
 }
-int spawn_recv_reply(int sock, SpawnReply& m, int& fd) { return recv_fixed(sock, &m, sizeof m, fd, true); }
+int spawn_recv_reply(int sock, SpawnReply& m, unique_fd& fd) { return recv_fixed(sock, &m, sizeof m, fd, true); }
 
 }  // namespace itk

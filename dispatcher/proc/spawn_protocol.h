@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "sys/unique_fd.h"
+
 namespace itk {
 
 // master -> spawner, with the spawner's end of the acceptor's channel (SCM_RIGHTS).
@@ -39,8 +41,8 @@ constexpr uint32_t kMaxSpawnPerRequest = 16;
 
 // Each receives one message of exactly its size (the descriptor, if any, into `fd`, else -1). 1 when one
 // was read, 0 at end of file, -errno otherwise (-EBADMSG: a message of another size, -EAGAIN: none yet).
-[[nodiscard]] int spawn_recv_acceptor(int sock, SpawnAcceptor& m, int& fd);
+[[nodiscard]] int spawn_recv_acceptor(int sock, SpawnAcceptor& m, unique_fd& fd);
 [[nodiscard]] int spawn_recv_request(int sock, SpawnRequest& m);
-[[nodiscard]] int spawn_recv_reply(int sock, SpawnReply& m, int& fd);
+[[nodiscard]] int spawn_recv_reply(int sock, SpawnReply& m, unique_fd& fd);
 
 }  // namespace itk

@@ -101,12 +101,11 @@ void Spawner::setup() {
 void Spawner::on_control() {
   for (;;) {
     SpawnAcceptor m;
-    int fd = -1;
+    unique_fd fd;
     int r = spawn_recv_acceptor(kControlFd, m, fd);
     if (r == -EAGAIN) return;
-    if (r <= 0 || fd < 0) {
+    if (r <= 0 || !fd) {
       if (r < 0 && r != -EBADMSG) log(Level::err, "reading the master's control socket failed: %s", strerror(-r));
-      if (fd >= 0) (void)close(fd);
       // The master let go of this generation: serve the acceptors it already has, then end.
       control_open_ = false;
       (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, kControlFd, nullptr);
@@ -116,12 +115,11 @@ void Spawner::on_control() {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = id + kChannelTag;
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) < 0) {
       log(Level::err, "cannot watch the channel of acceptor %u: %s", m.index, strerror(errno));
-      (void)close(fd);
       continue;
     }
-    channels_[id].reset(fd);
+    channels_[id] = std::move(fd);
   }
 }
 

@@ -61,9 +61,10 @@ ssize_t send_with_fd(int sock, iovec* iov, size_t iovcnt, int fd, int flags) {
   return n < 0 ? -errno : n;
 }
 
-ssize_t recv_with_fd(int sock, iovec* iov, size_t iovcnt, int& fd, int flags) {
-  fd = -1;
-  // Room for more than one descriptor, so that a sender attaching several cannot leave any of them open here.
+ssize_t recv_fds(int sock, iovec* iov, size_t iovcnt, std::vector<unique_fd>& fds, int flags) {
+  fds.clear();
+  // Room for more descriptors than any message of itk carries, so that a sender attaching several
+  // cannot leave one open here unseen: each that came is owned by `fds` before anything is checked.
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
   msghdr mh{};
   mh.msg_iov = iov;
@@ -73,23 +74,27 @@ ssize_t recv_with_fd(int sock, iovec* iov, size_t iovcnt, int& fd, int flags) {
   ssize_t n;
   do n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
-  if (n < 0) return -1;
+  if (n < 0) return -errno;
   for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     for (size_t i = 0; i < count; i++) {
       int got;
       memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-      if (fd < 0) fd = got;
-      else (void)close(got);
+      fds.emplace_back(got);
     }
   }
   if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-    if (fd >= 0) (void)close(fd);
-    fd = -1;
-    errno = EMSGSIZE;
-    return -1;
+    fds.clear();
+    return -EMSGSIZE;
   }
+  return n;
+}
+
+ssize_t recv_with_fd(int sock, iovec* iov, size_t iovcnt, unique_fd& fd, int flags) {
+  std::vector<unique_fd> fds;
+  ssize_t n = recv_fds(sock, iov, iovcnt, fds, flags);
+  fd = fds.empty() ? unique_fd() : std::move(fds.front());
   return n;
 }
 

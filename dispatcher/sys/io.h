@@ -7,6 +7,9 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
+
+#include "sys/unique_fd.h"
 
 namespace itk {
 
@@ -29,10 +32,13 @@ SysResult write_all_fd(int fd, std::string_view data);
 // sendmsg of `iov` with `fd` attached as SCM_RIGHTS, retried on EINTR. Bytes sent, or -errno (errno set too).
 [[nodiscard]] ssize_t send_with_fd(int sock, iovec* iov, size_t iovcnt, int fd, int flags);
 
-// recvmsg into `iov` taking at most one descriptor (SCM_RIGHTS, close-on-exec) into `fd` (-1 when none came),
-// retried on EINTR. Bytes received, or -1 with errno; a truncated message or control block is EMSGSIZE and
-// any descriptor that came with it is closed. The one place itk receives descriptors.
-[[nodiscard]] ssize_t recv_with_fd(int sock, iovec* iov, size_t iovcnt, int& fd, int flags);
+// recvmsg into `iov` with every descriptor attached (SCM_RIGHTS, close-on-exec) owned by `fds`, retried on
+// EINTR: the one place itk receives descriptors. Bytes received, 0 at end of file, or -errno; a truncated
+// message or control block is -EMSGSIZE, and any descriptor that came with it is closed.
+[[nodiscard]] ssize_t recv_fds(int sock, iovec* iov, size_t iovcnt, std::vector<unique_fd>& fds, int flags);
+
+// recv_fds for messages that carry at most one descriptor: the first is kept in `fd`, any other closed.
+[[nodiscard]] ssize_t recv_with_fd(int sock, iovec* iov, size_t iovcnt, unique_fd& fd, int flags);
 
 // After the last response: half-close, then read and discard what the client still sends for up to
 // `ms`, so a client that is still sending does not get a RST that destroys the response it has not read.

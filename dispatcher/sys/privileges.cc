@@ -22,6 +22,7 @@
 #include <memory>
 
 #include "sys/log.h"
+#include "sys/unique_fd.h"
 
 namespace itk {
 namespace {
@@ -109,13 +110,12 @@ struct Status {
 };
 
 Status read_status() {
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  check(fd >= 0, "open /proc/self/status");
+  unique_fd fd(open("/proc/self/status", O_RDONLY | O_CLOEXEC));
+  check(static_cast<bool>(fd), "open /proc/self/status");
   std::string text;
   char buf[4096];
   ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  close(fd);
+  while ((n = read(fd.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
   check(n == 0, "read /proc/self/status");
   Status s;
   const struct {
