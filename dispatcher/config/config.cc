@@ -595,7 +595,7 @@ bool fastcgi_key(Parser& p, const std::string& lkey, const char* key, std::strin
       p.error(key, e);
       return true;
     }
-    f.apps.push_back({ext, w[1], {}});
+    f.apps.push_back({ext, w[1]});
     f.apps_set = true;
     return true;
   }

@@ -41,7 +41,6 @@ struct Handler {
 struct FastCgiApp {
   std::string extension;  // lower-case, with the dot: ".php"
   std::string program;    // absolute path; started with the pool's listening socket as fd 0
-  std::string socket;     // the pool's socket, filled in by the master when it creates the pool
 };
 
 // FastCGI pool settings: [server] gives defaults, a [vhost] overrides each one it sets.
@@ -72,10 +71,7 @@ struct VHost {
   TlsFiles tls;                             // its certificate for TLS clients that name it (SNI)
   FastCgiSettings fastcgi;                  // after validation: complete (server defaults applied)
   std::string document_root_problem;        // at load: why its user could not enter DocumentRoot; empty if it could
-  std::string temp_dir;                     // set by the master (VHostDirs): its private TMPDIR, or empty
-  std::string php_ini_dir;                  // set by the master: PHP ini directory naming temp_dir, or empty
   Origin origin;                      // where its [vhost] section starts
-  uint32_t slot = 0;                  // scoreboard slot, assigned by the master (stable across reloads)
 };
 
 struct ServerConfig {

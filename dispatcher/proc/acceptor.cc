@@ -487,7 +487,7 @@ void Acceptor::dispatch(PendingConn& c, const VHost* vh) {
     return refuse(c, 503, "vhost at MaxClientsVHost", "Retry-After: 2\r\n");
   }
   uint32_t entry = 0;
-  Admission a = scoreboard_admit(*ctx_.sb, vh->slot, by_cgroup ? 0 : vh->max_clients_vhost, sc.max_clients, &entry);
+  Admission a = scoreboard_admit(*ctx_.sb, rt_.state(*vh).slot, by_cgroup ? 0 : vh->max_clients_vhost, sc.max_clients, &entry);
   if (a != Admission::admitted) {
     if (!leaf.empty()) (void)rmdir(leaf.c_str());
     ctx_.sb->refused.fetch_add(1, std::memory_order_relaxed);

@@ -123,9 +123,9 @@ struct FastCgiPool {
 
 namespace {
 
-std::string pool_key(const VHost& vh, const FastCgiApp& app, const std::string& cgroup) {
+std::string pool_key(const VHost& vh, const VHostState& state, const FastCgiApp& app, const std::string& cgroup) {
   std::string k = vh.server_name + '\n' + app.extension + '\n' + app.program + '\n' + vh.document_root + '\n' + cgroup +
-                  '\n' + vh.temp_dir + '\n' + vh.php_ini_dir;
+                  '\n' + state.temp_dir + '\n' + state.php_ini_dir;
   k += strprintf("\n%u:%u:%d:%d:%u", static_cast<unsigned>(vh.identity.uid), static_cast<unsigned>(vh.identity.gid),
                  vh.identity.nice ? 1 : 0, vh.identity.nice.value_or(0), vh.fastcgi.max_requests);
   for (gid_t g : vh.identity.groups) k += strprintf(",%u", static_cast<unsigned>(g));
@@ -265,20 +265,24 @@ bool FastCgiPools::init(std::string& error) {
   return true;
 }
 
-void FastCgiPools::sync(Config& cfg, const CgroupTree& cgroups) {
+void FastCgiPools::sync(Runtime& rt, const CgroupTree& cgroups) {
+  const Config& cfg = *rt.config;
   for (auto& p : pools_) p->claimed = false;
   struct Wanted {
-    VHost* vh;
-    FastCgiApp* app;
+    const VHost* vh;
+    const FastCgiApp* app;
+    std::string* socket;  // where the workers of this generation find it
     std::string key;
     std::string cgroup;
     FastCgiPool* pool = nullptr;
   };
   std::vector<Wanted> wanted;
-  for (VHost& vh : cfg.vhosts) {
-    for (FastCgiApp& app : vh.fastcgi.apps) {
+  for (const VHost& vh : cfg.vhosts) {
+    VHostState& state = rt.state(vh);
+    for (size_t i = 0; i < vh.fastcgi.apps.size(); i++) {
+      const FastCgiApp& app = vh.fastcgi.apps[i];
       std::string cg = cgroups.enabled ? cgroup_fastcgi_dir(cgroups, vh) : "";
-      Wanted w{&vh, &app, pool_key(vh, app, cg), cg};
+      Wanted w{&vh, &app, &state.fastcgi_sockets[i], pool_key(vh, state, app, cg), cg};
       for (auto& p : pools_) {
         if (!p->retired && !p->claimed && p->key == w.key && p->listener) {
           p->claimed = true;
@@ -334,9 +338,10 @@ void FastCgiPools::sync(Config& cfg, const CgroupTree& cgroups) {
         np->extension = w.app->extension;
         np->program = w.app->program;
         np->identity = vh.identity;
-        np->slot = vh.slot;
-        np->temp_dir = vh.temp_dir;
-        np->php_ini_dir = vh.php_ini_dir;
+        const VHostState& state = rt.state(vh);
+        np->slot = state.slot;
+        np->temp_dir = state.temp_dir;
+        np->php_ini_dir = state.php_ini_dir;
         np->cgroup = w.cgroup;
         np->dir = dir;
         np->sock_name = name;
@@ -355,13 +360,13 @@ void FastCgiPools::sync(Config& cfg, const CgroupTree& cgroups) {
     if (!p) {
       log(Level::err, "vhost %s: FastCGI %s %s has no socket%s%s; its requests get 503", vh.server_name.c_str(),
           w.app->extension.c_str(), w.app->program.c_str(), init_error_.empty() ? "" : ": ", init_error_.c_str());
-      w.app->socket.clear();
+      w.socket->clear();
       continue;
     }
     p->max_processes = vh.fastcgi.max_processes;
     p->idle_timeout = vh.fastcgi.idle_timeout;
     p->max_requests = vh.fastcgi.max_requests;
-    w.app->socket = p->socket_path;
+    *w.socket = p->socket_path;
   }
   // Directories of vhosts without FastCGI now.
   if (!base_.empty()) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/runtime.h"
 #include "proc/scoreboard.h"
 #include "sys/cgroup.h"
 #include "sys/unique_fd.h"
@@ -33,8 +34,8 @@ class FastCgiPools {
 
   // At start and at each reload: keeps the pools whose vhost, app, identity and settings did not
   // change (their warm processes go on serving), makes the new ones and stops the rest. Writes each
-  // app's socket path into `cfg` for the workers.
-  void sync(Config& cfg, const CgroupTree& cgroups);
+  // app's socket path into the vhost's state in `rt`, for the workers.
+  void sync(Runtime& rt, const CgroupTree& cgroups);
 
   // The listening sockets that wait for a pending connection, appended to `fds`.
   void add_poll_fds(std::vector<pollfd>& fds);

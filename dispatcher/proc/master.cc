@@ -99,7 +99,7 @@ class Master {
   int run(std::unique_ptr<Config> cfg);
 
  private:
-  void assign_slots(Config& cfg);
+  void assign_slots(Runtime& rt);
   void check_proxy_listeners(const Config& cfg) const;
   bool start_tls(const Config& cfg, std::shared_ptr<TlsGeneration>& out, std::string& error);
   void replace_acceptors();
@@ -164,13 +164,13 @@ void Master::check_proxy_listeners(const Config& cfg) const {
   }
 }
 
-void Master::assign_slots(Config& cfg) {
-  for (VHost& vh : cfg.vhosts) {
+void Master::assign_slots(Runtime& rt) {
+  for (const VHost& vh : rt.config->vhosts) {
     auto [it, inserted] = slots_.emplace(vh.server_name, next_slot_);
     if (inserted) next_slot_++;
     // Past 65536 distinct names since start, slots are shared; counts stay exact per slot, and
     // sharing only makes limits stricter. A restart resets the numbering.
-    vh.slot = it->second % kMaxVHostSlots;
+    rt.state(vh).slot = it->second % kMaxVHostSlots;
   }
 }
 
@@ -392,7 +392,7 @@ void Master::reclaim_workers() {
     if ((!stopped && !too_old) || !is_our_worker(st.ppid)) continue;
     std::string vhost = "?";
     for (const VHost& vh : current_->config->vhosts)
-      if (vh.slot % kMaxVHostSlots == e.slot.load() % kMaxVHostSlots) vhost = vh.server_name;
+      if (current_->state(vh).slot % kMaxVHostSlots == e.slot.load() % kMaxVHostSlots) vhost = vh.server_name;
     if (stopped)
       log(Level::warning, "worker %d of vhost %s was stopped by a signal (a process of its tenant can send one) "
                           "while holding a connection; killed to give its slot back", pid, vhost.c_str());
@@ -480,12 +480,13 @@ void Master::reload() {
     notify("READY=1");
     return;
   }
-  assign_slots(*r.config);
   check_proxy_listeners(*r.config);
-  vhost_dirs_.sync(*r.config);
-  fastcgi_.sync(*r.config, cgroups_);
   generation_++;
-  current_ = make_runtime(std::move(r.config), generation_);
+  std::unique_ptr<Runtime> next = make_runtime(std::move(r.config), generation_);
+  assign_slots(*next);
+  vhost_dirs_.sync(*next);
+  fastcgi_.sync(*next, cgroups_);
+  current_ = std::move(next);
   sync_cgroups(static_cast<int64_t>(current_->config->server.graceful_shutdown_timeout) * 1000);
   note_.clear();
   tls_ = std::move(tls);
@@ -567,7 +568,7 @@ void Master::publish_status(bool force) {
   for (const VHost& vh : current_->config->vhosts) {
     if (!vh.max_clients_vhost) continue;
     unsigned live = cgroups_.enabled ? static_cast<unsigned>(std::max(0, cgroup_vhost_connections(cgroups_, vh)))
-                                     : sb_->vhost_workers[vh.slot % kMaxVHostSlots].load();
+                                     : sb_->vhost_workers[current_->state(vh).slot % kMaxVHostSlots].load();
     if (live >= vh.max_clients_vhost) c.at_limit++;
   }
   c.cgroups = cgroups_.enabled ? "on" : "off (" + cgroups_.reason + ")";
@@ -630,13 +631,13 @@ int Master::run(std::unique_ptr<Config> cfg) {
     notify("STATUS=" + tls_error);
     return 1;
   }
-  assign_slots(*cfg);
   check_proxy_listeners(*cfg);
   fastcgi_.set_scoreboard(sb_);
-  vhost_dirs_.sync(*cfg);
-  fastcgi_.sync(*cfg, cgroups_);
   generation_ = 1;
   current_ = make_runtime(std::move(cfg), generation_);
+  assign_slots(*current_);
+  vhost_dirs_.sync(*current_);
+  fastcgi_.sync(*current_, cgroups_);
   // Leftovers of a previous run (a crash) are removed at once.
   sync_cgroups(0);
   if (cgroups_.enabled) {

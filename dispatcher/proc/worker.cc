@@ -111,7 +111,7 @@ ResponseOutcome serve(const Runtime& rt, Scoreboard& sb, const VHost& vh, int ro
     ScriptMatch m = path ? match_script(root_fd, *path, vh) : ScriptMatch{};
     if (m.kind != ScriptMatch::script) break;
     CgiOutcome o = m.fastcgi ? run_fastcgi(rt, vh, current, m, io, buffered, keep_alive,
-                                           sb.fastcgi_activity[vh.slot % kMaxVHostSlots])
+                                           sb.fastcgi_activity[rt.state(vh).slot % kMaxVHostSlots])
                              : run_cgi(rt, vh, current, m, io, buffered, keep_alive, in_leaf);
     if (o.local_redirect.empty()) return o.response;
     keep_alive = keep_alive && o.response.keep_alive;

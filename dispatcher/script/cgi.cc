@@ -184,7 +184,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   RequestHead env_head;
   unique_fd stdin_fd;
   unique_fd body_pipe;  // our end, when the body is streamed
-  if (!prepare_body(conn, head, body, buffered, sc.timeout, vh.temp_dir, env_head, stdin_fd, result.response)) return result;
+  if (!prepare_body(conn, head, body, buffered, sc.timeout, rt.state(vh).temp_dir, env_head, stdin_fd, result.response)) return result;
   // A chunked body is in stdin_fd (a file in the vhost's temporary directory) already; others are
   // streamed or empty.
   if (!head.chunked && head.has_body()) {
@@ -201,7 +201,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   }
 
   // --- environment ---
-  std::vector<std::string> env = script_environment(vh, env_head, conn, m.script_name, script_filename, m.path_info);
+  std::vector<std::string> env = script_environment(vh, rt.state(vh), env_head, conn, m.script_name, script_filename, m.path_info);
 
   int outp[2], errp[2];
   if (pipe2(outp, O_CLOEXEC) != 0) {

@@ -33,8 +33,8 @@ std::vector<std::string> cgi_environment(const CgiRequest& r) {
   env["REDIRECT_STATUS"] = "200";
   env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   // The vhost's own temporary directory, and for PHP the ini directory that names it (sessions, uploads).
-  if (!r.vhost->temp_dir.empty()) env["TMPDIR"] = r.vhost->temp_dir;
-  if (!r.vhost->php_ini_dir.empty()) env["PHP_INI_SCAN_DIR"] = r.vhost->php_ini_dir + ":";
+  if (!r.temp_dir.empty()) env["TMPDIR"] = r.temp_dir;
+  if (!r.php_ini_dir.empty()) env["PHP_INI_SCAN_DIR"] = r.php_ini_dir + ":";
   if (h.content_length) env["CONTENT_LENGTH"] = std::to_string(*h.content_length);
   for (const auto& [name, value] : h.headers) {
     if (name == "content-type") {

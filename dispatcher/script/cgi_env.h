@@ -12,6 +12,8 @@ namespace itk {
 
 struct CgiRequest {
   const VHost* vhost = nullptr;
+  std::string temp_dir;         // the vhost's private TMPDIR this generation (VHostState), or empty
+  std::string php_ini_dir;      // its PHP ini directory, or empty
   const RequestHead* head = nullptr;
   std::string script_name;      // URL path of the script, decoded ("/app/x.cgi")
   std::string script_filename;  // DocumentRoot + script_name

@@ -85,9 +85,10 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   const ServerConfig& sc = rt.config->server;
   const bool is_head = head.method == "HEAD";
   const FastCgiApp& app = *m.fastcgi;
+  const std::string& socket_path = rt.fastcgi_socket(vh, app);
   CgiOutcome result;
   const std::string script_filename = vh.document_root + m.script_name;
-  if (app.socket.empty()) {
+  if (socket_path.empty()) {
     log(Level::err, "%s: the FastCGI pool for %s has no socket (see the master's log): 503", m.script_name.c_str(),
         app.extension.c_str());
     result.response = answer_error(conn, 503, false, is_head, "Retry-After: 10\r\n");
@@ -98,10 +99,10 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   BodyDecoder body(head.content_length, head.chunked, sc.limit_request_body);
   RequestHead env_head;
   unique_fd spool;
-  if (!prepare_body(conn, head, body, buffered, sc.timeout, vh.temp_dir, env_head, spool, result.response)) return result;
-  std::vector<std::string> env = script_environment(vh, env_head, conn, m.script_name, script_filename, m.path_info);
+  if (!prepare_body(conn, head, body, buffered, sc.timeout, rt.state(vh).temp_dir, env_head, spool, result.response)) return result;
+  std::vector<std::string> env = script_environment(vh, rt.state(vh), env_head, conn, m.script_name, script_filename, m.path_info);
 
-  int fd = connect_pool(app.socket);
+  int fd = connect_pool(socket_path);
   if (fd < 0) {
     int err = -fd;
     if (err == EAGAIN || err == ETIMEDOUT) {
@@ -109,7 +110,7 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
           m.script_name.c_str(), vh.fastcgi.max_processes, kFastCgiQueueWaitMs);
       result.response = answer_error(conn, 503, false, is_head, "Retry-After: 5\r\n");
     } else {
-      log(Level::err, "%s: cannot connect to the FastCGI pool at %s: %s: 503", m.script_name.c_str(), app.socket.c_str(),
+      log(Level::err, "%s: cannot connect to the FastCGI pool at %s: %s: 503", m.script_name.c_str(), socket_path.c_str(),
           strerror(err));
       result.response = answer_error(conn, 503, false, is_head, "Retry-After: 2\r\n");
     }

@@ -32,11 +32,13 @@ constexpr size_t kMaxHeldOutput = 65536;
 
 }  // namespace
 
-std::vector<std::string> script_environment(const VHost& vh, const RequestHead& head, const ClientConn& conn,
+std::vector<std::string> script_environment(const VHost& vh, const VHostState& state, const RequestHead& head, const ClientConn& conn,
                                             const std::string& script_name, const std::string& script_filename,
                                             const std::string& path_info) {
   CgiRequest req;
   req.vhost = &vh;
+  req.temp_dir = state.temp_dir;
+  req.php_ini_dir = state.php_ini_dir;
   req.head = &head;
   req.script_name = script_name;
   req.script_filename = script_filename;

@@ -10,6 +10,7 @@
 
 #include "http/client_conn.h"
 #include "http/http_request.h"
+#include "config/runtime.h"
 #include "http/response_outcome.h"
 #include "sys/unique_fd.h"
 
@@ -18,7 +19,7 @@ namespace itk {
 struct VHost;
 
 // The RFC 3875 environment for the script named by `script_name` (decoded URL path) with `path_info`.
-std::vector<std::string> script_environment(const VHost& vh, const RequestHead& head, const ClientConn& conn,
+std::vector<std::string> script_environment(const VHost& vh, const VHostState& state, const RequestHead& head, const ClientConn& conn,
                                             const std::string& script_name, const std::string& script_filename,
                                             const std::string& path_info);
 

@@ -91,7 +91,7 @@ bool VHostDirs::init() {
   return true;
 }
 
-void VHostDirs::sync(Config& cfg) {
+void VHostDirs::sync(Runtime& rt) {
   if (!tried_) {
     tried_ = true;
     (void)init();
@@ -116,12 +116,13 @@ void VHostDirs::sync(Config& cfg) {
   };
 
   std::set<std::string> wanted;
-  for (VHost& vh : cfg.vhosts) {
+  for (const VHost& vh : rt.config->vhosts) {
     const std::string& name = vh.server_name;
     const Identity& id = vh.identity;
+    VHostState& state = rt.state(vh);
     wanted.insert(name);
-    vh.temp_dir.clear();
-    vh.php_ini_dir.clear();
+    state.temp_dir.clear();
+    state.php_ini_dir.clear();
     unique_fd fd(openat(base.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct stat st {};
     bool keep = fd && fstat(fd.get(), &st) == 0 && st.st_uid == id.uid && st.st_gid == id.gid;
@@ -138,7 +139,7 @@ void VHostDirs::sync(Config& cfg) {
           name.c_str(), strerror(errno));
       continue;
     }
-    vh.temp_dir = tmp_base_ + "/" + name;
+    state.temp_dir = tmp_base_ + "/" + name;
 
     if (!ini_base) continue;
     if (mkdirat(ini_base.get(), name.c_str(), 0700) != 0 && errno != EEXIST) continue;
@@ -153,8 +154,8 @@ void VHostDirs::sync(Config& cfg) {
       acl_warned_ = true;
       (void)fchmod(ifd.get(), 0755);
     }
-    if (SysResult w = write_ini(ifd.get(), ini_text(vh, vh.temp_dir)); w)
-      vh.php_ini_dir = ini_base_ + "/" + name;
+    if (SysResult w = write_ini(ifd.get(), ini_text(vh, state.temp_dir)); w)
+      state.php_ini_dir = ini_base_ + "/" + name;
     else
       log(Level::err, "vhost %s: cannot write %s/%s/%s: %s", name.c_str(), ini_base_.c_str(), name.c_str(), kIniName,
           strerror(w.err));

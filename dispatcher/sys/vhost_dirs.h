@@ -13,17 +13,17 @@
 #include <set>
 #include <string>
 
-#include "config/config.h"
+#include "config/runtime.h"
 
 namespace itk {
 
 class VHostDirs {
  public:
   // At start and at each reload, before the FastCGI pools: makes the directories of every vhost of
-  // `cfg` and writes their paths into it (VHost::temp_dir, VHost::php_ini_dir). A temporary directory
+  // `rt` and writes their paths into its state (VHostState::temp_dir, VHostState::php_ini_dir). A temporary directory
   // whose vhost is gone, or now has another uid or gid, is removed with everything in it by a child
   // process, so that a large tree never holds up the master and no tenant ever sees another's files.
-  void sync(Config& cfg);
+  void sync(Runtime& rt);
   // True when `pid` was such a child (then handled here).
   bool on_exit(pid_t pid, int status);
 

@@ -1,6 +1,7 @@
 // Unit tests of the configuration loader: every key, every error with its exact file:line, the inih line
 // limit, drop-in order. Only ids that exist on any Debian (root, daemon, nobody) or numeric #ids are used.
 #include "config/config.h"
+#include "config/runtime.h"
 
 #include <sys/wait.h>
 #include <grp.h>
@@ -304,7 +305,6 @@ TEST(VHost, Defaults) {
   EXPECT_EQ(v.directory_index, std::vector<std::string>{"index.html"});
   EXPECT_FALSE(v.is_default);
   EXPECT_EQ(v.origin.str(), "a.conf:3");
-  EXPECT_EQ(v.slot, 0u);
 }
 
 TEST(VHost, EveryKeySet) {
@@ -987,7 +987,30 @@ TEST_F(LoadTest, ValidConfig) {
   ASSERT_EQ(r.config->vhosts.size(), 2u);
   EXPECT_EQ(r.config->default_vhost, 1u);
   EXPECT_EQ(r.config->vhosts[1].origin.str(), dropin("a.conf") + ":5");
-  EXPECT_EQ(r.config->vhosts[1].slot, 0u);
+}
+
+// What the master assigns per generation lives beside the configuration, which stays as loaded.
+TEST_F(LoadTest, RuntimeHoldsPerGenerationStateBesideTheConfig) {
+  write("itk.conf", "[server]\nUser = #990\n");
+  write("itk.d/a.conf", vhost("a.test") + vhost("b.test", "FastCGI = .php /bin/true\nFastCGI = .php5 /bin/true\n",
+                                                 "#2002 #2002"));
+  LoadResult r = load_config(opts_);
+  ASSERT_TRUE(r.errors.empty()) << dump(r.errors);
+  std::unique_ptr<Runtime> rt = make_runtime(std::move(r.config), 7);
+  ASSERT_EQ(rt->vhost_state.size(), 2u);
+  const VHost& b = rt->config->vhosts[1];
+  EXPECT_EQ(rt->index_of(b), 1u);
+  EXPECT_EQ(rt->state(b).fastcgi_sockets.size(), 2u);
+  EXPECT_TRUE(rt->state(rt->config->vhosts[0]).fastcgi_sockets.empty());
+  rt->state(b).slot = 5;
+  rt->state(b).fastcgi_sockets[1] = "/run/itk/fastcgi/1/php5.sock";
+  EXPECT_EQ(rt->state(rt->config->vhosts[0]).slot, 0u);
+  EXPECT_EQ(rt->fastcgi_socket(b, b.fastcgi.apps[1]), "/run/itk/fastcgi/1/php5.sock");
+  EXPECT_EQ(rt->fastcgi_socket(b, b.fastcgi.apps[0]), "");
+  // A copy is not a vhost of this generation: asking for its state is a broken invariant.
+  VHost copy = b;
+  EXPECT_DEATH((void)rt->state(copy), "not one of generation 7");
+  EXPECT_DEATH((void)rt->fastcgi_socket(b, copy.fastcgi.apps[0]), "not one of vhost b.test");
 }
 
 TEST_F(LoadTest, LexicalOrderAndIgnoredNames) {

@@ -30,7 +30,6 @@ const itk::Config& config() {
       vh.identity.uid = static_cast<uid_t>(10000 + i);
       vh.identity.gid = static_cast<gid_t>(10000 + i);
       vh.identity.groups = {vh.identity.gid};
-      vh.slot = static_cast<uint32_t>(i);
       c.vhosts.push_back(std::move(vh));
     }
     return c;
