@@ -46,8 +46,7 @@ std::string reply(const KeyMessage& req, KeyStatus status, std::string payload =
 }
 
 std::optional<std::string> sign_raw(EVP_PKEY* key, int rsa_padding, std::string_view in) {
-  using CtxPtr = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
-  CtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr), EVP_PKEY_CTX_free);
+  EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr));
   if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1) return std::nullopt;
   if (rsa_padding != 0 && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), rsa_padding) != 1) return std::nullopt;
   const auto* data = reinterpret_cast<const unsigned char*>(in.data());
@@ -172,7 +171,7 @@ bool KeyStore::ticket_key(std::string_view server_name, uint64_t epoch, unsigned
   std::string info = "itk ticket keys";
   info.append(server_name);
   for (int shift = 56; shift >= 0; shift -= 8) info.push_back(static_cast<char>(epoch >> shift & 0xff));
-  std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)> ctx(EVP_KDF_CTX_new(kdf_.get()), EVP_KDF_CTX_free);
+  EvpKdfCtxPtr ctx(EVP_KDF_CTX_new(kdf_.get()));
   std::string_view secret = secret_.bytes();
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),

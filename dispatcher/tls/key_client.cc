@@ -150,20 +150,21 @@ EvpPkeyPtr key_client_pkey(X509* cert, uint32_t key_id, std::string& error) {
   void* slot = reinterpret_cast<void*>(static_cast<uintptr_t>(key_id) + 1);
   int type = EVP_PKEY_get_base_id(pub);
   if (type == EVP_PKEY_RSA) {
-    std::unique_ptr<RSA, decltype(&RSA_free)> src(EVP_PKEY_get1_RSA(pub), RSA_free);
-    std::unique_ptr<RSA, decltype(&RSA_free)> rsa(RSA_new(), RSA_free);
+    RsaPtr src(EVP_PKEY_get1_RSA(pub));
+    RsaPtr rsa(RSA_new());
     if (!src || !rsa || RSA_set_method(rsa.get(), m.rsa) != 1) {
       error = "cannot build the RSA key handle";
       return nullptr;
     }
-    BIGNUM* n = BN_dup(RSA_get0_n(src.get()));
-    BIGNUM* e = BN_dup(RSA_get0_e(src.get()));
-    if (!n || !e || RSA_set0_key(rsa.get(), n, e, nullptr) != 1) {
-      BN_free(n);
-      BN_free(e);
+    BignumPtr n(BN_dup(RSA_get0_n(src.get())));
+    BignumPtr e(BN_dup(RSA_get0_e(src.get())));
+    if (!n || !e || RSA_set0_key(rsa.get(), n.get(), e.get(), nullptr) != 1) {
       error = "cannot copy the RSA public key";
       return nullptr;
     }
+    // Owned by `rsa` now.
+    (void)n.release();
+    (void)e.release();
     RSA_set_ex_data(rsa.get(), m.rsa_index, slot);
     if (EVP_PKEY_assign_RSA(out.get(), rsa.get()) != 1) {
       error = "cannot wrap the RSA key handle";
@@ -173,8 +174,8 @@ EvpPkeyPtr key_client_pkey(X509* cert, uint32_t key_id, std::string& error) {
     return out;
   }
   if (type == EVP_PKEY_EC) {
-    std::unique_ptr<EC_KEY, decltype(&EC_KEY_free)> src(EVP_PKEY_get1_EC_KEY(pub), EC_KEY_free);
-    std::unique_ptr<EC_KEY, decltype(&EC_KEY_free)> ec(EC_KEY_new(), EC_KEY_free);
+    EcKeyPtr src(EVP_PKEY_get1_EC_KEY(pub));
+    EcKeyPtr ec(EC_KEY_new());
     if (!src || !ec || EC_KEY_set_method(ec.get(), m.ec) != 1 ||
         EC_KEY_set_group(ec.get(), EC_KEY_get0_group(src.get())) != 1 ||
         EC_KEY_set_public_key(ec.get(), EC_KEY_get0_public_key(src.get())) != 1) {
