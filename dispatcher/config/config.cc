@@ -22,6 +22,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "config/vhost_routes.h"
 #include "sys/dir_ptr.h"
 #include "sys/log.h"
 #include "sys/unique_fd.h"
@@ -628,6 +629,11 @@ void server_key(Parser& p, const std::string& lkey, const char* key, std::string
   ServerConfig& s = p.cfg.server;
   if (tls_key(p, lkey, key, value, s.tls)) return;
   if (fastcgi_key(p, lkey, key, value, s.fastcgi, nullptr)) return;
+  if (lkey == "fallbackresource") {
+    std::string e = parse_fallback_resource(value, s.fallback_resource);
+    if (!e.empty()) p.error(key, e);
+    return;
+  }
   for (const auto& k : kServerUintKeys) {
     if (lower(k.name) != lkey) continue;
     uint64_t n = 0;
@@ -938,6 +944,47 @@ void vhost_tls(Parser& p, VHost& v, const std::string& lkey, const char* key, st
   (void)tls_key(p, lkey, key, value, v.tls);
 }
 
+void vhost_fallback_resource(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::string e = parse_fallback_resource(value, v.fallback_resource);
+  if (!e.empty()) return p.error(key, e);
+  v.fallback_resource_set = true;
+}
+
+void vhost_redirect(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  RedirectRule r;
+  std::string e = parse_redirect(value, r);
+  if (!e.empty()) return p.error(key, e);
+  v.redirects.push_back(std::move(r));
+}
+
+void vhost_redirect_https(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::string e = parse_bool(value, v.redirect_https);
+  if (!e.empty()) p.error(key, e);
+}
+
+void vhost_error_document(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  ErrorDocument d;
+  std::string e = parse_error_document(value, d);
+  for (const ErrorDocument& o : v.error_documents)
+    if (e.empty() && o.status == d.status) e = strprintf("%d already has a document (%s)", d.status, o.target.c_str());
+  if (!e.empty()) return p.error(key, e);
+  v.error_documents.push_back(std::move(d));
+}
+
+void vhost_header(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  HeaderLine h;
+  std::string e = parse_header_line(value, h);
+  for (const HeaderLine& o : v.headers)
+    if (e.empty() && lower(o.name) == lower(h.name)) e = strprintf("%s is already set by an earlier Header line", h.name.c_str());
+  if (!e.empty()) return p.error(key, e);
+  v.headers.push_back(std::move(h));
+}
+
+void vhost_no_exec(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::string e = parse_no_exec(value, v.no_exec);
+  if (!e.empty()) p.error(key, e);
+}
+
 enum class Repeat { once, adds };  // adds: the key may be given again, each line adding to its list
 
 // The [vhost] directives. `server` marks the keys [server] takes too, as the default of every vhost;
@@ -972,6 +1019,12 @@ const VHostDirective kVHostDirectives[] = {
     {"CPUWeightVHost", false, Repeat::once, false, vhost_number<&VHost::cpu_weight_vhost, 1, 10000>},
     {"TLSCertificateFile", false, Repeat::once, true, vhost_tls},
     {"TLSCertificateKeyFile", false, Repeat::once, true, vhost_tls},
+    {"FallbackResource", false, Repeat::once, true, vhost_fallback_resource},
+    {"Redirect", false, Repeat::adds, false, vhost_redirect},
+    {"RedirectHTTPS", false, Repeat::once, false, vhost_redirect_https},
+    {"ErrorDocument", false, Repeat::adds, false, vhost_error_document},
+    {"Header", false, Repeat::adds, false, vhost_header},
+    {"NoExec", false, Repeat::adds, false, vhost_no_exec},
 };
 
 const VHostDirective* vhost_directive(const std::string& lkey) {

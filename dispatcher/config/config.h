@@ -53,6 +53,25 @@ struct FastCgiSettings {
 };
 constexpr unsigned kDefaultFastCgiProcesses = 8;
 
+// `Redirect [status] /path URL` (mod_alias): `path` and everything below it, on segment boundaries.
+struct RedirectRule {
+  std::string path;  // decoded and normalised as a request path is; "/x/" matches below /x/ only
+  std::string url;   // an absolute URL or a local path; empty for 410 Gone
+  int status = 302;
+};
+
+// `ErrorDocument code /path`: served in place of the built-in page for `status`.
+struct ErrorDocument {
+  int status = 0;
+  std::string target;  // a local path as a request target, maybe with a query
+};
+
+// `Header = Name "value"`: set on every response of the vhost, replacing one of the same name.
+struct HeaderLine {
+  std::string name;
+  std::string value;
+};
+
 struct VHost {
   std::string server_name;            // lower-case
   std::vector<std::string> aliases;   // lower-case; may start with "*."
@@ -71,6 +90,13 @@ struct VHost {
   TlsFiles tls;                             // its certificate for TLS clients that name it (SNI)
   FastCgiSettings fastcgi;                  // after validation: complete (server defaults applied)
   std::string document_root_problem;        // at load: why its user could not enter DocumentRoot; empty if it could
+  std::string fallback_resource;            // decoded local path run or served for missing paths; empty: none
+  bool fallback_resource_set = false;       // given in the vhost (`disabled` included), so [server]'s is not used
+  std::vector<RedirectRule> redirects;      // in configuration order: the first that matches wins
+  bool redirect_https = false;              // plain HTTP requests are sent to https:// (ACME challenges excepted)
+  std::vector<ErrorDocument> error_documents;
+  std::vector<HeaderLine> headers;          // added to every response
+  std::vector<std::string> no_exec;         // decoded path prefixes (no trailing '/') where no script runs
   Origin origin;                      // where its [vhost] section starts
 };
 
@@ -96,6 +122,7 @@ struct ServerConfig {
   Identity acceptor;                      // resolved User: uid, its primary gid, no supplementary groups
   TlsFiles tls;                           // default certificate: TLS clients without SNI or with an unknown name
   FastCgiSettings fastcgi;                // defaults for every vhost
+  std::string fallback_resource;          // FallbackResource of every vhost that gives none
   std::vector<std::string> proxy_protocol;        // listener names whose connections start with a PROXY header
   std::vector<AddressRange> proxy_protocol_from;  // the only peers that may send one
   Origin proxy_protocol_at, proxy_protocol_from_at;  // where they were given, for the check of the pair

@@ -179,6 +179,7 @@ void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError
     if (v.cgi_timeout == 0) v.cgi_timeout = cfg.server.cgi_timeout;
     inherit_fastcgi(cfg.server.fastcgi, v);
     if (!v.max_clients_vhost_set) v.max_clients_vhost = share;
+    if (!v.fallback_resource_set) v.fallback_resource = cfg.server.fallback_resource;
   }
 
   // Only when every vhost is complete: an empty DocumentRoot or identity was reported at its line.

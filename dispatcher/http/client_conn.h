@@ -13,6 +13,8 @@
 
 namespace itk {
 
+struct ResponsePolicy;
+
 struct ClientConn {
   ClientConn() = default;
   explicit ClientConn(int socket) : fd(socket) {}
@@ -22,6 +24,7 @@ struct ClientConn {
   std::string server_name;  // the name the TLS client asked for (SNI), lower-case; empty without one
   bool tls_failed = false;  // a fatal TLS error happened: OpenSSL must not be asked to write again
   ConnAddrs addrs;          // what a load balancer's PROXY header said; AF_UNSPEC: the socket's own
+  ResponsePolicy* policy = nullptr;  // the vhost's Header lines and ErrorDocuments for the request in hand
 };
 
 // After the worker's handshake: moves the session, if any, into `c` (whose fd is then used blocking) and

@@ -224,6 +224,10 @@ std::string relative_of(const std::string& decoded_path) {
 
 }  // namespace
 
+int open_path_beneath(int root_fd, const std::string& decoded_path) {
+  return openat2_beneath(root_fd, relative_of(decoded_path).c_str(), O_PATH | O_CLOEXEC);
+}
+
 std::optional<std::string> decode_request_path(std::string_view target) {
   std::string_view raw = target.substr(0, target.find_first_of("?#"));
   if (raw.empty() || raw.front() != '/') return std::nullopt;

@@ -49,6 +49,10 @@ bool not_modified(const Preconditions& p, const std::string& etag, time_t mtime)
 // True when a Range header may be honoured given If-Range.
 bool if_range_allows(const Preconditions& p, const std::string& etag, time_t mtime);
 
+// An O_PATH descriptor of `decoded_path` beneath `root_fd` (symlinks followed, never out of the root), or
+// -errno. Opens nothing for reading, so it needs no permission on the last component.
+[[nodiscard]] int open_path_beneath(int root_fd, const std::string& decoded_path);
+
 enum class OpenOutcome { file, directory_redirect, forbidden, not_found, bad_request };
 
 struct OpenResult {

@@ -6,6 +6,7 @@
 
 #include "http/client_conn.h"
 #include "http/http_response.h"
+#include "http/response_policy.h"
 #include "http/static_file.h"
 #include "sys/log.h"
 
@@ -18,7 +19,7 @@ ResponseOutcome simple(ClientConn& conn, int status, bool keep_alive, bool head_
   // A request itk could not make sense of ends the connection, as nginx and Apache do: whatever
   // the client sends next is not trusted to be framed the way it thinks.
   if (status == 400) keep_alive = false;
-  return {conn_write_all(conn, error_response(status, keep_alive, extra, head_only)), status, keep_alive};
+  return answer_error(conn, status, keep_alive, head_only, extra);
 }
 
 }  // namespace
@@ -38,12 +39,13 @@ std::string directory_location(std::string_view raw_path) {
 }
 
 ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
-                             bool keep_alive) {
+                             bool keep_alive, int as_error, std::string_view extra) {
   const bool is_head = head.method == "HEAD";
   if (head.method == "OPTIONS") {
     std::string out = "HTTP/1.1 200 OK\r\nDate: " + http_date(time(nullptr)) + "\r\nServer: itk\r\n" +
                       std::string(kAllow) + "Content-Length: 0\r\n" +
                       (keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n") + "\r\n";
+    apply_policy_headers(conn, out);
     return {conn_write_all(conn, out), 200, keep_alive};
   }
   if (head.method != "GET" && !is_head) return simple(conn, 405, keep_alive, false, kAllow);
@@ -81,19 +83,22 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
   const std::string etag = make_etag(file.st);
   Preconditions pre{head.header("if-none-match"), head.header("if-modified-since"), head.header("if-range")};
 
-  std::string common = "Date: " + http_date(time(nullptr)) + "\r\nServer: itk\r\nLast-Modified: " + http_date(mtime) +
-                       "\r\nETag: " + etag + "\r\n";
+  // An error document stands for an error: nothing a cache could validate or a client could ask part of.
+  std::string common = "Date: " + http_date(time(nullptr)) + "\r\nServer: itk\r\n";
+  if (!as_error) common += "Last-Modified: " + http_date(mtime) + "\r\nETag: " + etag + "\r\n";
+  common += extra;
   const char* connection = keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
 
-  if (not_modified(pre, etag, mtime)) {
+  if (!as_error && not_modified(pre, etag, mtime)) {
     std::string out = "HTTP/1.1 304 Not Modified\r\n" + common + connection + "\r\n";
+    apply_policy_headers(conn, out);
     return {conn_write_all(conn, out), 304, keep_alive};
   }
 
-  int status = 200;
+  int status = as_error ? as_error : 200;
   ByteRange range{0, size ? size - 1 : 0};
   uint64_t length = size;
-  const std::string* range_header = head.header("range");
+  const std::string* range_header = as_error ? nullptr : head.header("range");
   if (range_header && if_range_allows(pre, etag, mtime)) {
     switch (parse_range(*range_header, size, range)) {
       case RangeResult::satisfiable:
@@ -116,9 +121,10 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
   if (status == 206)
     out += strprintf("Content-Range: bytes %llu-%llu/%llu\r\n", static_cast<unsigned long long>(range.first),
                      static_cast<unsigned long long>(range.last), static_cast<unsigned long long>(size));
-  out += "Accept-Ranges: bytes\r\n";
+  if (!as_error) out += "Accept-Ranges: bytes\r\n";
   out += connection;
   out += "\r\n";
+  apply_policy_headers(conn, out);
   const bool body = !is_head && length > 0;
   if (!conn_write_all(conn, out, body)) return {false, status, false};
   if (body && !conn_send_file(conn, file.fd.get(), status == 206 ? range.first : 0, length)) return {false, status, false};

@@ -19,7 +19,9 @@ namespace itk {
 // slashes are collapsed to one and backslashes encoded.
 std::string directory_location(std::string_view raw_path);
 
+// `as_error` (an ErrorDocument for that status) sends the file with that status instead of 200, with
+// `extra` header lines and without validators or ranges.
 ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
-                             bool keep_alive);
+                             bool keep_alive, int as_error = 0, std::string_view extra = {});
 
 }  // namespace itk

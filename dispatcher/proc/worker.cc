@@ -26,6 +26,7 @@
 #include "http/static_handler.h"
 #include "proc/handoff.h"
 #include "proc/scoreboard.h"
+#include "proc/serve_request.h"
 #include "script/cgi.h"
 #include "script/fastcgi.h"
 #include "sys/io.h"
@@ -99,40 +100,6 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc, int64_t dead
   }
 }
 
-// One request: a script when the vhost has CGI and the path names one, else a static file.
-// A script's local redirect (Location: /path without Status) is served as a GET of that path.
-ResponseOutcome serve(const Runtime& rt, Scoreboard& sb, const VHost& vh, int root_fd, const RequestHead& head,
-                      ClientConn& io, std::string& buffered, bool keep_alive, bool in_leaf) {
-  if (vh.cgi_extensions.empty() && vh.handlers.empty() && vh.fastcgi.apps.empty())
-    return serve_static(rt, vh, root_fd, head, io, keep_alive && !head.has_body());
-  RequestHead current = head;
-  for (int hop = 0; hop < 10; hop++) {
-    std::optional<std::string> path = decode_request_path(current.target);
-    ScriptMatch m = path ? match_script(root_fd, *path, vh) : ScriptMatch{};
-    if (m.kind != ScriptMatch::script) break;
-    CgiOutcome o = m.fastcgi ? run_fastcgi(rt, vh, current, m, io, buffered, keep_alive,
-                                           sb.fastcgi_activity[rt.state(vh).slot % kMaxVHostSlots])
-                             : run_cgi(rt, vh, current, m, io, buffered, keep_alive, in_leaf);
-    if (o.local_redirect.empty()) return o.response;
-    keep_alive = keep_alive && o.response.keep_alive;
-    // RFC 3875 §6.2.2: the server serves the new path itself, as a GET without the original body.
-    current.method = "GET";
-    current.target = o.local_redirect;
-    current.content_length.reset();
-    current.chunked = false;
-    current.expect_continue = false;
-    std::erase_if(current.headers, [](const auto& h) {
-      return h.first == "content-length" || h.first == "transfer-encoding" || h.first == "content-type";
-    });
-    if (hop == 9) {
-      log(Level::err, "more than 10 local redirects from scripts, starting at %s", head.target.c_str());
-      return {conn_write_all(io, error_response(500, false)), 500, false};
-    }
-  }
-  return serve_static(rt, vh, root_fd, current, io, keep_alive && !current.has_body());
-}
-
-
 // The worker's socket options: blocking, bounded writes, no Nagle delay.
 void prepare_socket(int fd, const ServerConfig& sc) {
   timeval tv{static_cast<time_t>(sc.timeout), 0};
@@ -157,7 +124,7 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
     served++;
     bool keep = head.keep_alive && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
-    ResponseOutcome r = serve(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep, ctx.cgroups && ctx.cgroups->enabled);
+    ResponseOutcome r = serve_request(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep, ctx.cgroups && ctx.cgroups->enabled);
     ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
     if (!r.ok || !r.keep_alive) break;
 

@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 
 #include "http/body_decoder.h"
 #include "http/http_response.h"
+#include "http/static_file.h"
 #include "script/script_finish.h"
 #include "script/script_io.h"
 #include "sys/cgroup.h"
@@ -65,15 +65,10 @@ bool script_program(const VHost& vh, std::string_view name, std::string& program
   return false;
 }
 
-// O_PATH open of `path` (decoded, starting with '/') beneath the root; the kernel refuses escapes.
-// 0 or -errno.
-[[nodiscard]] int open_path_beneath(int root_fd, const std::string& path, struct stat& st) {
-  std::string rel = path.size() > 1 ? path.substr(1) : ".";
-  open_how how{};
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  int fd = static_cast<int>(syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how));
-  if (fd < 0) return -errno;
+// Stats `path` (decoded, starting with '/') beneath the root; the kernel refuses escapes. 0 or -errno.
+[[nodiscard]] int stat_beneath(int root_fd, const std::string& path, struct stat& st) {
+  int fd = open_path_beneath(root_fd, path);
+  if (fd < 0) return fd;
   unique_fd owner(fd);
   if (fstat(fd, &st) != 0) return -errno;
   return 0;
@@ -134,7 +129,7 @@ ScriptMatch match_script(int root_fd, const std::string& path, const VHost& vh) 
     std::string prefix = path.substr(0, next);
     if (prefix.size() > 1 && prefix.back() != '/') {
       struct stat st {};
-      if (open_path_beneath(root_fd, prefix, st) != 0) return m;  // the static path answers 403/404 the same way
+      if (stat_beneath(root_fd, prefix, st) != 0) return m;  // the static path answers 403/404 the same way
       if (S_ISREG(st.st_mode)) {
         std::string rest = next == std::string::npos ? "" : path.substr(next);
         if (script_program(vh, prefix, m.program, m.fastcgi)) {
@@ -154,7 +149,7 @@ ScriptMatch match_script(int root_fd, const std::string& path, const VHost& vh) 
   if (path.back() == '/') {
     for (const std::string& index : vh.directory_index) {
       struct stat st {};
-      int rc = open_path_beneath(root_fd, path + index, st);
+      int rc = stat_beneath(root_fd, path + index, st);
       if (rc == -ENOENT) continue;
       if (rc != 0 || !S_ISREG(st.st_mode)) return m;
       if (script_program(vh, index, m.program, m.fastcgi)) {
@@ -201,7 +196,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   }
 
   // --- environment ---
-  std::vector<std::string> env = script_environment(vh, rt.state(vh), env_head, conn, m.script_name, script_filename, m.path_info);
+  std::vector<std::string> env = script_environment(vh, rt.state(vh), env_head, conn, m, script_filename);
 
   int outp[2], errp[2];
   if (pipe2(outp, O_CLOEXEC) != 0) {
@@ -238,7 +233,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   relay.body_done = body.state() == BodyDecoder::State::complete || head.chunked;
   bool exited = false;
   int wstatus = 0;
-  ScriptResponse resp(conn, head, m.script_name, keep_alive);
+  ScriptResponse resp(conn, head, m.script_name, keep_alive, m.default_status);
 
   int64_t body_progress = now_ms();  // a client that stops sending its body is cut off after Timeout
   auto stop = [&relay](RelayEnd why) { relay.end = why; };

@@ -18,7 +18,7 @@ std::vector<std::string> cgi_environment(const CgiRequest& r) {
   env["REMOTE_ADDR"] = r.remote_addr;
   env["REMOTE_PORT"] = r.remote_port;
   env["REQUEST_METHOD"] = h.method;
-  env["REQUEST_URI"] = h.target;
+  env["REQUEST_URI"] = r.request_uri.empty() ? h.target : r.request_uri;
   env["REQUEST_SCHEME"] = r.https ? "https" : "http";
   if (r.https) env["HTTPS"] = "on";
   env["SCRIPT_NAME"] = r.script_name;
@@ -31,6 +31,8 @@ std::vector<std::string> cgi_environment(const CgiRequest& r) {
   }
   // php-cgi refuses to run without it (its force-cgi-redirect guard).
   env["REDIRECT_STATUS"] = "200";
+  if (r.redirect_env)
+    for (const auto& [k, v] : *r.redirect_env) env[k] = v;
   env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   // The vhost's own temporary directory, and for PHP the ini directory that names it (sessions, uploads).
   if (!r.temp_dir.empty()) env["TMPDIR"] = r.temp_dir;

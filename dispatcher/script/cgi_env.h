@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -21,6 +22,8 @@ struct CgiRequest {
   std::string query;            // query string without '?'
   std::string remote_addr, remote_port, server_addr, server_port;
   bool https = false;
+  std::string request_uri;  // empty: the request's target
+  const std::vector<std::pair<std::string, std::string>>* redirect_env = nullptr;  // replace or add
 };
 
 // "NAME=value" strings, sorted by name. Request headers become HTTP_* except Proxy (httpoxy),

@@ -61,6 +61,7 @@ std::string parse_cgi_head(std::string_view block, CgiHead& out) {
         return strprintf("Status %d is not a final response (1xx are interim)", out.status);
       out.reason = value.size() > 4 ? std::string(trim(value.substr(4))) : std::string();
       has_status = true;
+      out.status_given = true;
     } else if (iequals(name, "Location")) {
       out.location = std::string(value);
       out.headers.emplace_back("Location", std::string(value));

@@ -12,6 +12,7 @@ namespace itk {
 
 struct CgiHead {
   int status = 200;
+  bool status_given = false;                // a Status line set `status`
   std::string reason;                       // empty: the standard text for `status`
   std::vector<std::pair<std::string, std::string>> headers;  // passed on, in order, as written
   std::optional<std::string> location;

@@ -100,7 +100,7 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   RequestHead env_head;
   unique_fd spool;
   if (!prepare_body(conn, head, body, buffered, sc.timeout, rt.state(vh).temp_dir, env_head, spool, result.response)) return result;
-  std::vector<std::string> env = script_environment(vh, rt.state(vh), env_head, conn, m.script_name, script_filename, m.path_info);
+  std::vector<std::string> env = script_environment(vh, rt.state(vh), env_head, conn, m, script_filename);
 
   int fd = connect_pool(socket_path);
   if (fd < 0) {
@@ -136,7 +136,7 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   const int64_t deadline = now_ms() + static_cast<int64_t>(vh.cgi_timeout) * 1000;
   int64_t body_progress = now_ms();
   fcgi::RecordReader reader;
-  ScriptResponse resp(conn, head, m.script_name, keep_alive);
+  ScriptResponse resp(conn, head, m.script_name, keep_alive, m.default_status);
   StderrLog errlog(m.script_name);
   std::string decoded;
   bool ended = false, app_closed = false, stopped = false;

@@ -32,17 +32,19 @@ constexpr size_t kMaxHeldOutput = 65536;
 
 }  // namespace
 
-std::vector<std::string> script_environment(const VHost& vh, const VHostState& state, const RequestHead& head, const ClientConn& conn,
-                                            const std::string& script_name, const std::string& script_filename,
-                                            const std::string& path_info) {
+std::vector<std::string> script_environment(const VHost& vh, const VHostState& state, const RequestHead& head,
+                                            const ClientConn& conn, const ScriptMatch& m,
+                                            const std::string& script_filename) {
   CgiRequest req;
   req.vhost = &vh;
   req.temp_dir = state.temp_dir;
   req.php_ini_dir = state.php_ini_dir;
   req.head = &head;
-  req.script_name = script_name;
+  req.script_name = m.script_name;
   req.script_filename = script_filename;
-  req.path_info = path_info;
+  req.path_info = m.path_info;
+  req.request_uri = m.request_uri;
+  req.redirect_env = &m.redirect_env;
   std::string_view target = head.target;
   size_t q = target.find('?');
   req.query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
@@ -58,10 +60,6 @@ std::vector<std::string> script_environment(const VHost& vh, const VHostState& s
   req.server_addr = address_text(server);
   req.server_port = port_text(server);
   return cgi_environment(req);
-}
-
-ResponseOutcome answer_error(ClientConn& conn, int status, bool keep_alive, bool head_only, std::string_view extra) {
-  return {conn_write_all(conn, error_response(status, keep_alive, extra, head_only)), status, keep_alive};
 }
 
 void StderrLog::add(const char* data, size_t n) {
@@ -277,7 +275,7 @@ bool ScriptResponse::start(bool body_done) {
     return true;
   }
   const bool is_head = head_.method == "HEAD";
-  status_ = ch.status;
+  status_ = ch.status_given || ch.location || !default_status_ ? ch.status : default_status_;
   declared_ = ch.content_length;
   const bool no_body = is_head || status_ == 204 || status_ == 304 || status_ < 200;
   if (!declared_ && !no_body) {
@@ -295,6 +293,7 @@ bool ScriptResponse::start(bool body_done) {
   if (chunked_out_) out += "Transfer-Encoding: chunked\r\n";
   out += keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
   out += "\r\n";
+  apply_policy_headers(conn_, out);
   head_sent_ = true;
   discard_body_ = no_body;
   out_ += out;

@@ -8,23 +8,23 @@
 #include <string_view>
 #include <vector>
 
+#include "config/runtime.h"
 #include "http/client_conn.h"
 #include "http/http_request.h"
-#include "config/runtime.h"
 #include "http/response_outcome.h"
+#include "http/response_policy.h"
+#include "script/script_types.h"
 #include "sys/unique_fd.h"
 
 namespace itk {
 
 struct VHost;
 
-// The RFC 3875 environment for the script named by `script_name` (decoded URL path) with `path_info`.
-std::vector<std::string> script_environment(const VHost& vh, const VHostState& state, const RequestHead& head, const ClientConn& conn,
-                                            const std::string& script_name, const std::string& script_filename,
-                                            const std::string& path_info);
-
-// Writes an error response; `extra` holds additional header lines.
-ResponseOutcome answer_error(ClientConn& conn, int status, bool keep_alive, bool head_only, std::string_view extra = {});
+// The RFC 3875 environment for the script `m` names (decoded URL path, PATH_INFO, what an internal
+// request adds), with what this generation assigned the vhost (`state`: TMPDIR, PHP ini directory).
+std::vector<std::string> script_environment(const VHost& vh, const VHostState& state, const RequestHead& head,
+                                            const ClientConn& conn, const ScriptMatch& m,
+                                            const std::string& script_filename);
 
 // How fast a body being spooled must arrive on average, after a first Timeout: Apache's MinRate.
 constexpr uint64_t kBodyMinRate = 500;
@@ -67,8 +67,11 @@ class StderrLog {
 class ScriptResponse {
  public:
   // `keep_alive` is the caller's: this lowers it when the response cannot be followed by another.
-  ScriptResponse(ClientConn& conn, const RequestHead& head, std::string script_name, bool& keep_alive)
-      : conn_(conn), head_(head), script_(std::move(script_name)), keep_alive_(keep_alive) {}
+  // `default_status`: the status of a response without Status (0: 200).
+  ScriptResponse(ClientConn& conn, const RequestHead& head, std::string script_name, bool& keep_alive,
+                 int default_status = 0)
+      : conn_(conn), head_(head), script_(std::move(script_name)), keep_alive_(keep_alive),
+        default_status_(default_status) {}
 
   enum class Fed { ok, bad_head, client_gone };
   // Script output bytes. `body_done`: the request body was read to its end (else the connection
@@ -105,6 +108,7 @@ class ScriptResponse {
   std::optional<uint64_t> declared_;
   uint64_t sent_ = 0;
   int status_ = 0;
+  int default_status_ = 0;
   std::string local_redirect_;
 };
 

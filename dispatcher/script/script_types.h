@@ -3,6 +3,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "config/config.h"
 #include "http/response_outcome.h"
@@ -15,6 +17,10 @@ struct ScriptMatch {
   std::string path_info;    // decoded rest
   std::string program;      // handler program, or empty to run the script itself
   const FastCgiApp* fastcgi = nullptr;  // set: the vhost's FastCGI pool for this extension runs it
+  // An ErrorDocument script is told about the request that failed, as Apache tells it.
+  std::string request_uri;  // REQUEST_URI when not the request's own target
+  std::vector<std::pair<std::string, std::string>> redirect_env;  // REDIRECT_STATUS, REDIRECT_URL, ...
+  int default_status = 0;   // the status of a response that gives no Status (0: 200)
 };
 
 struct CgiOutcome {
