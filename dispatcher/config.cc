@@ -443,8 +443,15 @@ void start_section(Parser& p, std::string_view raw_name) {
   p.section = Section::ignored;
 }
 
+int on_key(void* user, const char* section, const char* name_c, const char* value_c);
+
+// Panels write every alias of a site on one line; the bound only keeps a mistaken file from being one line.
+constexpr size_t kMaxLineLength = 64 * 1024;
+
 // Hands inih exactly one line per call so its count matches ours. A line itk refuses is reported here and
 // replaced by an empty one, which keeps inih going (every error is collected) without it seeing the line.
+// A line longer than inih's fixed buffer (Debian builds it with INI_MAX_LINE 200 and no realloc) is
+// dispatched here, split as inih splits it, and inih gets an empty line in its place.
 char* read_line(char* buf, int num, void* stream) {
   Parser& p = *static_cast<Parser*>(stream);
   if (p.pos >= p.text.size()) return nullptr;
@@ -458,22 +465,24 @@ char* read_line(char* buf, int num, void* stream) {
   p.pos = nl == std::string_view::npos ? p.text.size() : nl + 1;
   p.lineno++;
 
-  auto refuse = [&](const std::string& message) {
-    p.error("", message);
-    p.refused_lines.insert(p.lineno);
+  auto empty_line = [&] {
     buf[0] = '\n';
     buf[1] = '\0';
     return buf;
   };
+  auto refuse = [&](const std::string& message) {
+    p.error("", message);
+    p.refused_lines.insert(p.lineno);
+    return empty_line();
+  };
 
+  if (line.size() > kMaxLineLength)
+    return refuse(strprintf("line is %zu bytes long; itk reads at most %zu bytes per line (split a long ServerAlias "
+                            "over several ServerAlias lines)",
+                            line.size(), kMaxLineLength));
   // inih's buffer holds num-1 bytes and a NUL; the line's newline must fit too, or inih cuts the line and
   // parses the rest as a new one.
-  size_t max = static_cast<size_t>(num) - 2;
-  if (line.size() > max)
-    return refuse(
-        strprintf("line is %zu bytes long; itk reads at most %zu bytes per line (split a long ServerAlias "
-                  "over several ServerAlias lines)",
-                  line.size(), max));
+  const bool fits = line.size() <= static_cast<size_t>(num) - 2;
 
   // Classify the line as inih will, in inih's order, to catch what it would accept silently or report late.
   std::string_view body = line;
@@ -498,7 +507,13 @@ char* read_line(char* buf, int num, void* stream) {
     if (sep >= s.size() || (s[sep] != '=' && s[sep] != ':')) return refuse(kSyntaxError);
     p.prev_key = std::string(trim(s.substr(0, sep)));
     p.prev_key_line = p.lineno;
+    if (!fits) {
+      std::string_view value = s.substr(sep + 1);
+      value = trim(value.substr(0, find_chars_or_comment(value, "")));
+      (void)on_key(&p, "", p.prev_key.c_str(), std::string(value).c_str());
+    }
   }
+  if (!fits) return empty_line();  // sections were started above; comments need nothing
   memcpy(buf, line.data(), line.size());
   buf[line.size()] = '\n';
   buf[line.size() + 1] = '\0';
