@@ -950,6 +950,24 @@ void vhost_fastcgi(Parser& p, VHost& v, const std::string& lkey, const char* key
   (void)fastcgi_key(p, lkey, key, value, v.fastcgi, claimed);
 }
 
+void vhost_deny(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  for (const std::string& w : split_words(value)) {
+    std::string prefix;
+    // "/" alone refuses the whole site; otherwise a prefix is written as a DocumentRoot is.
+    std::string e = w.find_first_not_of('/') == std::string::npos ? "" : normalize_root(w, prefix);
+    if (!e.empty()) {
+      p.error(key, e);
+      continue;
+    }
+    v.deny_prefixes.push_back(prefix.empty() ? "/" : prefix);
+  }
+}
+
+void vhost_deny_dot_files(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::string e = parse_bool(value, v.deny_dot_files);
+  if (!e.empty()) p.error(key, e);
+}
+
 void vhost_tls(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value) {
   (void)tls_key(p, lkey, key, value, v.tls);
 }
@@ -986,6 +1004,8 @@ const VHostDirective kVHostDirectives[] = {
     {"MaxProcessesVHost", false, Repeat::once, false, vhost_number<&VHost::max_processes_vhost, 1, 4194304>},
     {"MemoryMaxVHost", false, Repeat::once, false, vhost_memory_max},
     {"CPUWeightVHost", false, Repeat::once, false, vhost_number<&VHost::cpu_weight_vhost, 1, 10000>},
+    {"Deny", false, Repeat::adds, false, vhost_deny},
+    {"DenyDotFiles", false, Repeat::once, false, vhost_deny_dot_files},
     {"TLSCertificateFile", false, Repeat::once, true, vhost_tls},
     {"TLSCertificateKeyFile", false, Repeat::once, true, vhost_tls},
 };

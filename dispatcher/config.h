@@ -87,6 +87,8 @@ struct VHost {
   unsigned cpu_weight_vhost = 0;            // cpu.weight of its cgroup (1..10000); 0 = the default 100
   TlsFiles tls;                             // its certificate for TLS clients that name it (SNI)
   FastCgiSettings fastcgi;                  // after validation: complete (server defaults applied)
+  bool deny_dot_files = true;               // 403 for any path segment starting with '.', but /.well-known
+  std::vector<std::string> deny_prefixes;   // 403 at and beneath each: "/data" ("/" for everything)
   std::string document_root_problem;        // at load: why its user could not enter DocumentRoot; empty if it could
   std::string temp_dir;                     // set by the master (VHostDirs): its private TMPDIR, or empty
   std::string php_ini_dir;                  // set by the master: PHP ini directory naming temp_dir, or empty

@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "access_rules.h"
 #include "client_conn.h"
 #include "http_request.h"
 #include "runtime.h"
@@ -24,7 +25,8 @@ struct ResponseOutcome {
 // slashes are collapsed to one and backslashes encoded.
 std::string directory_location(std::string_view raw_path);
 
+// `access` has passed the request's path already; the file it resolves to is checked here, once known.
 ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
-                             bool keep_alive);
+                             bool keep_alive, AccessCheck& access);
 
 }  // namespace itk

@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "access_rules.h"
 #include "cgi.h"
 #include "fastcgi.h"
 #include "handoff.h"
@@ -99,17 +100,34 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc, int64_t dead
   }
 }
 
-// One request: a script when the vhost has CGI and the path names one, else a static file.
-// A script's local redirect (Location: /path without Status) is served as a GET of that path.
+// A request whose path, or the script it names, the vhost's access rules refuse: 403, nothing run.
+ResponseOutcome refuse(ClientConn& io, const RequestHead& head, const std::string& path, const AccessVerdict& v,
+                       bool keep_alive) {
+  log(Level::info, "%s %s: 403, refused by %s", head.method.c_str(), path.c_str(), v.reason.c_str());
+  // The body was not read: the connection cannot carry another request.
+  keep_alive = keep_alive && !head.has_body();
+  return {conn_write_all(io, error_response(403, keep_alive, {}, head.method == "HEAD")), 403, keep_alive};
+}
+
+// One request: refused when the access rules deny its path, else a script when the vhost has scripts and
+// the path names one, else a static file. A script's local redirect (Location: /path without Status) is
+// served as a GET of that path, checked again.
 ResponseOutcome serve(const Runtime& rt, Scoreboard& sb, const VHost& vh, int root_fd, const RequestHead& head,
-                      ClientConn& io, std::string& buffered, bool keep_alive, bool in_leaf) {
-  if (vh.cgi_extensions.empty() && vh.handlers.empty() && vh.fastcgi.apps.empty())
-    return serve_static(rt, vh, root_fd, head, io, keep_alive && !head.has_body());
+                      ClientConn& io, std::string& buffered, bool keep_alive, bool in_leaf, AccessCheck& access) {
+  const bool has_scripts = !vh.cgi_extensions.empty() || !vh.handlers.empty() || !vh.fastcgi.apps.empty();
   RequestHead current = head;
   for (int hop = 0; hop < 10; hop++) {
     std::optional<std::string> path = decode_request_path(current.target);
+    if (path && root_fd >= 0) {
+      AccessVerdict v = access.check_request(root_fd, vh, *path);
+      if (!v.allowed) return refuse(io, current, *path, v, keep_alive);
+    }
+    if (!has_scripts) break;
     ScriptMatch m = path ? match_script(root_fd, *path, vh) : ScriptMatch{};
     if (m.kind != ScriptMatch::script) break;
+    // Where the script really is (a symlink, a DirectoryIndex entry) is checked before it runs.
+    AccessVerdict v = access.check_resolved_path(root_fd, vh, m.script_name, *path);
+    if (!v.allowed) return refuse(io, current, m.script_name, v, keep_alive);
     CgiOutcome o = m.fastcgi ? run_fastcgi(rt, vh, current, m, io, buffered, keep_alive,
                                            sb.fastcgi_activity[vh.slot % kMaxVHostSlots])
                              : run_cgi(rt, vh, current, m, io, buffered, keep_alive, in_leaf);
@@ -129,7 +147,7 @@ ResponseOutcome serve(const Runtime& rt, Scoreboard& sb, const VHost& vh, int ro
       return {conn_write_all(io, error_response(500, false)), 500, false};
     }
   }
-  return serve_static(rt, vh, root_fd, current, io, keep_alive && !current.has_body());
+  return serve_static(rt, vh, root_fd, current, io, keep_alive && !current.has_body(), access);
 }
 
 // A worker can only ever be one identity (user, groups, nice value).
@@ -150,7 +168,8 @@ void prepare_socket(int fd, const ServerConfig& sc) {
 // Serves the requests of one connection, starting with `head` for `vh`, until it closes, times out,
 // or asks for a vhost of another identity than `vh`'s.
 template <typename RootOf>
-void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, const VHost* vh, RootOf& root_of) {
+void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, const VHost* vh, RootOf& root_of,
+                      AccessCheck& access) {
   const Runtime& rt = *ctx.rt;
   const ServerConfig& sc = rt.config->server;
   ClientConn& io = c.io;
@@ -161,7 +180,8 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
     served++;
     bool keep = head.keep_alive && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
-    ResponseOutcome r = serve(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep, ctx.cgroups && ctx.cgroups->enabled);
+    ResponseOutcome r =
+        serve(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep, ctx.cgroups && ctx.cgroups->enabled, access);
     ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
     if (!r.ok || !r.keep_alive) break;
 
@@ -418,6 +438,8 @@ void arrange_fds(int ctl_fd, int key_fd) {
 
   // Connections of this vhost, one after another, as the acceptor hands them over; the acceptor ends the
   // wait by closing the channel.
+  // .htaccess files read as the tenant, kept for the worker's life (each is re-read when it changes).
+  AccessCheck access;
   ClientConn io;
   Conn c{io, {}, &during_wait};
   std::vector<Lingering> lingering;
@@ -442,7 +464,7 @@ void arrange_fds(int ctl_fd, int key_fd) {
     if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) c.stopping = true;
     RequestHead head;
     const VHost* vh = first_request(ctx, c, h, own, head);
-    if (vh) serve_connection(ctx, c, std::move(head), vh, root_of);
+    if (vh) serve_connection(ctx, c, std::move(head), vh, root_of, access);
     // Not a client any more: out of MaxClients now, not when the acceptor gets to it.
     scoreboard_release_own(*ctx.sb, h.entry, getpid());
     if (io.tls) conn_close_notify(io);

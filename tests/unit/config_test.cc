@@ -1329,6 +1329,49 @@ TEST(VHostCGI, ExtensionsHandlersAndTimeout) {
   EXPECT_EQ(v.cgi_timeout, 5u);
 }
 
+// ---- access rules ----
+
+TEST(VHostAccess, DefaultsDenyDotFilesAndNoPrefix) {
+  Parsed p = parse_dropin(vhost("a.test"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_TRUE(p.cfg.vhosts[0].deny_dot_files);
+  EXPECT_TRUE(p.cfg.vhosts[0].deny_prefixes.empty());
+}
+
+TEST(VHostAccess, DenyPrefixesAddUpAndAreNormalised) {
+  Parsed p = parse_dropin(vhost("a.test",
+                                "Deny = /data /conf/\n"
+                                "deny = //inc//lib/./x\n"
+                                "Deny = /\n"
+                                "DenyDotFiles = no\n"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_EQ(p.cfg.vhosts[0].deny_prefixes, (std::vector<std::string>{"/data", "/conf", "/inc/lib/x", "/"}));
+  EXPECT_FALSE(p.cfg.vhosts[0].deny_dot_files);
+}
+
+TEST(VHostAccess, BadValuesNameTheirLine) {
+  Parsed p = parse_dropin(vhost("a.test",
+                                "Deny = data\n"              // 5
+                                "Deny = /ok /a/../b\n"       // 6: the good word is kept
+                                "DenyDotFiles = maybe\n"     // 7
+                                "Deny =\n"                   // 8
+                                "DenyDotFiles = yes\n"));    // 9
+  EXPECT_EQ(strs(p.errors),
+            (std::vector<std::string>{
+                "a.conf:5: Deny: `data` is not an absolute path",
+                "a.conf:6: Deny: `/a/../b` contains `..`: write the directory's path without it",
+                "a.conf:7: DenyDotFiles: `maybe` is not a boolean (use yes or no)",
+                "a.conf:8: Deny: empty value",
+                "a.conf:9: DenyDotFiles: given twice in this section (first at line 7)",
+            }));
+  EXPECT_EQ(p.cfg.vhosts[0].deny_prefixes, (std::vector<std::string>{"/ok"}));
+  // Both are [vhost] keys only.
+  p = parse_main("[server]\nDeny = /data\nDenyDotFiles = no\n");
+  EXPECT_EQ(strs(p.errors), (std::vector<std::string>{"itk.conf:2: Deny: belongs in a [vhost] section of a drop-in",
+                                                      "itk.conf:3: DenyDotFiles: belongs in a [vhost] section of a "
+                                                      "drop-in"}));
+}
+
 TEST(VHostCgroupLimits, ParsedWithUnits) {
   Parsed p = parse_dropin(vhost("a.test", "MaxProcessesVHost = 64\nMemoryMaxVHost = 512M\nCPUWeightVHost = 200\n"));
   ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
