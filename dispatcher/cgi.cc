@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,6 +24,7 @@
 #include "log.h"
 #include "script_finish.h"
 #include "script_io.h"
+#include "static_file.h"
 #include "unique_fd.h"
 
 namespace itk {
@@ -69,11 +69,8 @@ bool script_program(const VHost& vh, std::string_view name, std::string& program
 // 0 or -errno.
 [[nodiscard]] int open_path_beneath(int root_fd, const std::string& path, struct stat& st) {
   std::string rel = path.size() > 1 ? path.substr(1) : ".";
-  open_how how{};
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  int fd = static_cast<int>(syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how));
-  if (fd < 0) return -errno;
+  int fd = openat2_beneath(root_fd, rel.c_str(), O_PATH | O_CLOEXEC);
+  if (fd < 0) return fd;
   unique_fd owner(fd);
   if (fstat(fd, &st) != 0) return -errno;
   return 0;
