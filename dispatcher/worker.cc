@@ -436,10 +436,10 @@ void arrange_fds(int ctl_fd, int key_fd) {
     return raw;
   };
 
-  // Connections of this vhost, one after another, as the acceptor hands them over; the acceptor ends the
-  // wait by closing the channel.
   // .htaccess files read as the tenant, kept for the worker's life (each is re-read when it changes).
   AccessCheck access;
+  // Connections of this vhost, one after another, as the acceptor hands them over; the acceptor ends the
+  // wait by closing the channel.
   ClientConn io;
   Conn c{io, {}, &during_wait};
   std::vector<Lingering> lingering;
