@@ -444,8 +444,15 @@ void start_section(Parser& p, std::string_view raw_name) {
   p.section = Section::ignored;
 }
 
+int on_key(void* user, const char* section, const char* name_c, const char* value_c);
+
+// Panels write every alias of a site on one line; the bound only keeps a mistaken file from being one line.
+constexpr size_t kMaxLineLength = 64 * 1024;
+
 // Hands inih exactly one line per call so its count matches ours. A line itk refuses is reported here and
 // replaced by an empty one, which keeps inih going (every error is collected) without it seeing the line.
+// A line longer than inih's fixed buffer (Debian builds it with INI_MAX_LINE 200 and no realloc) is
+// dispatched here, split as inih splits it, and inih gets an empty line in its place.
 char* read_line(char* buf, int num, void* stream) {
   Parser& p = *static_cast<Parser*>(stream);
   if (p.pos >= p.text.size()) return nullptr;
@@ -459,22 +466,24 @@ char* read_line(char* buf, int num, void* stream) {
   p.pos = nl == std::string_view::npos ? p.text.size() : nl + 1;
   p.lineno++;
 
-  auto refuse = [&](const std::string& message) {
-    p.error("", message);
-    p.refused_lines.insert(p.lineno);
+  auto empty_line = [&] {
     buf[0] = '\n';
     buf[1] = '\0';
     return buf;
   };
+  auto refuse = [&](const std::string& message) {
+    p.error("", message);
+    p.refused_lines.insert(p.lineno);
+    return empty_line();
+  };
 
+  if (line.size() > kMaxLineLength)
+    return refuse(strprintf("line is %zu bytes long; itk reads at most %zu bytes per line (split a long ServerAlias "
+                            "over several ServerAlias lines)",
+                            line.size(), kMaxLineLength));
   // inih's buffer holds num-1 bytes and a NUL; the line's newline must fit too, or inih cuts the line and
   // parses the rest as a new one.
-  size_t max = static_cast<size_t>(num) - 2;
-  if (line.size() > max)
-    return refuse(
-        strprintf("line is %zu bytes long; itk reads at most %zu bytes per line (split a long ServerAlias "
-                  "over several ServerAlias lines)",
-                  line.size(), max));
+  const bool fits = line.size() <= static_cast<size_t>(num) - 2;
 
   // Classify the line as inih will, in inih's order, to catch what it would accept silently or report late.
   std::string_view body = line;
@@ -499,7 +508,13 @@ char* read_line(char* buf, int num, void* stream) {
     if (sep >= s.size() || (s[sep] != '=' && s[sep] != ':')) return refuse(kSyntaxError);
     p.prev_key = std::string(trim(s.substr(0, sep)));
     p.prev_key_line = p.lineno;
+    if (!fits) {
+      std::string_view value = s.substr(sep + 1);
+      value = trim(value.substr(0, find_chars_or_comment(value, "")));
+      (void)on_key(&p, "", p.prev_key.c_str(), std::string(value).c_str());
+    }
   }
+  if (!fits) return empty_line();  // sections were started above; comments need nothing
   memcpy(buf, line.data(), line.size());
   buf[line.size()] = '\n';
   buf[line.size() + 1] = '\0';
@@ -940,6 +955,24 @@ void vhost_fastcgi(Parser& p, VHost& v, const std::string& lkey, const char* key
   (void)fastcgi_key(p, lkey, key, value, v.fastcgi, claimed);
 }
 
+void vhost_deny(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  for (const std::string& w : split_words(value)) {
+    std::string prefix;
+    // "/" alone refuses the whole site; otherwise a prefix is written as a DocumentRoot is.
+    std::string e = w.find_first_not_of('/') == std::string::npos ? "" : normalize_root(w, prefix);
+    if (!e.empty()) {
+      p.error(key, e);
+      continue;
+    }
+    v.deny_prefixes.push_back(prefix.empty() ? "/" : prefix);
+  }
+}
+
+void vhost_deny_dot_files(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::string e = parse_bool(value, v.deny_dot_files);
+  if (!e.empty()) p.error(key, e);
+}
+
 void vhost_tls(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value) {
   (void)tls_key(p, lkey, key, value, v.tls);
 }
@@ -1017,6 +1050,8 @@ const VHostDirective kVHostDirectives[] = {
     {"MaxProcessesVHost", false, Repeat::once, false, vhost_number<&VHost::max_processes_vhost, 1, 4194304>},
     {"MemoryMaxVHost", false, Repeat::once, false, vhost_memory_max},
     {"CPUWeightVHost", false, Repeat::once, false, vhost_number<&VHost::cpu_weight_vhost, 1, 10000>},
+    {"Deny", false, Repeat::adds, false, vhost_deny},
+    {"DenyDotFiles", false, Repeat::once, false, vhost_deny_dot_files},
     {"TLSCertificateFile", false, Repeat::once, true, vhost_tls},
     {"TLSCertificateKeyFile", false, Repeat::once, true, vhost_tls},
     {"FallbackResource", false, Repeat::once, true, vhost_fallback_resource},

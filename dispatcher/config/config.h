@@ -89,6 +89,8 @@ struct VHost {
   unsigned cpu_weight_vhost = 0;            // cpu.weight of its cgroup (1..10000); 0 = the default 100
   TlsFiles tls;                             // its certificate for TLS clients that name it (SNI)
   FastCgiSettings fastcgi;                  // after validation: complete (server defaults applied)
+  bool deny_dot_files = true;               // 403 for any path segment starting with '.', but /.well-known
+  std::vector<std::string> deny_prefixes;   // 403 at and beneath each: "/data" ("/" for everything)
   std::string document_root_problem;        // at load: why its user could not enter DocumentRoot; empty if it could
   std::string fallback_resource;            // decoded local path run or served for missing paths; empty: none
   bool fallback_resource_set = false;       // given in the vhost (`disabled` included), so [server]'s is not used

@@ -20,6 +20,14 @@ namespace itk {
 
 namespace {
 
+// openat2() flags for every open of client-named paths. O_NONBLOCK so that a FIFO cannot hang the
+// worker (it is refused after fstat); O_NOCTTY so that a terminal never becomes ours. Device nodes
+// can only be put in a DocumentRoot by root (mknod needs CAP_MKNOD) and symlinks to /dev are refused
+// by RESOLVE_BENEATH, so opening one is an administrator's choice, not a tenant's.
+constexpr uint64_t kOpenFlags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -101,29 +109,6 @@ bool etag_list_matches_weak(std::string_view list, std::string_view etag) {
     while (i < list.size() && is_ows(list[i])) ++i;
     if (i < list.size() && list[i] != ',') return false;
     if (tag == ours) return true;
-  }
-}
-
-// openat2() flags for every open of client-named paths. O_NONBLOCK so that a FIFO cannot hang the
-// worker (it is refused after fstat); O_NOCTTY so that a terminal never becomes ours. Device nodes
-// can only be put in a DocumentRoot by root (mknod needs CAP_MKNOD) and symlinks to /dev are refused
-// by RESOLVE_BENEATH, so opening one is an administrator's choice, not a tenant's.
-constexpr uint64_t kOpenFlags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-
-// Returns the fd or -errno.
-[[nodiscard]] int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
-  struct open_how how {};
-  how.flags = flags;
-  how.resolve = kResolve;
-  // EAGAIN: the kernel saw a concurrent rename while resolving ".." inside a symlink target and could
-  // not prove the walk stayed beneath; openat2(2) says to retry. Bounded so a hostile renamer cannot
-  // keep a worker spinning.
-  for (int attempt = 0;; ++attempt) {
-    long r = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
-    if (r >= 0) return static_cast<int>(r);
-    if ((errno == EAGAIN || errno == EINTR) && attempt < 8) continue;
-    return -errno;
   }
 }
 
@@ -223,6 +208,21 @@ std::string relative_of(const std::string& decoded_path) {
 }
 
 }  // namespace
+
+int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
+  struct open_how how {};
+  how.flags = flags;
+  how.resolve = kResolve;
+  // EAGAIN: the kernel saw a concurrent rename while resolving ".." inside a symlink target and could
+  // not prove the walk stayed beneath; openat2(2) says to retry. Bounded so a hostile renamer cannot
+  // keep a worker spinning.
+  for (int attempt = 0;; ++attempt) {
+    long r = syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
+    if (r >= 0) return static_cast<int>(r);
+    if ((errno == EAGAIN || errno == EINTR) && attempt < 8) continue;
+    return -errno;
+  }
+}
 
 int open_path_beneath(int root_fd, const std::string& decoded_path) {
   return openat2_beneath(root_fd, relative_of(decoded_path).c_str(), O_PATH | O_CLOEXEC);

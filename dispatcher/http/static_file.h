@@ -16,6 +16,10 @@
 
 namespace itk {
 
+// openat2() of `rel` (relative, no leading '/') beneath root_fd with RESOLVE_BENEATH and
+// RESOLVE_NO_MAGICLINKS, retried on the kernel's EAGAIN a few times. The fd, or -errno.
+[[nodiscard]] int openat2_beneath(int root_fd, const char* rel, uint64_t flags);
+
 // Percent-decodes the path part of a request target (query removed), then normalises it:
 // "//" and "." segments dropped. Returns nullopt (-> 400) for: not starting with '/', a bad %xx,
 // an encoded or raw NUL, a ".." segment (raw or encoded), an encoded '/' ("%2f").

@@ -39,7 +39,7 @@ std::string directory_location(std::string_view raw_path) {
 }
 
 ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
-                             bool keep_alive, int as_error, std::string_view extra) {
+                             bool keep_alive, AccessCheck& access, int as_error, std::string_view extra) {
   const bool is_head = head.method == "HEAD";
   if (head.method == "OPTIONS") {
     std::string out = "HTTP/1.1 200 OK\r\nDate: " + http_date(time(nullptr)) + "\r\nServer: itk\r\n" +
@@ -76,6 +76,12 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
     }
     case OpenOutcome::file:
       break;
+  }
+  // A symlink or the DirectoryIndex may have led somewhere the path asked for does not show.
+  AccessVerdict verdict = access.check_resolved(root_fd, vh, file.fd.get(), *path);
+  if (!verdict.allowed) {
+    log(Level::info, "%s: 403, it resolves to a refused file: %s", path->c_str(), verdict.reason.c_str());
+    return simple(conn, 403, keep_alive, is_head);
   }
 
   const uint64_t size = static_cast<uint64_t>(file.st.st_size);

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "config/runtime.h"
+#include "http/access_rules.h"
 #include "http/client_conn.h"
 #include "http/http_request.h"
 #include "http/response_outcome.h"
@@ -19,9 +20,10 @@ namespace itk {
 // slashes are collapsed to one and backslashes encoded.
 std::string directory_location(std::string_view raw_path);
 
+// `access` has passed the request's path already; the file it resolves to is checked here, once known.
 // `as_error` (an ErrorDocument for that status) sends the file with that status instead of 200, with
 // `extra` header lines and without validators or ranges.
 ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
-                             bool keep_alive, int as_error = 0, std::string_view extra = {});
+                             bool keep_alive, AccessCheck& access, int as_error = 0, std::string_view extra = {});
 
 }  // namespace itk

@@ -8,6 +8,7 @@
 
 #include "config/vhost_routes.h"
 #include "config/vhost_table.h"
+#include "http/access_rules.h"
 #include "http/response_policy.h"
 #include "http/static_file.h"
 #include "script/cgi.h"
@@ -28,7 +29,26 @@ struct Request {
   ClientConn& io;
   std::string& buffered;
   bool in_leaf;
+  AccessCheck& access;
 };
+
+// A path the vhost's access rules refuse (dotfiles, Deny, .htaccess): 403, nothing opened or run.
+ResponseOutcome refuse(Request& r, const RequestHead& head, const std::string& path, const AccessVerdict& v,
+                       bool keep_alive) {
+  log(Level::info, "%s %s: 403, refused by %s", head.method.c_str(), path.c_str(), v.reason.c_str());
+  // The body was not read: the connection cannot carry another request.
+  return answer_error(r.io, 403, keep_alive && !head.has_body(), head.method == "HEAD");
+}
+
+// What the access rules say of `path` as asked, and of the script `m` it names where that really is (a
+// symlink, a DirectoryIndex entry). The DocumentRoot failing to open is answered by the static path.
+AccessVerdict access_of(Request& r, const std::string& path, const ScriptMatch* m) {
+  if (r.root_fd < 0) return {};
+  AccessVerdict v = r.access.check_request(r.root_fd, r.vh, path);
+  if (v.allowed && m && m->kind == ScriptMatch::script)
+    v = r.access.check_resolved_path(r.root_fd, r.vh, m->script_name, path);
+  return v;
+}
 
 ScriptMatch find_script(const Request& r, const std::string& path) {
   const VHost& vh = r.vh;
@@ -95,17 +115,23 @@ ResponseOutcome route(Request& r, const RequestHead& head, bool keep_alive) {
     if (!path) break;  // the static answer is 400
     if (hop == 0)
       if (std::optional<ResponseOutcome> out = redirected(r, current, *path, keep_alive)) return *out;
+    // Apache's order too: mod_alias answers before access control, which comes before any file is opened.
+    if (AccessVerdict v = access_of(r, *path, nullptr); !v.allowed) return refuse(r, current, *path, v, keep_alive);
     ScriptMatch m = find_script(r, *path);
     if (m.kind == ScriptMatch::none && !r.vh.fallback_resource.empty() && is_missing(r.root_fd, *path)) {
       // The fallback script answers for the original request (its REQUEST_URI and query, as WordPress
       // reads them); a fallback that is no script (a single-page app's index.html) is served as a file.
       m = find_script(r, r.vh.fallback_resource);
+      if (AccessVerdict v = access_of(r, r.vh.fallback_resource, nullptr); !v.allowed)
+        return refuse(r, current, r.vh.fallback_resource, v, keep_alive);
       if (m.kind != ScriptMatch::script) {
         current.target = encode_path(r.vh.fallback_resource);
         break;
       }
+      path = r.vh.fallback_resource;
     }
     if (m.kind != ScriptMatch::script) break;
+    if (AccessVerdict v = access_of(r, *path, &m); !v.allowed) return refuse(r, current, m.script_name, v, keep_alive);
     if (no_exec_blocks(r.root_fd, m.script_name, r.vh.no_exec)) {
       log(Level::info, "%s lies under NoExec: neither run nor sent (403)", m.script_name.c_str());
       return answer_error(r.io, 403, keep_alive && !current.has_body(), current.method == "HEAD");
@@ -120,7 +146,7 @@ ResponseOutcome route(Request& r, const RequestHead& head, bool keep_alive) {
       return answer_error(r.io, 500, false, head.method == "HEAD");
     }
   }
-  return serve_static(r.rt, r.vh, r.root_fd, current, r.io, keep_alive && !current.has_body());
+  return serve_static(r.rt, r.vh, r.root_fd, current, r.io, keep_alive && !current.has_body(), r.access);
 }
 
 // The ErrorDocument of the error held in `policy`, with that error's status; the built-in page when the
@@ -138,7 +164,9 @@ ResponseOutcome serve_error_document(Request& r, const RequestHead& head, Respon
     make_internal_get(internal, doc->target);
     std::optional<std::string> path = decode_request_path(doc->target);
     ScriptMatch m = path ? find_script(r, *path) : ScriptMatch{};
-    if (m.kind == ScriptMatch::script && !no_exec_blocks(r.root_fd, m.script_name, r.vh.no_exec)) {
+    // The document is a request of its own to the access rules: one they refuse is not served.
+    const bool refused = !path || !access_of(r, *path, &m).allowed;
+    if (!refused && m.kind == ScriptMatch::script && !no_exec_blocks(r.root_fd, m.script_name, r.vh.no_exec)) {
       std::string_view original = head.target;
       std::string_view query = target_query(original);
       m.request_uri = head.target;
@@ -149,8 +177,8 @@ ResponseOutcome serve_error_document(Request& r, const RequestHead& head, Respon
       m.default_status = status;
       CgiOutcome o = run_script(r, internal, m, keep_alive);
       if (policy.status == 0 && o.local_redirect.empty()) return o.response;
-    } else if (m.kind == ScriptMatch::none && path) {
-      ResponseOutcome out = serve_static(r.rt, r.vh, r.root_fd, internal, r.io, keep_alive, status, extra);
+    } else if (!refused && m.kind == ScriptMatch::none) {
+      ResponseOutcome out = serve_static(r.rt, r.vh, r.root_fd, internal, r.io, keep_alive, r.access, status, extra);
       if (policy.status == 0) return out;
     }
     log(Level::warning, "ErrorDocument %d %s could not be served; the built-in page is sent", status,
@@ -165,8 +193,9 @@ ResponseOutcome serve_error_document(Request& r, const RequestHead& head, Respon
 }  // namespace
 
 ResponseOutcome serve_request(const Runtime& rt, Scoreboard& sb, const VHost& vh, int root_fd, const RequestHead& head,
-                              ClientConn& io, std::string& buffered, bool keep_alive, bool in_leaf) {
-  Request r{rt, sb, vh, root_fd, io, buffered, in_leaf};
+                              ClientConn& io, std::string& buffered, bool keep_alive, bool in_leaf,
+                              AccessCheck& access) {
+  Request r{rt, sb, vh, root_fd, io, buffered, in_leaf, access};
   ResponsePolicy policy;
   policy.headers = &vh.headers;
   policy.documents = &vh.error_documents;

@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "http/access_rules.h"
 #include "http/client_conn.h"
 #include "http/http_response.h"
 #include "http/static_file.h"
@@ -113,7 +114,8 @@ void prepare_socket(int fd, const ServerConfig& sc) {
 // Serves the requests of one connection, starting with `head` for `vh`, until it closes, times out,
 // or asks for a vhost of another identity than `vh`'s.
 template <typename RootOf>
-void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, const VHost* vh, RootOf& root_of) {
+void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, const VHost* vh, RootOf& root_of,
+                      AccessCheck& access) {
   const Runtime& rt = *ctx.rt;
   const ServerConfig& sc = rt.config->server;
   ClientConn& io = c.io;
@@ -124,7 +126,8 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
     served++;
     bool keep = head.keep_alive && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
-    ResponseOutcome r = serve_request(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep, ctx.cgroups && ctx.cgroups->enabled);
+    ResponseOutcome r = serve_request(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep,
+                                      ctx.cgroups && ctx.cgroups->enabled, access);
     ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
     if (!r.ok || !r.keep_alive) break;
 
@@ -379,6 +382,8 @@ void arrange_fds(int ctl_fd, int key_fd) {
     return raw;
   };
 
+  // .htaccess files read as the tenant, kept for the worker's life (each is re-read when it changes).
+  AccessCheck access;
   // Connections of this vhost, one after another, as the acceptor hands them over; the acceptor ends the
   // wait by closing the channel.
   ClientConn io;
@@ -405,7 +410,7 @@ void arrange_fds(int ctl_fd, int key_fd) {
     if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) c.stopping = true;
     RequestHead head;
     const VHost* vh = first_request(ctx, c, h, own, head);
-    if (vh) serve_connection(ctx, c, std::move(head), vh, root_of);
+    if (vh) serve_connection(ctx, c, std::move(head), vh, root_of, access);
     // Not a client any more: out of MaxClients now, not when the acceptor gets to it.
     scoreboard_release_own(*ctx.sb, h.entry, getpid());
     if (io.tls) conn_close_notify(io);

@@ -29,8 +29,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The longest line inih r55 takes whole: its buffer holds the line, its newline and a NUL.
-constexpr size_t kMaxLine = INI_MAX_LINE - 2;
+// The longest line inih r55 takes whole: its buffer holds the line, its newline and a NUL. Longer lines are
+// split by the reader in front of it, up to kMaxLineLength.
+constexpr size_t kInihLine = INI_MAX_LINE - 2;
+constexpr size_t kMaxLineLength = 64 * 1024;
 
 const char* const kLongLineHint = "(split a long ServerAlias over several ServerAlias lines)";
 
@@ -694,56 +696,88 @@ std::string alias_line(size_t len, std::vector<std::string>& aliases) {
   return line;
 }
 
-TEST(LineLimit, AtTheBoundaryEveryAliasIsKept) {
-  ASSERT_EQ(kMaxLine, 198u);  // Debian 12's inih r55: INI_MAX_LINE 200
-  std::vector<std::string> aliases;
-  std::string line = alias_line(kMaxLine, aliases);
-  ASSERT_EQ(line.size(), kMaxLine);
-  Parsed p = parse_dropin(vhost("a.test", line + "\n"));
-  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
-  EXPECT_EQ(p.cfg.vhosts[0].aliases, aliases);
-  // The last line of a file may lack its newline.
-  aliases.clear();
-  p = parse_dropin(vhost("a.test", alias_line(kMaxLine, aliases)));
-  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
-  EXPECT_EQ(p.cfg.vhosts[0].aliases, aliases);
+TEST(LineLimit, InihBufferIsTheDebianOne) {
+  // The lines this reader dispatches itself are the ones past this buffer; the tests below cross it.
+  ASSERT_EQ(kInihLine, 198u);  // Debian 12's inih r55: INI_MAX_LINE 200, no realloc
 }
 
-TEST(LineLimit, OneBytePastIsRefusedAtItsLine) {
+TEST(LineLimit, PanelLineOfHundredsOfAliasesIsKeptWhole) {
+  // A hosting panel writes every alias of a site on one line: 4 KiB, over 300 names.
   std::vector<std::string> aliases;
-  std::string line = alias_line(kMaxLine + 1, aliases);
-  Parsed p = parse_dropin(vhost("a.test", line + "\nNiceValue = 99\n"));
-  EXPECT_EQ(strs(p.errors),
-            (std::vector<std::string>{
-                "a.conf:5: line is 199 bytes long; itk reads at most 198 bytes per line " + std::string(kLongLineHint),
-                "a.conf:6: NiceValue: `99` is out of range (allowed: -20..19)",
-            }));
-  EXPECT_TRUE(p.cfg.vhosts[0].aliases.empty());
-  // Far past the limit, and several times: each is its own error, nothing leaks into the next line.
-  p = parse_dropin(vhost(
-      "a.test", "ServerAlias = " + std::string(1000, 'x') + "\n; " + std::string(300, 'y') + "\nDefault = yes\n"));
-  EXPECT_EQ(strs(p.errors),
-            (std::vector<std::string>{
-                "a.conf:5: line is 1014 bytes long; itk reads at most 198 bytes per line " + std::string(kLongLineHint),
-                "a.conf:6: line is 302 bytes long; itk reads at most 198 bytes per line " + std::string(kLongLineHint),
-            }));
+  std::string line = alias_line(4096, aliases);
+  ASSERT_EQ(line.size(), 4096u);
+  ASSERT_GE(aliases.size(), 300u);
+  Parsed p = parse_dropin(vhost("a.test", line + "\nNiceValue = 3\n"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_EQ(p.cfg.vhosts[0].aliases, aliases);
+  EXPECT_EQ(p.cfg.vhosts[0].identity.nice, 3);
+  // The last line of a file may lack its newline; a CRLF file's '\r' is whitespace at the end.
+  aliases.clear();
+  p = parse_dropin(vhost("a.test", alias_line(4096, aliases)));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_EQ(p.cfg.vhosts[0].aliases, aliases);
+  aliases.clear();
+  p = parse_dropin(vhost("a.test", alias_line(4096, aliases) + "\r\nDefault = yes\r\n"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_EQ(p.cfg.vhosts[0].aliases, aliases);
   EXPECT_TRUE(p.cfg.vhosts[0].is_default);
 }
 
-TEST(LineLimit, CarriageReturnCounts) {
-  // A CRLF file: the '\r' is a byte of the line as inih reads it.
+TEST(LineLimit, EveryLengthAroundInihsBufferReadsTheSame) {
+  // Just below, at and past inih's buffer the same line gives the same vhost.
+  for (size_t len : {kInihLine - 1, kInihLine, kInihLine + 1, kInihLine + 2, size_t{1000}}) {
+    std::vector<std::string> aliases;
+    Parsed p = parse_dropin(vhost("a.test", alias_line(len, aliases) + "\n"));
+    ASSERT_TRUE(p.errors.empty()) << len << dump(p.errors);
+    EXPECT_EQ(p.cfg.vhosts[0].aliases, aliases) << len;
+  }
+}
+
+TEST(LineLimit, LongLinesOfAnyKeyAreSplitAsInihSplitsThem) {
+  std::string pad(300, ' ');
+  Parsed p = parse_dropin(vhost("a.test",
+                                "NiceValue =" + pad + "4" + pad + "; an inline comment\n"  // 5
+                                "DirectoryIndex:" + pad + "a.html b.html\n"                  // 6
+                                "; " + std::string(500, 'c') + "\n"                          // 7: a long comment
+                                "MaxClientsVHost = 0" + pad + "\n"));                        // 8: errors at their line
+  EXPECT_EQ(strs(p.errors), (std::vector<std::string>{"a.conf:8: MaxClientsVHost: `0` is out of range (allowed: 1..16384)"}));
+  EXPECT_EQ(p.cfg.vhosts[0].identity.nice, 4);
+  EXPECT_EQ(p.cfg.vhosts[0].directory_index, (std::vector<std::string>{"a.html", "b.html"}));
+  // A long key given twice, a long line with no separator, and a continuation after a long key.
+  p = parse_dropin(vhost("a.test", "NiceValue = 1" + pad + "\nNiceValue = 2" + pad + "\n" + std::string(300, 'x') +
+                                       "\n  c.test\n"));
+  std::string tail =
+      "; itk does not accept multi-line values (remove the leading whitespace; ServerAlias and DirectoryIndex may be "
+      "repeated instead)";
+  EXPECT_EQ(strs(p.errors), (std::vector<std::string>{
+                                "a.conf:6: NiceValue: given twice in this section (first at line 5)",
+                                "a.conf:7: syntax error: expected `Key = value` or `[section]`",
+                                "a.conf:8: continuation line: inih would append it to the value of `NiceValue` on "
+                                "line 6" + tail,
+                            }));
+  // A long section header is a section like any other.
+  p = parse_dropin("[vhost]" + pad + "; " + std::string(300, 'h') + "\n" + vhost("b.test").substr(8));
+  EXPECT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_EQ(p.cfg.vhosts.size(), 1u);
+}
+
+TEST(LineLimit, PastTheBoundIsRefusedAtItsLine) {
   std::vector<std::string> aliases;
-  std::string line = alias_line(kMaxLine - 1, aliases);
-  Parsed p = parse_dropin("[vhost]\r\nServerName = a.test\r\nDocumentRoot = /srv/a\r\nAssignUserID = #2001 #2001\r\n" +
-                          line + "\r\n");
+  std::string line = alias_line(kMaxLineLength, aliases);
+  Parsed p = parse_dropin(vhost("a.test", line + "\nDefault = yes\n"));
   ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
-  EXPECT_EQ(p.cfg.vhosts[0].aliases, aliases);
-  EXPECT_EQ(p.cfg.vhosts[0].document_root, "/srv/a");
+  EXPECT_EQ(p.cfg.vhosts[0].aliases.size(), aliases.size());
   aliases.clear();
-  p = parse_dropin(vhost("a.test", alias_line(kMaxLine, aliases) + "\r\n"));
-  EXPECT_EQ(strs(p.errors), (std::vector<std::string>{"a.conf:5: line is 199 bytes long; itk reads at most 198 bytes "
-                                                      "per line " +
-                                                      std::string(kLongLineHint)}));
+  line = alias_line(kMaxLineLength + 1, aliases);
+  p = parse_dropin(vhost("a.test", line + "\nNiceValue = 99\n" + "; " + std::string(70000, 'y') + "\nDefault = yes\n"));
+  EXPECT_EQ(strs(p.errors),
+            (std::vector<std::string>{
+                "a.conf:5: line is 65537 bytes long; itk reads at most 65536 bytes per line " + std::string(kLongLineHint),
+                "a.conf:6: NiceValue: `99` is out of range (allowed: -20..19)",
+                "a.conf:7: line is 70002 bytes long; itk reads at most 65536 bytes per line " + std::string(kLongLineHint),
+            }));
+  EXPECT_TRUE(p.cfg.vhosts[0].aliases.empty());
+  EXPECT_TRUE(p.cfg.vhosts[0].is_default);
 }
 
 TEST(Syntax, ContinuationLinesAreRefused) {
@@ -1313,6 +1347,49 @@ TEST(VHostCGI, ExtensionsHandlersAndTimeout) {
   EXPECT_EQ(v.handlers[0].extension, ".php");
   EXPECT_EQ(v.handlers[0].program, "/bin/sh");
   EXPECT_EQ(v.cgi_timeout, 5u);
+}
+
+// ---- access rules ----
+
+TEST(VHostAccess, DefaultsDenyDotFilesAndNoPrefix) {
+  Parsed p = parse_dropin(vhost("a.test"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_TRUE(p.cfg.vhosts[0].deny_dot_files);
+  EXPECT_TRUE(p.cfg.vhosts[0].deny_prefixes.empty());
+}
+
+TEST(VHostAccess, DenyPrefixesAddUpAndAreNormalised) {
+  Parsed p = parse_dropin(vhost("a.test",
+                                "Deny = /data /conf/\n"
+                                "deny = //inc//lib/./x\n"
+                                "Deny = /\n"
+                                "DenyDotFiles = no\n"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  EXPECT_EQ(p.cfg.vhosts[0].deny_prefixes, (std::vector<std::string>{"/data", "/conf", "/inc/lib/x", "/"}));
+  EXPECT_FALSE(p.cfg.vhosts[0].deny_dot_files);
+}
+
+TEST(VHostAccess, BadValuesNameTheirLine) {
+  Parsed p = parse_dropin(vhost("a.test",
+                                "Deny = data\n"              // 5
+                                "Deny = /ok /a/../b\n"       // 6: the good word is kept
+                                "DenyDotFiles = maybe\n"     // 7
+                                "Deny =\n"                   // 8
+                                "DenyDotFiles = yes\n"));    // 9
+  EXPECT_EQ(strs(p.errors),
+            (std::vector<std::string>{
+                "a.conf:5: Deny: `data` is not an absolute path",
+                "a.conf:6: Deny: `/a/../b` contains `..`: write the directory's path without it",
+                "a.conf:7: DenyDotFiles: `maybe` is not a boolean (use yes or no)",
+                "a.conf:8: Deny: empty value",
+                "a.conf:9: DenyDotFiles: given twice in this section (first at line 7)",
+            }));
+  EXPECT_EQ(p.cfg.vhosts[0].deny_prefixes, (std::vector<std::string>{"/ok"}));
+  // Both are [vhost] keys only.
+  p = parse_main("[server]\nDeny = /data\nDenyDotFiles = no\n");
+  EXPECT_EQ(strs(p.errors), (std::vector<std::string>{"itk.conf:2: Deny: belongs in a [vhost] section of a drop-in",
+                                                      "itk.conf:3: DenyDotFiles: belongs in a [vhost] section of a "
+                                                      "drop-in"}));
 }
 
 TEST(VHostCgroupLimits, ParsedWithUnits) {

@@ -1,0 +1,142 @@
+// Access rules in the worker, as the tenant: the segments and Deny prefixes of a path, and the .htaccess
+// files of the directories it walks through, read with the tenant's permissions beneath the DocumentRoot.
+#include "http/access_rules.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "http/static_file.h"
+#include "sys/log.h"
+#include "sys/unique_fd.h"
+
+namespace itk {
+
+namespace {
+
+// The segments of a normalised path, in order; empty ones (a trailing '/') are left out.
+std::vector<std::string_view> segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t slash = path.find('/', i);
+    size_t end = slash == std::string_view::npos ? path.size() : slash;
+    if (end > i) out.push_back(path.substr(i, end - i));
+    i = end + 1;
+  }
+  return out;
+}
+
+// Where an open file really is, as the kernel names it; empty when /proc cannot tell.
+std::string real_path_of(int fd) {
+  char link[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  std::string out(4096, '\0');
+  ssize_t n = readlink(link, out.data(), out.size());
+  if (n <= 0 || static_cast<size_t>(n) >= out.size()) return {};
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+AccessVerdict refuse(std::string reason) { return {false, std::move(reason)}; }
+
+}  // namespace
+
+bool has_dot_segment(std::string_view path) {
+  std::vector<std::string_view> segs = segments(path);
+  for (size_t i = 0; i < segs.size(); i++)
+    if (segs[i][0] == '.' && !(i == 0 && segs[i] == ".well-known")) return true;
+  return false;
+}
+
+bool has_ht_segment(std::string_view path) {
+  for (std::string_view seg : segments(path))
+    if (seg.substr(0, 3) == ".ht") return true;
+  return false;
+}
+
+const std::string* denying_prefix(const std::vector<std::string>& prefixes, std::string_view path) {
+  for (const std::string& p : prefixes) {
+    if (p == "/") return &p;
+    if (path.substr(0, p.size()) == p && (path.size() == p.size() || path[p.size()] == '/')) return &p;
+  }
+  return nullptr;
+}
+
+AccessVerdict AccessCheck::walk(int root_fd, const VHost& vh, std::string_view path, bool last_is_file) {
+  if (vh.deny_dot_files && has_dot_segment(path)) return refuse("a path segment starts with '.' (DenyDotFiles)");
+  if (has_ht_segment(path)) return refuse("a path segment starts with '.ht'");
+  if (const std::string* p = denying_prefix(vh.deny_prefixes, path)) return refuse("Deny = " + *p);
+
+  std::vector<std::string_view> segs = segments(path);
+  const bool trailing_slash = !path.empty() && path.back() == '/';
+  // The name <Files> blocks are matched against; a path ending in '/' names its directory index, which is
+  // checked on its own once resolved.
+  std::string_view name = trailing_slash || segs.empty() ? std::string_view() : segs.back();
+  // Directories whose .htaccess applies, below the root: every segment, but the last when it is a file.
+  size_t dirs = segs.size() - (last_is_file && !segs.empty() ? 1 : 0);
+
+  std::string rel;  // the directory being looked at, relative to the root
+  unique_fd dir;    // it, opened O_PATH; the root itself is borrowed
+  int dir_fd = root_fd;
+  for (size_t i = 0;; i++) {
+    std::string shown = vh.document_root + (rel.empty() ? "" : "/" + rel) + "/.htaccess";
+    HtaccessCache::Result h = cache_.load(dir_fd, shown);
+    if (h.state == HtaccessCache::State::refused) return refuse(shown + " cannot be used");
+    if (h.state == HtaccessCache::State::present) {
+      if (int line = h.file->denies_directory()) return refuse(strprintf("%s:%d", shown.c_str(), line));
+      if (!name.empty())
+        if (int line = h.file->denies_file(name)) return refuse(strprintf("%s:%d", shown.c_str(), line));
+    }
+    if (i == dirs) break;
+    if (!rel.empty()) rel += '/';
+    rel += segs[i];
+    int fd = openat2_beneath(root_fd, rel.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    // Not a directory, missing, or closed to the tenant: nothing deeper can be served either, and the
+    // open of the file itself gives the answer (403 or 404).
+    if (fd < 0) break;
+    dir.reset(fd);
+    dir_fd = fd;
+  }
+  return {};
+}
+
+AccessVerdict AccessCheck::check_request(int root_fd, const VHost& vh, const std::string& path) {
+  return walk(root_fd, vh, path, false);
+}
+
+AccessVerdict AccessCheck::check_resolved(int root_fd, const VHost& vh, int fd, const std::string& asked) {
+  std::string root = real_path_of(root_fd);
+  std::string real = real_path_of(fd);
+  if (root.empty() || real.empty()) {
+    static bool logged = false;
+    if (!logged) {
+      logged = true;
+      log(Level::err, "cannot read /proc/self/fd: itk cannot tell where a file resolves to, so it refuses it");
+    }
+    return refuse("its real path is unknown");
+  }
+  std::string rel;
+  if (root == "/") rel = real;
+  else if (real == root) rel = "/";
+  else if (real.size() > root.size() && real.compare(0, root.size(), root) == 0 && real[root.size()] == '/')
+    rel = real.substr(root.size());
+  else
+    return refuse("it resolves to " + real + ", outside the DocumentRoot " + root);
+  if (rel == asked) return {};
+  return walk(root_fd, vh, rel, true);
+}
+
+AccessVerdict AccessCheck::check_resolved_path(int root_fd, const VHost& vh, const std::string& path,
+                                               const std::string& asked) {
+  std::string rel = path.size() > 1 ? path.substr(1) : ".";
+  int fd = openat2_beneath(root_fd, rel.c_str(), O_PATH | O_CLOEXEC);
+  if (fd < 0) return refuse(strprintf("cannot open it: %s", strerror(-fd)));
+  unique_fd owner(fd);
+  return check_resolved(root_fd, vh, fd, asked);
+}
+
+}  // namespace itk
