@@ -1210,8 +1210,8 @@ def sweep_markdown(entry):
                 notes.setdefault(e["label"], e["reason"] or "no result")
                 cells.append("–")
                 continue
-            errors = m["non2xx"] + m["socket_errors"]
-            cells.append(f"{m['rps'] or 0:,.0f}" + (f" ({errors:,} errors)" if errors else ""))
+            errors = [f"{n:,} {what}" for n, what in ((m["non2xx"], "non-2xx"), (m["socket_errors"], "socket errors")) if n]
+            cells.append(f"{m['rps'] or 0:,.0f}" + (f" ({', '.join(errors)})" if errors else ""))
         if "itk" in keys:
             for p in peers:
                 rr = res["ratios"].get(p)
@@ -1246,9 +1246,12 @@ def sweep_svg(entry, results):
     for p in entry["points"]:
         for k, e in p["result"]["servers"].items():
             labels.setdefault(k, e["label"])
-    # The legend sits right of the plot, as wide as its longest label (about 7 px a character at 12 px).
+    title = f"{entry['title'].replace('`', '')} ({entry['name']})"
+    # The legend sits right of the plot, as wide as its longest label (about 7 px a character at 12 px);
+    # the title (about 10 px a character at 17 px bold) may widen the picture further.
     left, right, top, height = 80, 620, 56, 500
-    width, bottom = right + 70 + 7 * max((len(v) for v in labels.values()), default=10), height - 110
+    width = max(right + 70 + 7 * max((len(v) for v in labels.values()), default=36), left + 10 * len(title) + 20)
+    bottom = height - 110
     conns = [p["connections"] for p in entry["points"]]
     lo, hi = math.log2(min(conns)), math.log2(max(conns))
 
@@ -1267,12 +1270,11 @@ def sweep_svg(entry, results):
         return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}"{extra}>'
                 f"{xml_escape(s)}</text>")
 
-    title = entry["title"].replace("`", "")
     el = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
           f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
           f"<title>{xml_escape(title)}: requests/s by concurrency</title>",
           f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-          text(left, 30, f"{title} ({entry['name']}): requests/s by concurrency", 17, extra=' font-weight="bold"')]
+          text(left, 30, title, 17, extra=' font-weight="bold"')]
     # Horizontal grid and the y axis's labels; vertical grid at each measured concurrency.
     i = 0
     while i * step <= ytop + step / 1e6:
@@ -1290,15 +1292,22 @@ def sweep_svg(entry, results):
     el.append(text(20, (top + bottom) / 2, f"requests/s (median of {results['options']['rounds']} round(s))", 13,
                    "middle", f' transform="rotate(-90 20 {(top + bottom) / 2:.1f})"'))
     # One line per server; a point without a figure (server not run, not supported) breaks the line.
+    # A ring marks a point whose run had non-2xx answers or socket errors (the table counts them).
+    flawed = False
     for n, (key, values) in enumerate(entry["rps"].items()):
         colour, shape = STYLE.get(key, ("#333333", "circle"))
         segment, segments = [], []
-        for c, v in zip(conns, values):
+        for p, v in zip(entry["points"], values):
             if v is None:
                 segments.append(segment)
                 segment = []
-            else:
-                segment.append((x_of(c), y_of(v)))
+                continue
+            x, y = x_of(p["connections"]), y_of(v)
+            segment.append((x, y))
+            m = p["result"]["servers"][key].get("median") or {}
+            if m.get("non2xx") or m.get("socket_errors"):
+                flawed = True
+                el.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="9" fill="none" stroke="{colour}" stroke-width="1.5"/>')
         segments.append(segment)
         for seg in segments:
             if len(seg) > 1:
@@ -1310,6 +1319,10 @@ def sweep_svg(entry, results):
         el.append(f'<line x1="{right + 16}" y1="{ly}" x2="{right + 44}" y2="{ly}" stroke="{colour}" stroke-width="2.2"/>')
         el.append(svg_marker(shape, right + 30, ly, colour))
         el.append(text(right + 52, ly + 4, labels.get(key, key)))
+    if flawed:
+        ly = top + 12 + len(entry["rps"]) * 24
+        el.append(f'<circle cx="{right + 30}" cy="{ly}" r="9" fill="none" stroke="#555555" stroke-width="1.5"/>')
+        el.append(text(right + 52, ly + 4, "with errors (non-2xx or socket)"))
     mi, fe = results["machine"], results["machine"].get("fork_exit_wait")
     fork = (f"fork+exit+wait {fmt_fork(fe)} (median of {fe['iterations']:,})" if fe else "fork+exit+wait not measured")
     opts = results["options"]
