@@ -9,6 +9,7 @@ import ctypes
 import datetime
 import fnmatch
 import json
+import math
 import os
 import re
 import selectors
@@ -21,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape as xml_escape
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -80,6 +83,23 @@ CASES = [
     {"name": "tls-keepalive", "title": "HTTPS 1 KiB keep-alive", "kind": "static", "path": "/1k.html",
      "tls": True, "servers": STATIC_SERVERS},
 ]
+
+# The concurrency sweep (--sweep): wrk -c at each point, and the servers each case's itk row is compared
+# with there (the peers its targets name); other cases compare with their baselines.
+DEFAULT_SWEEP = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+SWEEP_PEERS = {
+    "1k-close": ["apache-prefork", "apache-itk"],
+    "1k-keepalive": ["nginx", "apache-itk"],
+    "100k-keepalive": ["nginx", "apache-itk"],
+    "tls-handshake": ["nginx", "apache-prefork"],
+    "tls-keepalive": ["nginx", "apache-prefork"],
+}
+SHORT = {"itk": "itk", "apache-itk": "mpm-itk", "apache-prefork": "prefork", "nginx": "nginx",
+         "apache-itk-modphp": "mpm-itk + mod_php", "apache-prefork-modphp": "prefork + mod_php"}
+# Plot colours and point markers, one per server (told apart without colour too).
+STYLE = {"itk": ("#d62728", "circle"), "apache-itk": ("#1f77b4", "square"), "apache-prefork": ("#2ca02c", "triangle"),
+         "nginx": ("#9467bd", "diamond"), "apache-itk-modphp": ("#ff7f0e", "square"),
+         "apache-prefork-modphp": ("#8c564b", "triangle")}
 
 APACHE_MODULES = "/usr/lib/apache2/modules"
 PHP_CGI = "/usr/bin/php-cgi"
@@ -1022,6 +1042,31 @@ def run_case(args, case, servers):
     return res
 
 
+def run_sweep(args, servers):
+    """Each selected case at each concurrency of --sweep: a full run_case per point (servers started fresh,
+    probed, measured for --rounds rounds), with wrk -c N -t min(--threads, N) and the case's itk row
+    compared with its sweep peers."""
+    out = []
+    for case in CASES:
+        if case["name"] not in args.cases:
+            continue
+        keys = [k for k in case["servers"] if k in args.only]
+        peers = [k for k in SWEEP_PEERS.get(case["name"], case.get("baselines", ["apache-itk"])) if k in keys and k != "itk"]
+        swept = dict(case, baselines=peers)
+        entry = {"name": case["name"], "title": case["title"], "peers": peers, "points": []}
+        for conns in args.sweep:
+            point = argparse.Namespace(**vars(args))
+            point.connections, point.threads = conns, min(args.threads, conns)
+            log(f"sweep {case['name']}: wrk -t{point.threads} -c{conns}")
+            entry["points"].append({"connections": conns, "threads": point.threads,
+                                    "result": run_case(point, swept, servers)})
+        # The plotted figures at a glance; every other figure of each point is in its "result".
+        entry["rps"] = {k: [p["result"]["servers"][k].get("median", {}).get("rps") for p in entry["points"]]
+                        for k in keys}
+        out.append(entry)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Output.
 
@@ -1147,6 +1192,151 @@ def targets(results):
     return "| target | this run | |\n|---|---|---|\n" + "\n".join(rows)
 
 
+def sweep_markdown(entry):
+    """One table per swept case: a row per concurrency, req/s per server, itk against each peer."""
+    keys, peers = list(entry["rps"]), entry["peers"]
+    first = entry["points"][0]["result"]["servers"] if entry["points"] else {}
+    head = ["clients"] + [first[k]["label"] for k in keys] + [f"itk / {SHORT[p]}" for p in peers if "itk" in keys]
+    out = [f"### {entry['title']} (`{entry['name']}`)", "", "| " + " | ".join(head) + " |",
+           "|" + "---:|" * len(head)]
+    notes = {}
+    for pt in entry["points"]:
+        res = pt["result"]
+        cells = [str(pt["connections"])]
+        for k in keys:
+            e = res["servers"][k]
+            m = e.get("median")
+            if not e["supported"] or not m:
+                notes.setdefault(e["label"], e["reason"] or "no result")
+                cells.append("–")
+                continue
+            errors = [f"{n:,} {what}" for n, what in ((m["non2xx"], "non-2xx"), (m["socket_errors"], "socket errors")) if n]
+            cells.append(f"{m['rps'] or 0:,.0f}" + (f" ({', '.join(errors)})" if errors else ""))
+        if "itk" in keys:
+            for p in peers:
+                rr = res["ratios"].get(p)
+                cells.append("–" if not rr else "∞" if rr["median"] is None else f"{rr['median']:.2f}×")
+        out.append("| " + " | ".join(cells) + " |")
+    for label, why in notes.items():
+        out.append(f"\n{label}: {why}.")
+    return "\n".join(out)
+
+
+def nice_step(span, ticks=6):
+    """A round tick step (1, 2, 2.5 or 5 × 10^k) that cuts 0..span into about `ticks` intervals."""
+    raw = span / ticks
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 2.5, 5, 10) if raw <= m * mag)
+
+
+def svg_marker(shape, x, y, colour):
+    if shape == "square":
+        return f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="{colour}"/>'
+    if shape == "triangle":
+        return f'<polygon points="{x:.1f},{y - 5:.1f} {x + 5:.1f},{y + 4:.1f} {x - 5:.1f},{y + 4:.1f}" fill="{colour}"/>'
+    if shape == "diamond":
+        return f'<polygon points="{x:.1f},{y - 5.5:.1f} {x + 5.5:.1f},{y:.1f} {x:.1f},{y + 5.5:.1f} {x - 5.5:.1f},{y:.1f}" fill="{colour}"/>'
+    return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{colour}"/>'
+
+
+def sweep_svg(entry, results):
+    """The sweep of one case as a stand-alone SVG: req/s (linear, from 0) over concurrency (log2), one line
+    per server, with the machine's facts and its fork+exit+wait cost in the caption."""
+    labels = {}
+    for p in entry["points"]:
+        for k, e in p["result"]["servers"].items():
+            labels.setdefault(k, e["label"])
+    title = f"{entry['title'].replace('`', '')} ({entry['name']})"
+    # The legend sits right of the plot, as wide as its longest label (about 7 px a character at 12 px);
+    # the title (about 10 px a character at 17 px bold) may widen the picture further.
+    left, right, top, height = 80, 620, 56, 500
+    width = max(right + 70 + 7 * max((len(v) for v in labels.values()), default=36), left + 10 * len(title) + 20)
+    bottom = height - 110
+    conns = [p["connections"] for p in entry["points"]]
+    lo, hi = math.log2(min(conns)), math.log2(max(conns))
+
+    def x_of(c):
+        pad = 24  # the first and last points off the frame
+        return (left + right) / 2 if hi == lo else left + pad + (math.log2(c) - lo) / (hi - lo) * (right - left - 2 * pad)
+
+    ymax = max((v for vs in entry["rps"].values() for v in vs if v), default=0) or 1
+    step = nice_step(ymax)
+    ytop = math.ceil(ymax / step) * step
+
+    def y_of(v):
+        return bottom - v / ytop * (bottom - top)
+
+    def text(x, y, s, size=12, anchor="start", extra=""):
+        return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}"{extra}>'
+                f"{xml_escape(s)}</text>")
+
+    el = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+          f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+          f"<title>{xml_escape(title)}: requests/s by concurrency</title>",
+          f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+          text(left, 30, title, 17, extra=' font-weight="bold"')]
+    # Horizontal grid and the y axis's labels; vertical grid at each measured concurrency.
+    i = 0
+    while i * step <= ytop + step / 1e6:
+        v = i * step
+        y = y_of(v)
+        el.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#dddddd" stroke-width="1"/>')
+        el.append(text(left - 8, y + 4, f"{v:,.0f}" if step >= 1 else f"{v:g}", anchor="end"))
+        i += 1
+    for c in conns:
+        x = x_of(c)
+        el.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="#eeeeee" stroke-width="1"/>')
+        el.append(text(x, bottom + 18, str(c), anchor="middle"))
+    el.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" stroke="#888888"/>')
+    el.append(text((left + right) / 2, bottom + 40, "concurrent connections (wrk -c, log2 scale)", 13, "middle"))
+    el.append(text(20, (top + bottom) / 2, f"requests/s (median of {results['options']['rounds']} round(s))", 13,
+                   "middle", f' transform="rotate(-90 20 {(top + bottom) / 2:.1f})"'))
+    # One line per server; a point without a figure (server not run, not supported) breaks the line.
+    # A ring marks a point whose run had non-2xx answers or socket errors (the table counts them).
+    flawed = False
+    for n, (key, values) in enumerate(entry["rps"].items()):
+        colour, shape = STYLE.get(key, ("#333333", "circle"))
+        segment, segments = [], []
+        for p, v in zip(entry["points"], values):
+            if v is None:
+                segments.append(segment)
+                segment = []
+                continue
+            x, y = x_of(p["connections"]), y_of(v)
+            segment.append((x, y))
+            m = p["result"]["servers"][key].get("median") or {}
+            if m.get("non2xx") or m.get("socket_errors"):
+                flawed = True
+                el.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="9" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        segments.append(segment)
+        for seg in segments:
+            if len(seg) > 1:
+                pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in seg)
+                el.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2.2" '
+                          f'stroke-linejoin="round"/>')
+            el.extend(svg_marker(shape, x, y, colour) for x, y in seg)
+        ly = top + 12 + n * 24
+        el.append(f'<line x1="{right + 16}" y1="{ly}" x2="{right + 44}" y2="{ly}" stroke="{colour}" stroke-width="2.2"/>')
+        el.append(svg_marker(shape, right + 30, ly, colour))
+        el.append(text(right + 52, ly + 4, labels.get(key, key)))
+    if flawed:
+        ly = top + 12 + len(entry["rps"]) * 24
+        el.append(f'<circle cx="{right + 30}" cy="{ly}" r="9" fill="none" stroke="#555555" stroke-width="1.5"/>')
+        el.append(text(right + 52, ly + 4, "with errors (non-2xx or socket)"))
+    mi, fe = results["machine"], results["machine"].get("fork_exit_wait")
+    fork = (f"fork+exit+wait {fmt_fork(fe)} (median of {fe['iterations']:,})" if fe else "fork+exit+wait not measured")
+    opts = results["options"]
+    el.append(text(left, height - 40, f"{mi['nproc']} CPUs, {mi['cpu']}, Linux {mi['kernel']}; {fork}", 11,
+                   extra=' fill="#444444"'))
+    el.append(text(left, height - 22, f"itk {mi['itk_commit']}, {results['started'][:10]}; wrk -c N -t min({opts['threads']}, N), "
+                   f"{opts['duration']} s per run after {opts['warmup']} s warm-up, servers started fresh "
+                   "for every point", 11, extra=' fill="#444444"'))
+    el.append("</svg>")
+    svg = "\n".join(el) + "\n"
+    ElementTree.fromstring(svg)  # well-formed, or this is a bug here
+    return svg
+
+
 def machine_info(args):
     def first(cmd):
         try:
@@ -1174,6 +1364,38 @@ def machine_info(args):
         "itk_commit": first(["git", "-C", REPO, "describe", "--always", "--dirty"]),
         "itkd": args.itkd, "packages": pkgs,
     }
+
+
+def fork_exit_cost(workdir, iterations=2000):
+    """fork + _exit + waitpid of a small C process, timed one by one (tools/bench.d/fork_exit.c, compiled
+    here): the least a server that forks per connection pays per connection on this machine. Python's own
+    fork would add its interpreter's size to the figure, so it is only the fallback without a C compiler."""
+    src, exe = os.path.join(HERE, "fork_exit.c"), os.path.join(workdir, "fork_exit")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc:
+        run([cc, "-O2", "-o", exe, src], what="compiling tools/bench.d/fork_exit.c")
+        out = run([exe, str(iterations)], what="measuring fork+exit+wait", timeout=300).stdout.split()
+        med, p10, p90, n = float(out[0]), float(out[1]), float(out[2]), int(out[3])
+        method = "C (tools/bench.d/fork_exit.c)"
+    else:
+        times = []
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+            times.append((time.perf_counter() - t0) * 1e6)
+        times.sort()
+        n = len(times)
+        med, p10, p90 = times[n // 2], times[n // 10], times[n - 1 - n // 10]
+        method = "Python os.fork (no C compiler found; includes the interpreter's larger image)"
+    log(f"fork+exit+wait: median {med:,.0f} µs over {n} (p10 {p10:,.0f}, p90 {p90:,.0f}), {method}")
+    return {"median_us": med, "p10_us": p10, "p90_us": p90, "iterations": n, "method": method}
+
+
+def fmt_fork(fe):
+    return f"{fe['median_us']:,.0f} µs" if fe else "not measured"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1240,6 +1462,11 @@ def parse_args(argv):
     ap.add_argument("--json", default=None, help="where the raw figures go (default build-bench/bench-results-DATE.json)")
     ap.add_argument("--itkd", required=True, help=argparse.SUPPRESS)
     ap.add_argument("--microbench", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--sweep", nargs="?", const=",".join(map(str, DEFAULT_SWEEP)), metavar="LIST",
+                    help="run each selected case at each of these concurrencies (wrk -c, with -t at most that) and "
+                         "print a table per case instead of the usual one (LIST default "
+                         + ",".join(map(str, DEFAULT_SWEEP)) + ")")
+    ap.add_argument("--plot-dir", metavar="DIR", help="with --sweep: write an SVG plot per case to DIR/sweep-CASE.svg")
     ap.add_argument("--micro", action="store_true", help="run the in-process Google Benchmarks only")
     args = ap.parse_args(argv)
     if args.quick:
@@ -1269,6 +1496,16 @@ def parse_args(argv):
             continue
         if not lo <= v <= hi:
             ap.error(f"--{name.replace('_', '-')} must be from {lo} to {hi}, not {v}")
+    if args.sweep is not None:
+        try:
+            points = sorted({int(c) for c in args.sweep.split(",") if c.strip()})
+        except ValueError:
+            ap.error(f"--sweep takes comma-separated connection counts, e.g. 1,4,16, not {args.sweep!r}")
+        if not points or points[0] < 1 or points[-1] > 10000:
+            ap.error("--sweep: every connection count must be from 1 to 10000")
+        args.sweep = points
+    if args.plot_dir and args.sweep is None:
+        ap.error("--plot-dir needs --sweep")
     if args.connections < args.threads:
         ap.error("--connections must be at least --threads (wrk gives each thread at least one connection)")
     if args.uid_base < 999 or args.uid_base + args.vhosts > 59999:
@@ -1301,9 +1538,13 @@ def main(argv):
                    "apache-prefork-modphp": Apache(args, tree, ports["apache-prefork-modphp"], itk=False,
                                                    mod_php=True),
                    "nginx": Nginx(args, tree, ports["nginx"])}
-        for case in CASES:
-            if case["name"] in args.cases:
-                results["cases"].append(run_case(args, case, servers))
+        results["machine"]["fork_exit_wait"] = fork_exit_cost(tree.dir)
+        if args.sweep:
+            results["sweep"] = {"connections": args.sweep, "cases": run_sweep(args, servers)}
+        else:
+            for case in CASES:
+                if case["name"] in args.cases:
+                    results["cases"].append(run_case(args, case, servers))
     finally:
         # Cleanup is bounded (a few seconds per server); a second Ctrl-C must not cut it short.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -1323,13 +1564,31 @@ def main(argv):
     with open(json_path, "w") as f:
         json.dump(results, f, indent=1)
     mi = results["machine"]
-    print(f"\n## itk vs Apache mpm-itk — {mi['nproc']} × {mi['cpu']}, Linux {mi['kernel']}, "
-          f"itk {mi['itk_commit']}\n")
-    busy = [r["cpu_busy_before"] for c in results["cases"] for e in c["servers"].values() for r in e["rounds"]]
-    print(f"wrk -t{args.threads} -c{args.connections}, {args.duration:g} s per run after {args.warmup:g} s warm-up, "
+    swept = [pt["result"] for c in results.get("sweep", {}).get("cases", []) for pt in c["points"]]
+    print(f"\n## itk vs Apache mpm-itk{' — concurrency sweep' if args.sweep else ''} — {mi['nproc']} × {mi['cpu']}, "
+          f"Linux {mi['kernel']}, itk {mi['itk_commit']}\n")
+    busy = [r["cpu_busy_before"] for c in results["cases"] + swept for e in c["servers"].values() for r in e["rounds"]]
+    wrk = (f"wrk -c N -t min({args.threads}, N) for N in {','.join(map(str, args.sweep))}" if args.sweep
+           else f"wrk -t{args.threads} -c{args.connections}")
+    fe = mi["fork_exit_wait"]
+    print(f"{wrk}, {args.duration:g} s per run after {args.warmup:g} s warm-up, "
           f"{args.rounds} round(s) alternating the servers, {args.vhosts} vhosts, {args.processes} server processes; "
           f"medians of the rounds. CPU busy with other work just before the runs: median "
-          f"{100 * (median(busy) or 0):.0f} %, highest {100 * max(busy, default=0):.0f} %.")
+          f"{100 * (median(busy) or 0):.0f} %, highest {100 * max(busy, default=0):.0f} %. fork+exit+wait of a small "
+          f"process on this machine: median {fmt_fork(fe)} over {fe['iterations']:,} (p10 {fe['p10_us']:,.0f}, "
+          f"p90 {fe['p90_us']:,.0f} µs).")
+    if args.sweep:
+        for entry in results["sweep"]["cases"]:
+            print()
+            print(sweep_markdown(entry))
+            if args.plot_dir:
+                os.makedirs(args.plot_dir, exist_ok=True)
+                path = os.path.join(args.plot_dir, f"sweep-{entry['name']}.svg")
+                with open(path, "w") as f:
+                    f.write(sweep_svg(entry, results))
+                print(f"\nPlot: {path}")
+        print(f"\nRaw figures: {json_path}")
+        return 0
     if any(c["name"].startswith("php") for c in results["cases"]):
         print(f"PHP: at least 1 s of warm-up before every run; itk's FastCGI pools with FastCGIMaxProcesses "
               f"{args.fastcgi_processes}, FastCGIIdleTimeout {args.fastcgi_idle_timeout} s, FastCGIMaxRequests "
