@@ -21,7 +21,9 @@ namespace itk {
 namespace {
 
 // openat2() flags for every open of client-named paths. O_NONBLOCK so that a FIFO cannot hang the
-// worker (it is refused after fstat); O_NOCTTY so that a terminal never becomes ours. Device nodes
+// worker (it is refused after fstat); it is left on the regular files that are served, where Linux
+// ignores it, so reads and sendfile block as usual without two fcntl calls per request. O_NOCTTY so
+// that a terminal never becomes ours. Device nodes
 // can only be put in a DocumentRoot by root (mknod needs CAP_MKNOD) and symlinks to /dev are refused
 // by RESOLVE_BENEATH, so opening one is an administrator's choice, not a tenant's.
 constexpr uint64_t kOpenFlags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
@@ -185,20 +187,6 @@ Node open_node(int root_fd, const std::string& rel) {
   }
   n.outcome = OpenOutcome::file;
   return n;
-}
-
-// A regular file is served with blocking reads and sendfile(); the O_NONBLOCK used for the open goes.
-SysResult make_blocking(int fd) {
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) return SysResult{errno};
-  return {};
-}
-
-// make_blocking for the file `rel`; false (said in the journal) answers 403.
-bool blocking_or_refused(int fd, const std::string& rel) {
-  SysResult r = make_blocking(fd);
-  if (!r) log(Level::err, "fcntl(F_SETFL) on \"%s\" failed: %s; answering 403", rel.c_str(), strerror(r.err));
-  return static_cast<bool>(r);
 }
 
 // "/a/b" -> "a/b"; "/" -> "." (openat2 with RESOLVE_BENEATH refuses an absolute path).
@@ -365,8 +353,7 @@ OpenResult open_beneath(int root_fd, const std::string& decoded_path,
       std::string crel = relative_of(candidate);
       Node idx = open_node(root_fd, crel);
       if (idx.outcome == OpenOutcome::not_found) continue;
-      if (idx.outcome != OpenOutcome::file || !idx.fd || !S_ISREG(idx.st.st_mode) ||
-          !blocking_or_refused(idx.fd.get(), crel)) {
+      if (idx.outcome != OpenOutcome::file || !idx.fd || !S_ISREG(idx.st.st_mode)) {
         r.outcome = OpenOutcome::forbidden;
         return r;
       }
@@ -381,7 +368,7 @@ OpenResult open_beneath(int root_fd, const std::string& decoded_path,
     return r;
   }
 
-  if (!S_ISREG(n.st.st_mode) || !n.fd || !blocking_or_refused(n.fd.get(), rel)) {
+  if (!S_ISREG(n.st.st_mode) || !n.fd) {
     r.outcome = OpenOutcome::forbidden;
     return r;
   }

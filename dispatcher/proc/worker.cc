@@ -107,8 +107,8 @@ void prepare_socket(int fd, const ServerConfig& sc) {
   (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   int one = 1;
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  // The acceptor's only status flag is O_NONBLOCK (accept4): clearing all of them takes one call.
+  (void)fcntl(fd, F_SETFL, 0);
 }
 
 // Serves the requests of one connection, starting with `head` for `vh`, until it closes, times out,
