@@ -1,8 +1,10 @@
 // itkd entry point: command line, --check, and the start of the master.
 #include <getopt.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "config/config.h"
@@ -15,17 +17,29 @@ namespace {
 
 void usage(FILE* out) {
   fprintf(out,
-          "Usage: itkd [--config FILE] [--config-dir DIR] [--check]\n"
+          "Usage: itkd [--config FILE] [--config-dir DIR] [--check] [--version]\n"
           "\n"
           "Socket-activated HTTP dispatcher that serves each vhost under its own uid and gid.\n"
           "\n"
           "  --config FILE      server configuration (default /etc/itk.conf)\n"
           "  --config-dir DIR   vhost drop-ins, *.conf in lexical order (default /etc/itk.d)\n"
           "  --check            validate the configuration, print every error, exit 0 if valid\n"
+          "  --version          print the version and exit\n"
           "  --help             show this help\n"
           "\n"
           "Started by itk.socket (systemd) or by hand with:\n"
           "  systemd-socket-activate -l 127.0.0.1:8080 --fdname=http itkd --config ... --config-dir ...\n");
+}
+
+// systemd's JOURNAL_STREAM names the device and inode of the stream it connected stderr to; it is
+// only trusted when stderr is still that stream (systemd.exec(5)).
+bool stderr_is_journal() {
+  const char* js = getenv("JOURNAL_STREAM");
+  if (!js) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  return fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
 }  // namespace
@@ -38,10 +52,11 @@ int main(int argc, char** argv) {
       {"config-dir", required_argument, nullptr, 'd'},
       {"check", no_argument, nullptr, 't'},
       {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0},
   };
   int opt;
-  while ((opt = getopt_long(argc, argv, "c:d:th", longopts, nullptr)) != -1) {
+  while ((opt = getopt_long(argc, argv, "c:d:thV", longopts, nullptr)) != -1) {
     switch (opt) {
       case 'c':
         opts.config_file = optarg;
@@ -50,6 +65,7 @@ int main(int argc, char** argv) {
       case 'd': opts.config_dir = optarg; break;
       case 't': check = true; break;
       case 'h': usage(stdout); return 0;
+      case 'V': printf("itkd %s\n", ITK_VERSION); return 0;
       default: usage(stderr); return 2;
     }
   }
@@ -61,10 +77,15 @@ int main(int argc, char** argv) {
 
   itk::LoadResult r = itk::load_config(opts);
   if (check) {
-    for (const auto& w : r.warnings) fprintf(stderr, "warning: %s\n", w.str().c_str());
-    for (const auto& e : r.errors) fprintf(stderr, "%s\n", e.str().c_str());
+    // Under systemd (ExecReload=itkd --check) stderr is the journal: each line says its priority, so
+    // `journalctl -p err` shows why a reload failed. On a terminal the lines stay plain.
+    const bool journal = stderr_is_journal();
+    const char* warn = journal ? "<4>" : "";
+    const char* err = journal ? "<3>" : "";
+    for (const auto& w : r.warnings) fprintf(stderr, "%swarning: %s\n", warn, w.str().c_str());
+    for (const auto& e : r.errors) fprintf(stderr, "%s%s\n", err, e.str().c_str());
     if (!r.errors.empty()) {
-      fprintf(stderr, "itkd: configuration has %zu error(s)\n", r.errors.size());
+      fprintf(stderr, "%sitkd: configuration has %zu error(s)\n", err, r.errors.size());
       return 1;
     }
     printf("itkd: configuration OK: %s and %s, %zu vhost(s)\n", opts.config_file.c_str(), opts.config_dir.c_str(),

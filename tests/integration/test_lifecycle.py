@@ -5,6 +5,7 @@ import hashlib
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -42,6 +43,34 @@ def check_reports_every_error_with_file_and_line(_):
                           (r"40-root\.conf:4: AssignUserID: \S", "the root identity on 40-root.conf line 4")):
         h.check(re.search(pattern, err), f"expected stderr to report {what} as 'FILE:LINE: KEY: message' "
                                          f"(/{pattern}/), got:\n{err.strip()}")
+
+
+def check_errors_carry_their_priority_into_the_journal(_):
+    """ExecReload=itkd --check: when stderr is the journal stream, errors are logged at error priority."""
+    tree = h.two_tenant_tree()
+    tree.write_dropin("30-bad.conf", "[vhost]\nServerName = bad.test\n"
+                                     f"DocumentRoot = {tree.root_b}\nMaxClientsVHost = many\n"
+                                     f"AssignUserID = #{h.UID_B} #{h.UID_B}\n")
+    args = [h.ITKD, "--config", tree.conf, "--config-dir", tree.conf_dir, "--check"]
+    for journal in (True, False):
+        with open(tree.path(f"check-stderr-{journal}"), "w+b") as f:
+            st = os.fstat(f.fileno())
+            env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+            if journal:
+                env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+            code = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f,
+                                  env=env, timeout=10).returncode
+            f.seek(0)
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        h.expect_eq(code, 1, "exit status of --check on a broken tree")
+        error = [l for l in lines if "30-bad.conf:4" in l]
+        h.check(error, f"expected the error on 30-bad.conf:4, got {lines}")
+        if journal:
+            h.check(all(l.startswith("<3>") for l in error + [lines[-1]]),
+                    f"expected errors prefixed <3> (journal priority err) under JOURNAL_STREAM, got {lines}")
+        else:
+            h.check(not any(l.startswith("<") for l in lines),
+                    f"expected plain lines on a stderr that is not the journal, got {lines}")
 
 
 def refuses_to_start_without_listeners(_):
@@ -160,6 +189,7 @@ def sigterm_when_idle_exits_cleanly(_):
 SCENARIOS = [
     check_accepts_a_good_tree,
     check_reports_every_error_with_file_and_line,
+    check_errors_carry_their_priority_into_the_journal,
     refuses_to_start_without_listeners,
     refuses_an_https_listener,
     killed_acceptor_is_replaced,
