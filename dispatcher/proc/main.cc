@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "proc/master.h"
+#include "proc/standby.h"
 #include "sys/listen_fds.h"
 #include "sys/log.h"
 #include "sys/notify.h"
@@ -95,12 +96,6 @@ int main(int argc, char** argv) {
 
   itk::log_set_role("master");
   for (const auto& w : r.warnings) itk::log(itk::Level::warning, "%s", w.str().c_str());
-  if (!r.errors.empty()) {
-    for (const auto& e : r.errors) itk::log(itk::Level::err, "%s", e.str().c_str());
-    itk::log(itk::Level::err, "configuration has %zu error(s); not starting (see `itkd --check`)", r.errors.size());
-    itk::notify("STATUS=configuration error: " + r.errors.front().str());
-    return 1;
-  }
   if (geteuid() != 0) {
     itk::log(itk::Level::err, "itkd must start as root: it switches every worker to its vhost's user");
     return 1;
@@ -108,9 +103,15 @@ int main(int argc, char** argv) {
   std::vector<itk::Listener> listeners;
   std::string error;
   if (!itk::collect_listeners(listeners, error)) {
+    for (const auto& e : r.errors) itk::log(itk::Level::err, "%s", e.str().c_str());
     itk::log(itk::Level::err, "%s", error.c_str());
     itk::notify("STATUS=" + error);
     return 1;
   }
-  return itk::master_main(opts, std::move(r.config), std::move(listeners));
+  std::unique_ptr<itk::Config> cfg = std::move(r.config);
+  // A configuration that does not load at start: clients are answered and the load is retried, instead
+  // of exiting into systemd's restart loop while connections wait in the queue.
+  if (!r.errors.empty()) cfg = itk::standby_until_loaded(opts, listeners, r);
+  if (!cfg) return 0;
+  return itk::master_main(opts, std::move(cfg), std::move(listeners));
 }

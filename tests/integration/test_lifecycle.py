@@ -73,6 +73,41 @@ def check_errors_carry_their_priority_into_the_journal(_):
                     f"expected plain lines on a stderr that is not the journal, got {lines}")
 
 
+def broken_configuration_at_start_answers_503_and_waits_for_a_fix(_):
+    """Standby: clients are answered at once, the errors are said once, SIGHUP with a fix starts serving."""
+    tree = h.two_tenant_tree()
+    bad = "[vhost]\nServerName = bad.test\nDocumentRoot = /nonexistent/x\nMaxClientsVHost = many\n" \
+          f"AssignUserID = #{h.UID_B} #{h.UID_B}\n"
+    tree.write_dropin("30-bad.conf", bad)
+    d = h.Daemon(tree, name="itkd-standby").start()
+    try:
+        h.check(h.wait_until(lambda: any("configuration error: " in m for m in d.notify.statuses()), 5),
+                f"expected STATUS to say 'configuration error: ...', got {d.notify.summary()}")
+        for _ in range(3):
+            resp = h.fetch(d.port, "/", "a.test", timeout=5)
+            h.expect_status(resp, 503, "a request while the configuration does not load")
+            h.check(resp.header("retry-after"), f"expected Retry-After on the standby answer\n{resp.describe()}")
+        time.sleep(4.5)  # two retries by the timer (2 s, then 4 s later)
+        said = d.log_text().count("30-bad.conf:4: MaxClientsVHost")
+        h.expect_eq(said, 1, "log lines naming the error after two retries with the same errors")
+        h.check(d.running(), "itkd exited in standby")
+        os.unlink(os.path.join(tree.conf_dir, "30-bad.conf"))
+        d.reload()
+        h.expect_status(h.fetch(d.port, "/", "a.test"), 200, "a request once the fixed configuration loaded")
+        h.check(d.acceptors(), "expected acceptors once out of standby")
+    finally:
+        code = d.stop()
+    h.expect_eq(code, 0, "exit status of itkd stopped after leaving standby")
+
+
+def standby_stops_on_sigterm(_):
+    tree = h.two_tenant_tree()
+    tree.write_dropin("30-bad.conf", "[vhost]\nServerName = bad.test\n")
+    d = h.Daemon(tree, name="itkd-standby-stop").start()
+    d.signal(signal.SIGTERM)
+    h.expect_eq(d.wait_exit(5), 0, "exit status of itkd in standby after SIGTERM")
+
+
 def refuses_to_start_without_listeners(_):
     tree = h.two_tenant_tree()
     code, out, err = h.run_itkd_direct(["--config", tree.conf, "--config-dir", tree.conf_dir])
@@ -128,7 +163,11 @@ def worker_outlives_its_spawner_and_acceptors(_):
                 f"expected worker {worker}'s parent to be the itk-spawner, got {spawner} ({h.comm_of(spawner)})")
         # The process that forked it and the acceptors that handed it the connection all die.
         for pid in [spawner] + d.acceptors():
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # the master may already have replaced it once the spawner died
+
         adopted = h.wait_until(lambda: h.ppid_of(worker) == d.pid, 5)
         h.check(adopted, f"expected worker {worker} reparented to the master {d.pid} after its spawner "
                          f"{spawner} died, its parent is {h.ppid_of(worker)}")
@@ -190,6 +229,8 @@ SCENARIOS = [
     check_accepts_a_good_tree,
     check_reports_every_error_with_file_and_line,
     check_errors_carry_their_priority_into_the_journal,
+    broken_configuration_at_start_answers_503_and_waits_for_a_fix,
+    standby_stops_on_sigterm,
     refuses_to_start_without_listeners,
     refuses_an_https_listener,
     killed_acceptor_is_replaced,
