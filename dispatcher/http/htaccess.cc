@@ -19,13 +19,8 @@ namespace itk {
 
 bool FileMatcher::matches(std::string_view name) const {
   if (!is_regex) return fnmatch(pattern.c_str(), std::string(name).c_str(), 0) == 0;
-  // A pattern that could not be compiled, or that the engine gives up on, must not let a file through.
-  if (!re) return true;
-  try {
-    return std::regex_search(name.begin(), name.end(), *re);
-  } catch (const std::regex_error&) {
-    return true;
-  }
+  // A pattern that could not be compiled must not let a file through.
+  return !re || re->search(name);
 }
 
 int Htaccess::denies_directory() const {
@@ -97,22 +92,8 @@ FileMatcher regex_matcher(const std::string& pattern, std::string& problem) {
   FileMatcher m;
   m.pattern = pattern;
   m.is_regex = true;
-  // PCRE's inline (?i) is common in FilesMatch lines and unknown to ECMAScript: taken as the flag.
-  std::string body = pattern;
-  auto flags = std::regex::ECMAScript | std::regex::nosubs;
-  if (body.rfind("(?i)", 0) == 0) {
-    body.erase(0, 4);
-    flags |= std::regex::icase;
-  }
-  if (pattern.size() > kMaxHtaccessRegex) {
-    problem = strprintf("longer than %zu bytes", kMaxHtaccessRegex);
-    return m;
-  }
-  try {
-    m.re = std::make_shared<const std::regex>(body, flags);
-  } catch (const std::regex_error& e) {
-    problem = e.what();
-  }
+  if (std::optional<NamePattern> p = NamePattern::compile(pattern, problem))
+    m.re = std::make_shared<const NamePattern>(std::move(*p));
   return m;
 }
 

@@ -7,23 +7,22 @@
 #include <cstddef>
 #include <map>
 #include <memory>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "http/name_pattern.h"
 
 namespace itk {
 
 // Larger files are refused whole: the directory is denied and the journal says why.
 constexpr size_t kMaxHtaccessSize = 64 * 1024;
-// A <FilesMatch> pattern longer than this is not compiled (its block then applies to every file).
-constexpr size_t kMaxHtaccessRegex = 1024;
 
 // One <Files> or <FilesMatch> condition on a file's name (its last path segment).
 struct FileMatcher {
   std::string pattern;
   bool is_regex = false;               // <FilesMatch>, <Files ~>; else a <Files> wildcard (fnmatch)
-  std::shared_ptr<const std::regex> re;  // null for a regex that could not be compiled: matches every name
+  std::shared_ptr<const NamePattern> re;  // null for a regex that could not be compiled: matches every name
   bool matches(std::string_view name) const;
 };
 

@@ -187,7 +187,7 @@ TEST(Htaccess, RegexItCannotUseAppliesToEveryFile) {
   EXPECT_EQ(h.denies_file("index.php"), 2);
   EXPECT_EQ(h.denies_file("a.html"), 2);
   EXPECT_EQ(note_lines(h), std::vector<int>{1});
-  h = parse_htaccess("<FilesMatch \"" + std::string(kMaxHtaccessRegex + 1, 'a') + "\">\nDeny from all\n</FilesMatch>\n");
+  h = parse_htaccess("<FilesMatch \"" + std::string(kMaxNamePatternLength + 1, 'a') + "\">\nDeny from all\n</FilesMatch>\n");
   EXPECT_EQ(h.denies_file("b"), 2);
 }
 
