@@ -587,6 +587,44 @@ bool tls_key(Parser& p, const std::string& lkey, const char* key, std::string_vi
   return true;
 }
 
+// AccessLog, ErrorLog and LogFormat, the same in [server] (defaults) and [vhost]. A path may hold %v (the
+// vhost's ServerName) and %%, nothing else of LogFormat's; `off` turns a log off where [server] set one.
+bool log_key(Parser& p, const std::string& lkey, const char* key, std::string_view value, LogSettings& l) {
+  if (lkey == "logformat") {
+    std::string e = parse_log_format(trim(value), l.format);
+    if (!e.empty()) p.error(key, e);
+    l.format_set = e.empty();
+    return true;
+  }
+  const bool access = lkey == "accesslog";
+  if (!access && lkey != "errorlog") return false;
+  std::string& path = access ? l.access_log : l.error_log;
+  (access ? l.access_log_at : l.error_log_at) = p.here();
+  (access ? l.access_log_set : l.error_log_set) = true;
+  std::string v(trim(value));
+  if (lower(v) == "off") {
+    path.clear();
+    return true;
+  }
+  for (size_t i = 0; i < v.size(); i++) {
+    if (v[i] != '%') continue;
+    if (i + 1 < v.size() && (v[i + 1] == 'v' || v[i + 1] == '%')) {
+      i++;
+      continue;
+    }
+    p.error(key, strprintf("`%s`: only %%v (the vhost's ServerName) and %%%% may appear in a log path", v.c_str()));
+    return true;
+  }
+  std::string normal;
+  std::string e = normalize_root(v, normal);
+  if (!e.empty()) {
+    p.error(key, e);
+    return true;
+  }
+  path = normal;
+  return true;
+}
+
 std::string check_program(const std::string& path);
 std::string check_extension(std::string_view ext);
 std::string claimed_as_cgi(const VHost& v, const std::string& ext);
@@ -643,6 +681,7 @@ bool fastcgi_key(Parser& p, const std::string& lkey, const char* key, std::strin
 void server_key(Parser& p, const std::string& lkey, const char* key, std::string_view value) {
   ServerConfig& s = p.cfg.server;
   if (tls_key(p, lkey, key, value, s.tls)) return;
+  if (log_key(p, lkey, key, value, s.logs)) return;
   if (fastcgi_key(p, lkey, key, value, s.fastcgi, nullptr)) return;
   if (lkey == "fallbackresource") {
     std::string e = parse_fallback_resource(value, s.fallback_resource);
@@ -977,6 +1016,10 @@ void vhost_tls(Parser& p, VHost& v, const std::string& lkey, const char* key, st
   (void)tls_key(p, lkey, key, value, v.tls);
 }
 
+void vhost_log(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value) {
+  (void)log_key(p, lkey, key, value, v.logs);
+}
+
 void vhost_fallback_resource(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
   std::string e = parse_fallback_resource(value, v.fallback_resource);
   if (!e.empty()) return p.error(key, e);
@@ -1060,6 +1103,9 @@ const VHostDirective kVHostDirectives[] = {
     {"ErrorDocument", false, Repeat::adds, false, vhost_error_document},
     {"Header", false, Repeat::adds, false, vhost_header},
     {"NoExec", false, Repeat::adds, false, vhost_no_exec},
+    {"AccessLog", false, Repeat::once, true, vhost_log},
+    {"ErrorLog", false, Repeat::once, true, vhost_log},
+    {"LogFormat", false, Repeat::once, true, vhost_log},
 };
 
 const VHostDirective* vhost_directive(const std::string& lkey) {
@@ -1224,6 +1270,20 @@ std::string list_dropins(const std::string& dir, std::vector<std::string>& names
 }
 
 }  // namespace
+
+std::string expand_log_path(const std::string& path, const std::string& server_name) {
+  if (server_name.empty()) return path;
+  std::string out;
+  for (size_t i = 0; i < path.size(); i++) {
+    if (path[i] == '%' && i + 1 < path.size()) {
+      out += path[i + 1] == 'v' ? server_name : std::string(1, path[i + 1]);
+      i++;
+    } else {
+      out += path[i];
+    }
+  }
+  return out;
+}
 
 void parse_config_text(const std::string& text, const std::string& name, bool is_dropin, Config& out,
                        std::vector<ConfigError>& errors) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/address_range.h"
+#include "config/log_format.h"
 #include "sys/identity.h"
 
 namespace itk {
@@ -72,6 +73,17 @@ struct HeaderLine {
   std::string value;
 };
 
+// AccessLog, ErrorLog and LogFormat as one section gave them; [server]'s are every vhost's defaults. After
+// validation a vhost's paths are final: its own, else [server]'s with %v replaced by its ServerName.
+struct LogSettings {
+  std::string access_log;  // absolute; in [server] "%v" may stand for each vhost's ServerName; empty: none
+  std::string error_log;
+  bool access_log_set = false, error_log_set = false;  // given in this section (`off` included)
+  LogFormat format;        // after validation: its own, else [server]'s, else combined
+  bool format_set = false;
+  Origin access_log_at, error_log_at;
+};
+
 struct VHost {
   std::string server_name;            // lower-case
   std::vector<std::string> aliases;   // lower-case; may start with "*."
@@ -99,6 +111,7 @@ struct VHost {
   std::vector<ErrorDocument> error_documents;
   std::vector<HeaderLine> headers;          // added to every response
   std::vector<std::string> no_exec;         // decoded path prefixes (no trailing '/') where no script runs
+  LogSettings logs;                         // after validation: the files this vhost's lines go to
   Origin origin;                      // where its [vhost] section starts
 };
 
@@ -128,6 +141,7 @@ struct ServerConfig {
   std::vector<std::string> proxy_protocol;        // listener names whose connections start with a PROXY header
   std::vector<AddressRange> proxy_protocol_from;  // the only peers that may send one
   Origin proxy_protocol_at, proxy_protocol_from_at;  // where they were given, for the check of the pair
+  LogSettings logs;                       // defaults of every vhost; a path without %v is also the server-wide file
 };
 
 struct Config {
@@ -157,6 +171,9 @@ struct LoadOptions {
   bool config_file_explicit = false;  // a missing default /etc/itk.conf means "all defaults"; an explicit one is an error
   bool check_filesystem = true;       // DocumentRoot can be entered by the vhost's user (warnings), TLS files
 };
+
+// A log path with %v (and %%) replaced; `server_name` empty leaves it as it is.
+std::string expand_log_path(const std::string& path, const std::string& server_name);
 
 // Parses and validates everything; never throws for bad input, never stops at the first error.
 LoadResult load_config(const LoadOptions& opts);

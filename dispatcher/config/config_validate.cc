@@ -143,6 +143,50 @@ void inherit_fastcgi(const FastCgiSettings& server, VHost& v) {
   if (f.max_processes == 0) f.max_processes = v.max_clients_vhost_set ? v.max_clients_vhost : kDefaultFastCgiProcesses;
 }
 
+// Whether `path` is `dir` or beneath it, by text (both normalised).
+bool is_beneath(const std::string& path, const std::string& dir) {
+  return !dir.empty() && path.compare(0, dir.size(), dir) == 0 && (path.size() == dir.size() || path[dir.size()] == '/');
+}
+
+// A tenant owns its DocumentRoot, so a log file in any DocumentRoot could be read, replaced or linked
+// elsewhere by that tenant: refused, whoever's log it is.
+void check_log_path(const std::vector<VHost>& vhosts, const std::string& path, const Origin& at, const char* key,
+                    const std::string& whose, std::vector<ConfigError>& errors) {
+  for (const VHost& o : vhosts) {
+    if (!is_beneath(path, o.document_root)) continue;
+    errors.push_back({at, key,
+                      strprintf("%s`%s` lies in the DocumentRoot of %s, whose user could replace or remove it: put logs "
+                                "outside every DocumentRoot (such as /var/log/itk)",
+                                whose.c_str(), path.c_str(), o.server_name.c_str())});
+    return;
+  }
+}
+
+// Each vhost's final log paths and format: its own, else [server]'s (with %v as its ServerName).
+void resolve_logs(Config& cfg, std::vector<ConfigError>& errors) {
+  LogSettings& server = cfg.server.logs;
+  if (!server.format_set) (void)parse_log_format(kCombinedLogFormat, server.format);
+  for (VHost& v : cfg.vhosts) {
+    LogSettings& l = v.logs;
+    if (!l.format_set) l.format = server.format;
+    struct {
+      std::string LogSettings::*path;
+      bool LogSettings::*set;
+      Origin LogSettings::*at;
+      const char* key;
+    } const kinds[] = {{&LogSettings::access_log, &LogSettings::access_log_set, &LogSettings::access_log_at, "AccessLog"},
+                       {&LogSettings::error_log, &LogSettings::error_log_set, &LogSettings::error_log_at, "ErrorLog"}};
+    for (const auto& k : kinds) {
+      const bool own = l.*k.set;
+      if (!own) l.*k.at = server.*k.at;
+      l.*k.path = expand_log_path(own ? l.*k.path : server.*k.path, v.server_name);
+      if (!(l.*k.path).empty())
+        check_log_path(cfg.vhosts, l.*k.path, l.*k.at, k.key, own ? "" : "for " + v.server_name + ": ",
+                       errors);
+    }
+  }
+}
+
 }  // namespace
 
 void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError>& errors,
@@ -181,6 +225,7 @@ void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError
     if (!v.max_clients_vhost_set) v.max_clients_vhost = share;
     if (!v.fallback_resource_set) v.fallback_resource = cfg.server.fallback_resource;
   }
+  resolve_logs(cfg, errors);
 
   // Only when every vhost is complete: an empty DocumentRoot or identity was reported at its line.
   if (check_filesystem && errors.empty()) check_document_roots(cfg.vhosts, warnings);

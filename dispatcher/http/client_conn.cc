@@ -41,7 +41,25 @@ bool tls_write_all(ClientConn& c, std::string_view data) {
   return true;
 }
 
+// Keeps the head of the first final response written since the worker cleared it, for %{Name}o and %>s.
+void note_written(ClientConn& c, std::string_view data) {
+  c.bytes_out += data.size();
+  // An interim 100 Continue is not the response the log describes.
+  if (!c.response_head.empty() || data.substr(0, 7) != "HTTP/1." || data.size() < 10 || data[9] == '1') return;
+  size_t end = data.find("\r\n\r\n");
+  c.response_head = std::string(data.substr(0, end == std::string_view::npos ? data.size() : end + 4));
+}
+
 }  // namespace
+
+void conn_endpoints(const ClientConn& c, sockaddr_storage& client, sockaddr_storage& server) {
+  client = c.addrs.client;
+  server = c.addrs.server;
+  socklen_t len = sizeof client;
+  if (client.ss_family == AF_UNSPEC) (void)getpeername(c.fd, reinterpret_cast<sockaddr*>(&client), &len);
+  len = sizeof server;
+  if (server.ss_family == AF_UNSPEC) (void)getsockname(c.fd, reinterpret_cast<sockaddr*>(&server), &len);
+}
 
 void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned timeout_s) {
   if (!tls) return;
@@ -103,11 +121,14 @@ size_t conn_buffered(const ClientConn& c) {
 bool conn_write_all(ClientConn& c, std::string_view data, bool more) {
   // With TLS each write is a record of its own; coalescing would mean holding back the head, and a
   // caller that writes nothing after it would leave the client waiting.
-  if (c.tls) return tls_write_all(c, data);
-  return static_cast<bool>(send_all(c.fd, data, more));
+  bool ok = c.tls ? tls_write_all(c, data) : static_cast<bool>(send_all(c.fd, data, more));
+  if (ok) note_written(c, data);
+  return ok;
 }
 
-bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len) {
+namespace {
+
+bool send_file_range(ClientConn& c, int file, uint64_t offset, uint64_t len) {
   off_t off = static_cast<off_t>(offset);
   if (c.tls) {
 #ifndef OPENSSL_NO_KTLS
@@ -147,6 +168,14 @@ bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len) {
     len -= static_cast<uint64_t>(n);
   }
   return true;
+}
+
+}  // namespace
+
+bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len) {
+  bool ok = send_file_range(c, file, offset, len);
+  if (ok) c.bytes_out += len;
+  return ok;
 }
 
 void conn_close_notify(ClientConn& c) {

@@ -2,6 +2,7 @@
 // worker established on it. Request handling never needs to know which.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -25,7 +26,13 @@ struct ClientConn {
   bool tls_failed = false;  // a fatal TLS error happened: OpenSSL must not be asked to write again
   ConnAddrs addrs;          // what a load balancer's PROXY header said; AF_UNSPEC: the socket's own
   ResponsePolicy* policy = nullptr;  // the vhost's Header lines and ErrorDocuments for the request in hand
+  // For the access log: bytes written, and the first final response head written since it was cleared.
+  uint64_t bytes_out = 0;
+  std::string response_head;
 };
+
+// The client's and the server's address: as a load balancer's PROXY header stated them, else the socket's.
+void conn_endpoints(const ClientConn& c, sockaddr_storage& client, sockaddr_storage& server);
 
 // After the worker's handshake: moves the session, if any, into `c` (whose fd is then used blocking) and
 // points its BIO at `c.fd`. `timeout_s` bounds a read that waits for the rest of a TLS record, as Timeout

@@ -24,6 +24,7 @@
 #include "http/http_response.h"
 #include "http/proxy_protocol.h"
 #include "proc/handoff.h"
+#include "proc/request_log.h"
 #include "proc/spawn_protocol.h"
 #include "sys/io.h"
 #include "sys/log.h"
@@ -165,7 +166,9 @@ void Acceptor::setup() {
   sigaddset(&mask, SIGINT);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Meant for the master (reload, reopen logs); `systemctl kill` without --kill-whom=main reaches every process.
   signal(SIGHUP, SIG_IGN);
+  signal(SIGUSR1, SIG_IGN);
   // Everything that needs more than a socket is made before the sandbox: the signalfd and the epoll set.
   sigfd_.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
@@ -319,13 +322,30 @@ void Acceptor::close_conn(PendingConn& c) {
   list_of(c).erase(c.self);
 }
 
+// The vhost a refused connection's log line belongs to: the one it was dispatched to, else the one a Host
+// header read before the head failed names (a header before the last, whose value is complete); null when
+// nothing names one, and the line goes to the server-wide log.
+const VHost* vhost_of(const Runtime& rt, const PendingConn& c) {
+  if (c.vh) return c.vh;
+  if (!c.parser) return nullptr;
+  const auto& headers = c.parser->head().headers;
+  for (size_t i = 0; i + 1 < headers.size(); i++)
+    if (headers[i].first == "host" && !VHostTable::normalize_host(headers[i].second).empty())
+      return rt.vhosts.lookup(headers[i].second);
+  return nullptr;
+}
+
 void Acceptor::refuse(PendingConn& c, int status, const char* why, std::string_view extra) {
   const bool silent = c.https && !c.plain_answer;
+  const VHost* vh = vhost_of(rt_, c);
+  const std::string& name = vh ? vh->server_name : std::string();
   if (status != 408) {
     // No TLS session here to answer in: a TLS client sees the connection close.
-    if (silent) log(Level::info, "TLS connection closed instead of %d: %s", status, why);
-    else log(Level::info, "request refused with %d: %s", status, why);
+    if (silent) log_vhost(Level::info, name, status, "TLS connection closed instead of %d: %s", status, why);
+    else log_vhost(Level::info, name, status, "request refused with %d: %s", status, why);
   }
+  std::string response = silent ? std::string() : error_response(status, false, extra);
+  log_refusal(ctx_.logs, rt_, vh, c.fd.get(), c.addrs, c.parser ? &c.parser->head() : nullptr, status, response);
   if (c.stage == Stage::waiting) {
     // Back into the epoll set, which a waiting connection leaves.
     pools_[c.vh].waiting--;
@@ -340,7 +360,7 @@ void Acceptor::refuse(PendingConn& c, int status, const char* why, std::string_v
   if (!c.buf.empty()) OPENSSL_cleanse(c.buf.data(), c.buf.size());
   std::string().swap(c.buf);
   if (c.parser) c.parser->wipe();
-  c.out = silent ? std::string() : error_response(status, false, extra);
+  c.out = std::move(response);
   c.out_off = 0;
   // A silent refusal is closed by expire() after this batch of events, which may still name it.
   c.deadline = silent ? 0 : now_ms() + kLingerMs;
@@ -812,18 +832,26 @@ void Acceptor::run() {
 }  // namespace
 
 [[noreturn]] void acceptor_main(const ProcessContext& ctx, uint32_t index, int spawner_fd) {
-  // Descriptors: stdio, the listeners (where systemd put them) and, right above them, the spawner's channel.
+  // Descriptors: stdio, the listeners (where systemd put them) and, right above them, the spawner's channel
+  // and the log files (each vhost's access log, for the lines of the requests it refuses).
   int spawner = 3;
   for (const Listener& l : *ctx.listeners) spawner = std::max(spawner, l.fd + 1);
-  int moved = fcntl(spawner_fd, F_DUPFD_CLOEXEC, spawner + 1);
-  if (moved < 0 || dup3(moved, spawner, O_CLOEXEC) < 0) _exit(1);
-  close_range(static_cast<unsigned>(spawner) + 1, ~0U, 0);
+  std::vector<std::pair<int, int>> moves{{spawner_fd, spawner}};
+  // Access logs only: an acceptor writes no error log line.
+  std::vector<bool> keep(ctx.logs.fds.size(), false);
+  for (const LogFds::Files& f : ctx.logs.vhosts)
+    if (f.access >= 0) keep[static_cast<size_t>(f.access)] = true;
+  if (ctx.logs.server.access >= 0) keep[static_cast<size_t>(ctx.logs.server.access)] = true;
+  ProcessContext mine = ctx;
+  mine.logs = ctx.logs.renumbered(keep, spawner + 1, moves);
+  if (!arrange_descriptors(moves, spawner + static_cast<int>(moves.size()))) _exit(1);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   if (ctx.cgroups && ctx.cgroups->enabled && !cgroup_join(ctx.cgroups->serving + "/acceptors"))
     log(Level::err, "cannot move acceptor into %s/acceptors: %s", ctx.cgroups->serving.c_str(), strerror(errno));
-  Acceptor a(ctx, index, spawner);
+  // This frame never returns, so the acceptor may keep referring to `mine`.
+  Acceptor a(mine, index, spawner);
   a.run();
 }
 

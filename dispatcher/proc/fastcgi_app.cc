@@ -27,7 +27,7 @@ namespace itk {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int s : {SIGPIPE, SIGHUP, SIGTERM, SIGCHLD, SIGINT}) signal(s, SIG_DFL);
+  for (int s : {SIGPIPE, SIGHUP, SIGUSR1, SIGTERM, SIGCHLD, SIGINT}) signal(s, SIG_DFL);
   // Only its own socket (as fd 0, the FastCGI convention) survives into the tenant's identity; fd 2
   // stays the journal until the exec, for the errors below.
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);

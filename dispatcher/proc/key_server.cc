@@ -299,6 +299,7 @@ void key_serve(KeyStore& keys, int registration_fd) {
   sigprocmask(SIG_SETMASK, &none, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
+  signal(SIGUSR1, SIG_IGN);
 
   KeyStore keys;
   for (const TlsFiles* f : tls_key_files(cfg)) {

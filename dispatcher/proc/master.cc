@@ -1,5 +1,5 @@
 // Master role: supervise acceptors and the key process, hand it the session ticket secret, reload on
-// SIGHUP, stop gracefully on SIGTERM, report to systemd.
+// SIGHUP, reopen the logs on SIGUSR1, stop gracefully on SIGTERM, report to systemd.
 #include "proc/master.h"
 
 #include <fcntl.h>
@@ -32,6 +32,7 @@
 #include "sys/notify.h"
 #include "sys/unique_fd.h"
 #include "sys/vhost_dirs.h"
+#include "sys/vhost_logs.h"
 #include "tls/ticket_secret.h"
 #include "tls/tls.h"
 #include "tls/tls_config.h"
@@ -110,6 +111,7 @@ class Master {
   void on_child_exit(pid_t pid, int status);
   void reap();
   void reload();
+  void reopen_logs();
   void begin_stop();
   void signal_workers(int sig);
   bool is_our_worker(pid_t parent) const;
@@ -130,6 +132,7 @@ class Master {
   CgroupTree cgroups_;
   FastCgiPools fastcgi_;
   VHostDirs vhost_dirs_;
+  LogFiles logs_;                         // of the current generation; older ones live on in their processes
   struct PendingRemoval {
     std::string dir;
     int64_t at_ms;
@@ -257,7 +260,7 @@ bool Master::start_spawner() {
       inherited.contexts = tls_->contexts.get();
       inherited.key_registration_fd = tls_->registration.get();
     }
-    ProcessContext ctx{current_.get(), sb_, &listeners_, &cgroups_, inherited};
+    ProcessContext ctx{current_.get(), sb_, &listeners_, &cgroups_, inherited, logs_.fds()};
     spawner_main(ctx, theirs.get());
   }
   spawners_.push_back({pid, generation_, now_ms(), std::move(mine)});
@@ -344,7 +347,7 @@ void Master::spawn_acceptor() {
     return;
   }
   if (pid == 0) {
-    ProcessContext ctx{current_.get(), sb_, &listeners_, &cgroups_, TlsInheritance{}};
+    ProcessContext ctx{current_.get(), sb_, &listeners_, &cgroups_, TlsInheritance{}, logs_.fds()};
     acceptor_main(ctx, index, mine.get());
   }
   sb_->acceptors[index].pid.store(pid);
@@ -480,6 +483,15 @@ void Master::reload() {
     notify("READY=1");
     return;
   }
+  LogFiles logs;
+  if (std::string e = logs.open(*r.config); !e.empty()) {
+    log(Level::err, "reload refused: %s", e.c_str());
+    note_ = "reload failed: " + e;
+    publish_status(true);
+    notify("READY=1");
+    return;
+  }
+  logs_ = std::move(logs);
   check_proxy_listeners(*r.config);
   generation_++;
   std::unique_ptr<Runtime> next = make_runtime(std::move(r.config), generation_);
@@ -495,6 +507,21 @@ void Master::reload() {
   log(Level::notice, "configuration reloaded: %zu vhosts", current_->config->vhosts.size());
   publish_status(true);
   notify("READY=1");
+}
+
+// logrotate's postrotate: the files are opened again by path (made anew where they were renamed) for a new
+// generation with the same configuration, as a reload would. The old acceptors and workers finish with the
+// descriptors they hold, so the lines of requests in flight go to the renamed files and none is lost.
+void Master::reopen_logs() {
+  LogFiles logs;
+  if (std::string e = logs.open(*current_->config); !e.empty()) {
+    log(Level::err, "reopening the logs failed: %s; still writing to the files already open", e.c_str());
+    return;
+  }
+  logs_ = std::move(logs);
+  generation_++;
+  replace_acceptors();
+  log(Level::notice, "log files reopened");
 }
 
 void Master::sync_cgroups(int64_t grace_ms) {
@@ -600,7 +627,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
 
   sigset_t mask;
   sigemptyset(&mask);
-  for (int s : {SIGCHLD, SIGHUP, SIGTERM, SIGINT}) sigaddset(&mask, s);
+  for (int s : {SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&mask, s);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
   unique_fd sigfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
@@ -629,6 +656,11 @@ int Master::run(std::unique_ptr<Config> cfg) {
   if (!start_tls(*cfg, tls_, tls_error)) {
     log(Level::err, "%s", tls_error.c_str());
     notify("STATUS=" + tls_error);
+    return 1;
+  }
+  if (std::string e = logs_.open(*cfg); !e.empty()) {
+    log(Level::err, "%s", e.c_str());
+    notify("STATUS=" + e);
     return 1;
   }
   check_proxy_listeners(*cfg);
@@ -725,6 +757,9 @@ int Master::run(std::unique_ptr<Config> cfg) {
         case SIGCHLD: reap(); break;
         case SIGHUP:
           if (!stopping_) reload();
+          break;
+        case SIGUSR1:
+          if (!stopping_) reopen_logs();
           break;
         default: begin_stop(); break;
       }

@@ -1,5 +1,5 @@
 // What a process of one generation inherits from the master by fork besides the Runtime: the
-// scoreboard, the listeners, the cgroup tree and the TLS contexts.
+// scoreboard, the listeners, the cgroup tree, the TLS contexts and the log files.
 #pragma once
 
 #include <vector>
@@ -8,6 +8,7 @@
 #include "proc/scoreboard.h"
 #include "sys/cgroup.h"
 #include "sys/listen_fds.h"
+#include "sys/vhost_logs.h"
 #include "tls/tls.h"
 
 namespace itk {
@@ -19,6 +20,7 @@ struct ProcessContext {
   const std::vector<Listener>* listeners = nullptr;
   const CgroupTree* cgroups = nullptr;  // enabled: per-vhost cgroups count and confine workers
   TlsInheritance tls;                    // acceptors with https listeners: contexts and key channel
+  LogFds logs;                           // the generation's log files, as numbered in this process
 };
 
 }  // namespace itk

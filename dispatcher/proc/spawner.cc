@@ -20,6 +20,7 @@
 
 #include "proc/spawn_protocol.h"
 #include "proc/worker.h"
+#include "sys/io.h"
 #include "sys/log.h"
 #include "sys/privileges.h"
 #include "sys/unique_fd.h"
@@ -29,9 +30,10 @@
 namespace itk {
 namespace {
 
-// The spawner's descriptors besides stdio.
+// The spawner's descriptors besides stdio: the log files follow from kFirstLogFd.
 constexpr int kControlFd = 3;
 constexpr int kKeyRegistrationFd = 4;
+constexpr int kFirstLogFd = 5;
 // Workers forked per turn of the loop before it looks at its sockets again, so that one acceptor's large
 // request does not hold up another's, nor the reaping of stopped workers.
 constexpr unsigned kForksPerTurn = 4;
@@ -275,20 +277,22 @@ void Spawner::run() {
 }  // namespace
 
 [[noreturn]] void spawner_main(const ProcessContext& ctx, int control_fd) {
-  // Descriptors: stdio, the control socket and the key registration socket; nothing of the master else.
-  int reg = ctx.tls.key_registration_fd;
-  int c = fcntl(control_fd, F_DUPFD_CLOEXEC, 5);
-  int r = reg >= 0 ? fcntl(reg, F_DUPFD_CLOEXEC, 5) : -1;
-  if (c < 0 || dup2(c, kControlFd) < 0 || (r >= 0 && dup2(r, kKeyRegistrationFd) < 0)) _exit(1);
-  close_range(r >= 0 ? kKeyRegistrationFd + 1 : kControlFd + 1, ~0U, 0);
-  (void)fcntl(kControlFd, F_SETFD, FD_CLOEXEC);
-  if (r >= 0) (void)fcntl(kKeyRegistrationFd, F_SETFD, FD_CLOEXEC);
+  // Descriptors: stdio, the control socket, the key registration socket and the log files (for its
+  // workers); nothing of the master else.
+  const int reg = ctx.tls.key_registration_fd;
+  std::vector<std::pair<int, int>> moves{{control_fd, kControlFd}};
+  if (reg >= 0) moves.emplace_back(reg, kKeyRegistrationFd);
+  const size_t fixed = moves.size();
+  LogFds logs = ctx.logs.renumbered(kFirstLogFd, moves);
+  if (!arrange_descriptors(moves, kFirstLogFd + static_cast<int>(moves.size() - fixed))) _exit(1);
+  if (reg < 0) (void)close(kKeyRegistrationFd);
   sigset_t mask;
   sigemptyset(&mask);
   for (int s : {SIGCHLD, SIGTERM, SIGINT}) sigaddset(&mask, s);
   sigprocmask(SIG_SETMASK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
+  signal(SIGUSR1, SIG_IGN);
   // In serving/, as the acceptors: a worker can then move itself from here into its vhost's cgroup with
   // only the acceptor user's rights over serving/.
   if (ctx.cgroups && ctx.cgroups->enabled && !cgroup_join(ctx.cgroups->serving + "/acceptors")) {
@@ -297,7 +301,8 @@ void Spawner::run() {
   }
   // This frame never returns, so the workers forked below may keep referring to it.
   ProcessContext mine = ctx;
-  mine.tls.key_registration_fd = r >= 0 ? kKeyRegistrationFd : -1;
+  mine.tls.key_registration_fd = reg >= 0 ? kKeyRegistrationFd : -1;
+  mine.logs = std::move(logs);
   Spawner s(mine);
   s.run();
 }

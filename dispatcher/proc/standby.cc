@@ -78,7 +78,8 @@ std::unique_ptr<Config> standby_until_loaded(const LoadOptions& opts, const std:
   log_set_role("master");
   sigset_t mask;
   sigemptyset(&mask);
-  for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&mask, s);
+  // SIGUSR1 (logrotate's reopen) has nothing to reopen yet, and must not end the process.
+  for (int s : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&mask, s);
   // Left blocked for the master, which reads the same signals from a signalfd of its own.
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
@@ -109,7 +110,7 @@ std::unique_ptr<Config> standby_until_loaded(const LoadOptions& opts, const std:
       signalfd_siginfo si;
       while (read(sigfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
         if (si.ssi_signo == SIGHUP) reload = true;
-        else return nullptr;
+        else if (si.ssi_signo != SIGUSR1) return nullptr;
       }
     }
     for (size_t i = 1; r > 0 && i < fds.size(); i++)

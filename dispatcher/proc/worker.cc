@@ -27,6 +27,7 @@
 #include "http/static_handler.h"
 #include "proc/handoff.h"
 #include "proc/scoreboard.h"
+#include "proc/request_log.h"
 #include "proc/serve_request.h"
 #include "script/cgi.h"
 #include "script/fastcgi.h"
@@ -111,6 +112,21 @@ void prepare_socket(int fd, const ServerConfig& sc) {
   (void)fcntl(fd, F_SETFL, 0);
 }
 
+// A request the worker refuses itself (a bad or late head, a misdirected one): said in the journal and
+// `vh`'s logs, then answered.
+void refuse(const ProcessContext& ctx, const VHost& vh, const RequestHead& head, ClientConn& io, int status,
+            const char* why) {
+  RequestLog request_log(ctx.logs, *ctx.rt, vh, head, io);
+  if (why) log_status(Level::info, status, "request refused with %d: %s", status, why);
+  (void)conn_write_all(io, error_response(status, false));
+  request_log.finish({true, status, false});
+  ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+}
+
+const char* why_not(Next next, const HeadParser& parser) {
+  return next == Next::timeout ? "head not complete within RequestReadTimeout" : parser.error_reason().c_str();
+}
+
 // Serves the requests of one connection, starting with `head` for `vh`, until it closes, times out,
 // or asks for a vhost of another identity than `vh`'s.
 template <typename RootOf>
@@ -126,19 +142,17 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
     served++;
     bool keep = head.keep_alive && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
+    RequestLog request_log(ctx.logs, rt, *vh, head, io);
     ResponseOutcome r = serve_request(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep,
                                       ctx.cgroups && ctx.cgroups->enabled, access);
+    request_log.finish(r);
     ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
     if (!r.ok || !r.keep_alive) break;
 
     HeadParser parser(rt.limits);
     Next next = read_next(c, parser, sc);
     if (next == Next::error || next == Next::timeout) {
-      int status = next == Next::timeout ? 408 : parser.error_status();
-      log(Level::info, "request refused with %d: %s", status,
-          next == Next::timeout ? "head not complete within RequestReadTimeout" : parser.error_reason().c_str());
-      (void)conn_write_all(io, error_response(status, false));
-      ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+      refuse(ctx, *vh, parser.head(), io, next == Next::timeout ? 408 : parser.error_status(), why_not(next, parser));
       break;
     }
     if (next != Next::request) break;
@@ -146,12 +160,11 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
     c.buf.erase(0, parser.head_length());
     const VHost* target = rt.vhosts.lookup(head.host);
     if (!head.host.empty() && VHostTable::normalize_host(head.host).empty()) {
-      (void)conn_write_all(io, error_response(400, false));
+      refuse(ctx, *vh, head, io, 400, "invalid Host");
       break;
     }
     if (io.tls && tls_misdirected(rt.vhosts, io.server_name, target)) {
-      (void)conn_write_all(io, error_response(421, false));
-      ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+      refuse(ctx, *vh, head, io, 421, "Host names another vhost than the TLS server name (SNI)");
       break;
     }
     // A worker can only ever be one identity; mpm-itk closes here too and clients retry on a new connection.
@@ -284,25 +297,19 @@ const VHost* first_request(const ProcessContext& ctx, Conn& c, const Handoff& h,
   if (!ctx.tls.contexts || !handshake(c.io, *ctx.tls.contexts, deadline, sc.timeout)) return nullptr;
   Next next = read_next(c, parser, sc, deadline);
   if (next == Next::error || next == Next::timeout) {
-    int status = next == Next::timeout ? 408 : parser.error_status();
-    log(Level::info, "request refused with %d: %s", status,
-        next == Next::timeout ? "head not complete within RequestReadTimeout" : parser.error_reason().c_str());
-    (void)conn_write_all(c.io, error_response(status, false));
-    ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+    refuse(ctx, own, parser.head(), c.io, next == Next::timeout ? 408 : parser.error_status(), why_not(next, parser));
     return nullptr;
   }
   if (next != Next::request) return nullptr;
   head = parser.head();
   c.buf.erase(0, parser.head_length());
   if (!head.host.empty() && VHostTable::normalize_host(head.host).empty()) {
-    (void)conn_write_all(c.io, error_response(400, false));
+    refuse(ctx, own, head, c.io, 400, "invalid Host");
     return nullptr;
   }
   const VHost* vh = rt.vhosts.lookup(head.host);
   if (tls_misdirected(rt.vhosts, c.io.server_name, vh)) {
-    log(Level::info, "request refused with 421: Host names another vhost than the TLS server name (SNI)");
-    (void)conn_write_all(c.io, error_response(421, false));
-    ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+    refuse(ctx, own, head, c.io, 421, "Host names another vhost than the TLS server name (SNI)");
     return nullptr;
   }
   // The acceptor chose this worker by the SNI name; a Host of another identity is served by no one here,
@@ -314,24 +321,34 @@ const VHost* first_request(const ProcessContext& ctx, Conn& c, const Handoff& h,
 // SIGTERM is blocked outside waits; the handler only has to exist so that ppoll returns EINTR.
 void on_term(int) {}
 
-// The worker's descriptors: stdio, then kWorkerCtlFd and kWorkerKeyFd; the connection comes later as
-// kWorkerConnFd. Nothing of the spawner's stays.
-void arrange_fds(int ctl_fd, int key_fd) {
-  int ctl = fcntl(ctl_fd, F_DUPFD_CLOEXEC, kWorkerKeyFd + 1);
-  int key = key_fd >= 0 ? fcntl(key_fd, F_DUPFD_CLOEXEC, kWorkerKeyFd + 1) : -1;
-  if (ctl < 0 || (key_fd >= 0 && key < 0)) _exit(1);
-  if (dup3(ctl, kWorkerCtlFd, O_CLOEXEC) < 0 || (key >= 0 && dup3(key, kWorkerKeyFd, O_CLOEXEC) < 0)) _exit(1);
+// The worker's descriptors: stdio, then kWorkerCtlFd, kWorkerKeyFd and the log files of its identity's
+// vhosts from kWorkerFirstLogFd; the connection comes later as kWorkerConnFd. Nothing of the spawner's
+// stays: no other tenant's log, no socket of the spawner's. Returns the logs as numbered here.
+LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int key_fd) {
+  std::vector<std::pair<int, int>> moves{{ctl_fd, kWorkerCtlFd}};
+  if (key_fd >= 0) moves.emplace_back(key_fd, kWorkerKeyFd);
+  const size_t fixed = moves.size();
+  std::vector<bool> keep(ctx.logs.fds.size(), false);
+  const std::vector<VHost>& vhosts = ctx.rt->config->vhosts;
+  for (size_t i = 0; i < vhosts.size() && i < ctx.logs.vhosts.size(); i++) {
+    if (vhosts[i].identity != own.identity) continue;
+    for (int f : {ctx.logs.vhosts[i].access, ctx.logs.vhosts[i].error})
+      if (f >= 0) keep[static_cast<size_t>(f)] = true;
+  }
+  LogFds logs = ctx.logs.renumbered(keep, kWorkerFirstLogFd, moves);
+  if (!arrange_descriptors(moves, kWorkerFirstLogFd + static_cast<int>(moves.size() - fixed))) _exit(1);
   (void)close(kWorkerConnFd);
-  if (key < 0) (void)close(kWorkerKeyFd);
-  close_range(kWorkerKeyFd + 1, ~0U, 0);
+  if (key_fd < 0) (void)close(kWorkerKeyFd);
+  return logs;
 }
 
 }  // namespace
 
-[[noreturn]] void worker_main(const ProcessContext& ctx, const VHost& own, int ctl_fd, int key_fd) {
+[[noreturn]] void worker_main(const ProcessContext& inherited, const VHost& own, int ctl_fd, int key_fd) {
+  ProcessContext ctx = inherited;
+  ctx.logs = arrange_fds(inherited, own, ctl_fd, key_fd);
   const Runtime& rt = *ctx.rt;
   const ServerConfig& sc = rt.config->server;
-  arrange_fds(ctl_fd, key_fd);
   log_set_role("worker " + own.server_name);
   (void)prctl(PR_SET_NAME, "itk-worker", 0, 0, 0);
 
@@ -343,6 +360,7 @@ void arrange_fds(int ctl_fd, int key_fd) {
   signal(SIGPIPE, SIG_IGN);
   signal(SIGCHLD, SIG_DFL);
   signal(SIGHUP, SIG_IGN);
+  signal(SIGUSR1, SIG_IGN);
   signal(SIGINT, SIG_DFL);
   sigset_t blocked, during_wait;
   sigemptyset(&blocked);

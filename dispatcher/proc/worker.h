@@ -11,6 +11,9 @@ namespace itk {
 constexpr int kWorkerConnFd = 3;
 constexpr int kWorkerCtlFd = 4;
 constexpr int kWorkerKeyFd = 5;
+// From here up: the log files of its vhost (and of the other vhosts of the same identity, whose requests
+// may come on its connections), as LogFds numbers them.
+constexpr int kWorkerFirstLogFd = 6;
 
 // In the spawner's child right after fork: `ctl_fd` and `key_fd` (-1: none) are its ends of the two
 // channels. Sets up its descriptors, signals and cgroup, becomes the vhost's user, then waits for

@@ -84,7 +84,7 @@ bool script_program(const VHost& vh, std::string_view name, std::string& program
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   // Ignored signals stay ignored across exec: give the script the defaults.
-  for (int s : {SIGPIPE, SIGHUP, SIGTERM, SIGCHLD}) signal(s, SIG_DFL);
+  for (int s : {SIGPIPE, SIGHUP, SIGUSR1, SIGTERM, SIGCHLD}) signal(s, SIG_DFL);
   // A script runs in its own directory (RFC 3875 §7.2). A Handler program starts in / instead: php-cgi
   // reads php.ini and php-cgi-fcgi.ini from its working directory before the admin's, so a file the
   // tenant put beside the script would replace disable_functions, open_basedir and the rest. php-cgi

@@ -1,6 +1,7 @@
 // Socket I/O: full writes, descriptor passing and lingering close.
 #include "sys/io.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -41,6 +42,20 @@ SysResult send_all(int fd, std::string_view data, bool more) {
 
 SysResult write_all_fd(int fd, std::string_view data) {
   return write_all(data, [&](std::string_view d) { return write(fd, d.data(), d.size()); });
+}
+
+bool arrange_descriptors(const std::vector<std::pair<int, int>>& moves, int close_from) {
+  // Every source is copied above every target first, so no dup below overwrites a source not yet moved.
+  std::vector<int> copies;
+  for (const auto& [from, to] : moves) {
+    int c = fcntl(from, F_DUPFD_CLOEXEC, close_from);
+    if (c < 0) return false;
+    copies.push_back(c);
+  }
+  for (size_t i = 0; i < moves.size(); i++)
+    if (dup3(copies[i], moves[i].second, O_CLOEXEC) < 0) return false;
+  close_range(static_cast<unsigned>(close_from), ~0U, 0);
+  return true;
 }
 
 ssize_t send_with_fd(int sock, iovec* iov, size_t iovcnt, int fd, int flags) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sys/unique_fd.h"
@@ -39,6 +40,11 @@ SysResult write_all_fd(int fd, std::string_view data);
 
 // recv_fds for messages that carry at most one descriptor: the first is kept in `fd`, any other closed.
 [[nodiscard]] ssize_t recv_with_fd(int sock, iovec* iov, size_t iovcnt, unique_fd& fd, int flags);
+
+// A child's descriptor layout right after fork: each (from, to) of `moves` becomes descriptor `to`
+// (close-on-exec), then every descriptor from `close_from` up is closed. Targets must be below
+// `close_from`; a source may be any descriptor, a target included. False when a dup failed.
+[[nodiscard]] bool arrange_descriptors(const std::vector<std::pair<int, int>>& moves, int close_from);
 
 // After the last response: half-close, then read and discard what the client still sends for up to
 // `ms`, so a client that is still sending does not get a RST that destroys the response it has not read.

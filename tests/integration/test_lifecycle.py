@@ -91,6 +91,9 @@ def broken_configuration_at_start_answers_503_and_waits_for_a_fix(_):
         said = d.log_text().count("30-bad.conf:4: MaxClientsVHost")
         h.expect_eq(said, 1, "log lines naming the error after two retries with the same errors")
         h.check(d.running(), "itkd exited in standby")
+        d.signal(signal.SIGUSR1)  # logrotate's reopen: nothing to reopen yet, and no exit
+        time.sleep(0.3)
+        h.check(d.running(), "itkd exited on SIGUSR1 in standby")
         os.unlink(os.path.join(tree.conf_dir, "30-bad.conf"))
         d.reload()
         h.expect_status(h.fetch(d.port, "/", "a.test"), 200, "a request once the fixed configuration loaded")

@@ -1282,7 +1282,7 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
     }
     uncommented += line + "\n";
   }
-  EXPECT_EQ(keys, 19u);
+  EXPECT_EQ(keys, 20u);
   p = parse_main(uncommented);
   std::vector<std::string> unexpected;
   for (const auto& e : p.errors)
@@ -1293,6 +1293,7 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
   EXPECT_EQ(s.max_clients, defaults.max_clients);
   EXPECT_EQ(s.max_clients_vhost, defaults.max_clients / 2);  // the default share, written out
   EXPECT_EQ(s.max_connection_time, defaults.max_connection_time);
+  EXPECT_EQ(s.logs.format.source, kCombinedLogFormat);
   EXPECT_EQ(s.limit_head_buffers, defaults.limit_head_buffers);
   EXPECT_EQ(s.limit_request_body, defaults.limit_request_body);
   EXPECT_EQ(s.timeout, defaults.timeout);
