@@ -16,6 +16,20 @@
 #include "sys/io.h"
 
 namespace itk {
+
+sockaddr_storage conn_client(const ClientConn& c) {
+  sockaddr_storage ss = c.addrs.client;
+  socklen_t len = sizeof ss;
+  if (ss.ss_family == AF_UNSPEC) (void)getpeername(c.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return ss;
+}
+
+sockaddr_storage conn_server(const ClientConn& c) {
+  sockaddr_storage ss = c.addrs.server;
+  socklen_t len = sizeof ss;
+  if (ss.ss_family == AF_UNSPEC) (void)getsockname(c.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return ss;
+}
 namespace {
 
 // A file body is read and encrypted in pieces of this size (four full TLS records).

@@ -30,6 +30,10 @@ struct ClientConn {
 // After the worker's handshake: moves the session, if any, into `c` (whose fd is then used blocking) and
 // points its BIO at `c.fd`. `timeout_s` bounds a read that waits for the rest of a TLS record, as Timeout
 // does for writes.
+// The client and this end of the connection as a PROXY header stated them, else as the socket has them.
+sockaddr_storage conn_client(const ClientConn& c);
+sockaddr_storage conn_server(const ClientConn& c);
+
 void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned timeout_s);
 
 // Non-blocking read: >0 bytes, 0 at end of stream, -1 with errno (EAGAIN: nothing available now).

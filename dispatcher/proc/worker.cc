@@ -14,12 +14,14 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "config/address_range.h"
 #include "http/access_rules.h"
 #include "http/client_conn.h"
 #include "http/http_response.h"
@@ -32,6 +34,7 @@
 #include "script/fastcgi.h"
 #include "sys/io.h"
 #include "sys/log.h"
+#include "sys/proctitle.h"
 #include "sys/privileges.h"
 #include "sys/unique_fd.h"
 #include "tls/key_client.h"
@@ -63,7 +66,20 @@ struct Conn {
   std::string buf;  // unparsed bytes; starts with the next request
   const sigset_t* wait_mask;
   bool stopping = false;  // SIGTERM arrived: finish the request in hand, then close
+  std::string client;     // the client's address, for the process title
 };
+
+// The process title while a request is served (docs/security.md: what a title shows): method and path,
+// never the query string, which may carry tokens or passwords. Memory writes only (the time zone was read
+// at start).
+void title_request(const Conn& c, const VHost& vh, const RequestHead& head) {
+  const time_t t = time(nullptr);
+  tm lt{};
+  char since[16] = "?";
+  if (localtime_r(&t, &lt)) snprintf(since, sizeof since, "%02d:%02d:%02d", lt.tm_hour, lt.tm_min, lt.tm_sec);
+  const std::string_view target = std::string_view(head.target).substr(0, head.target.find('?'));
+  proctitle_set({"worker", vh.server_name, c.client, head.method, target, "since", since});
+}
 
 // Reads the next request head into `parser`. Idle wait before its first byte: KeepAliveTimeout;
 // the whole head then has RequestReadTimeout, as in the acceptor.
@@ -124,13 +140,15 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
 
   for (;;) {
     served++;
+    title_request(c, *vh, head);
     bool keep = head.keep_alive && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
     ResponseOutcome r = serve_request(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep,
                                       ctx.cgroups && ctx.cgroups->enabled, access);
-    ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+    scoreboard_count_served(*ctx.sb, rt.state(*vh).slot);
     if (!r.ok || !r.keep_alive) break;
 
+    proctitle_set({"worker", vh->server_name, c.client, "keep-alive"});
     HeadParser parser(rt.limits);
     Next next = read_next(c, parser, sc);
     if (next == Next::error || next == Next::timeout) {
@@ -138,7 +156,7 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
       log(Level::info, "request refused with %d: %s", status,
           next == Next::timeout ? "head not complete within RequestReadTimeout" : parser.error_reason().c_str());
       (void)conn_write_all(io, error_response(status, false));
-      ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+      scoreboard_count_served(*ctx.sb, rt.state(*vh).slot);
       break;
     }
     if (next != Next::request) break;
@@ -151,7 +169,7 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
     }
     if (io.tls && tls_misdirected(rt.vhosts, io.server_name, target)) {
       (void)conn_write_all(io, error_response(421, false));
-      ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+      scoreboard_count_served(*ctx.sb, rt.state(*vh).slot);
       break;
     }
     // A worker can only ever be one identity; mpm-itk closes here too and clients retry on a new connection.
@@ -288,7 +306,7 @@ const VHost* first_request(const ProcessContext& ctx, Conn& c, const Handoff& h,
     log(Level::info, "request refused with %d: %s", status,
         next == Next::timeout ? "head not complete within RequestReadTimeout" : parser.error_reason().c_str());
     (void)conn_write_all(c.io, error_response(status, false));
-    ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+    scoreboard_count_served(*ctx.sb, rt.state(own).slot);
     return nullptr;
   }
   if (next != Next::request) return nullptr;
@@ -302,7 +320,7 @@ const VHost* first_request(const ProcessContext& ctx, Conn& c, const Handoff& h,
   if (tls_misdirected(rt.vhosts, c.io.server_name, vh)) {
     log(Level::info, "request refused with 421: Host names another vhost than the TLS server name (SNI)");
     (void)conn_write_all(c.io, error_response(421, false));
-    ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+    scoreboard_count_served(*ctx.sb, rt.state(own).slot);
     return nullptr;
   }
   // The acceptor chose this worker by the SNI name; a Host of another identity is served by no one here,
@@ -387,13 +405,14 @@ void arrange_fds(int ctl_fd, int key_fd) {
   // Connections of this vhost, one after another, as the acceptor hands them over; the acceptor ends the
   // wait by closing the channel.
   ClientConn io;
-  Conn c{io, {}, &during_wait};
+  Conn c{io, {}, &during_wait, false, {}};
   std::vector<Lingering> lingering;
   Handoff h;
   bool say_idle = false;  // a new worker is idle for its acceptor without saying so
   for (unsigned handled = 0; !c.stopping && handled < kMaxConnectionsPerWorker; handled++) {
     OPENSSL_cleanse(c.buf.data(), c.buf.size());
     c.buf.clear();
+    proctitle_set({"worker", own.server_name, "idle"});
     int next = wait_for_connection(kWorkerCtlFd, say_idle, lingering, h, during_wait);
     say_idle = true;
     if (next < 0) break;
@@ -403,6 +422,7 @@ void arrange_fds(int ctl_fd, int key_fd) {
     }
     io = ClientConn(kWorkerConnFd);
     io.addrs = h.addrs;
+    c.client = address_text(conn_client(io));
     prepare_socket(io.fd, sc);
     c.buf = std::move(h.bytes);
     h.bytes.clear();
