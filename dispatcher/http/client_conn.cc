@@ -16,6 +16,20 @@
 #include "sys/io.h"
 
 namespace itk {
+
+sockaddr_storage conn_client(const ClientConn& c) {
+  sockaddr_storage ss = c.addrs.client;
+  socklen_t len = sizeof ss;
+  if (ss.ss_family == AF_UNSPEC) (void)getpeername(c.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return ss;
+}
+
+sockaddr_storage conn_server(const ClientConn& c) {
+  sockaddr_storage ss = c.addrs.server;
+  socklen_t len = sizeof ss;
+  if (ss.ss_family == AF_UNSPEC) (void)getsockname(c.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return ss;
+}
 namespace {
 
 // A file body is read and encrypted in pieces of this size (four full TLS records).
@@ -51,15 +65,6 @@ void note_written(ClientConn& c, std::string_view data) {
 }
 
 }  // namespace
-
-void conn_endpoints(const ClientConn& c, sockaddr_storage& client, sockaddr_storage& server) {
-  client = c.addrs.client;
-  server = c.addrs.server;
-  socklen_t len = sizeof client;
-  if (client.ss_family == AF_UNSPEC) (void)getpeername(c.fd, reinterpret_cast<sockaddr*>(&client), &len);
-  len = sizeof server;
-  if (server.ss_family == AF_UNSPEC) (void)getsockname(c.fd, reinterpret_cast<sockaddr*>(&server), &len);
-}
 
 void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned timeout_s) {
   if (!tls) return;

@@ -31,8 +31,9 @@ struct ClientConn {
   std::string response_head;
 };
 
-// The client's and the server's address: as a load balancer's PROXY header stated them, else the socket's.
-void conn_endpoints(const ClientConn& c, sockaddr_storage& client, sockaddr_storage& server);
+// The client and this end of the connection as a PROXY header stated them, else as the socket has them.
+sockaddr_storage conn_client(const ClientConn& c);
+sockaddr_storage conn_server(const ClientConn& c);
 
 // After the worker's handshake: moves the session, if any, into `c` (whose fd is then used blocking) and
 // points its BIO at `c.fd`. `timeout_s` bounds a read that waits for the rest of a TLS record, as Timeout

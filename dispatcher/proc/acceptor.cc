@@ -28,6 +28,7 @@
 #include "proc/spawn_protocol.h"
 #include "sys/io.h"
 #include "sys/log.h"
+#include "sys/proctitle.h"
 #include "sys/privileges.h"
 #include "sys/unique_fd.h"
 #include "tls/client_hello.h"
@@ -45,7 +46,7 @@ constexpr int64_t kWorkerWaitMs = 10000;
 // Idle workers kept for reuse: per vhost (at most its MaxClientsVHost), in all, and for how long without a
 // connection once more are idle than the vhost's recent load asks for.
 constexpr size_t kMaxSparesPerVHost = 64;
-constexpr size_t kMaxSpares = 256;
+constexpr size_t kMaxSpares = kMaxSparesPerAcceptor;
 constexpr int64_t kSpareIdleMs = 10000;
 // A vhost's recent concurrency is the peak of busy plus waiting connections over the current and the
 // previous window of this length.
@@ -98,6 +99,7 @@ struct Pool {
   unsigned waiting = 0;     // admitted connections without a worker
   unsigned requested = 0;   // workers asked of the spawner, not arrived yet
   unsigned peak = 0, previous_peak = 0;
+  int spare_pair = -1;      // where its idle count is published in the scoreboard; -1: none (no idle worker)
 };
 
 class Acceptor {
@@ -129,6 +131,7 @@ class Acceptor {
   bool hand_to_spare(PendingConn& c);
   void wait_for_worker(PendingConn& c);
   void serve_waiting(const VHost* vh);
+  void publish_spares(const VHost* vh);
   void ask_for_workers(const VHost* vh);
   void on_spawner();
   void on_worker_message(pid_t pid);
@@ -160,6 +163,7 @@ class Acceptor {
 void Acceptor::setup() {
   log_set_role("acceptor");
   (void)prctl(PR_SET_NAME, "itk-acceptor", 0, 0, 0);
+  proctitle_set({"acceptor"});
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -503,14 +507,14 @@ void Acceptor::dispatch(PendingConn& c, const VHost* vh) {
   bool vhost_full = false;
   const bool by_cgroup = ctx_.cgroups && ctx_.cgroups->enabled && place_in_cgroup(*vh, leaf, vhost_full);
   if (vhost_full) {
-    ctx_.sb->refused.fetch_add(1, std::memory_order_relaxed);
+    scoreboard_count_refused(*ctx_.sb, rt_.state(*vh).slot);
     return refuse(c, 503, "vhost at MaxClientsVHost", "Retry-After: 2\r\n");
   }
   uint32_t entry = 0;
   Admission a = scoreboard_admit(*ctx_.sb, rt_.state(*vh).slot, by_cgroup ? 0 : vh->max_clients_vhost, sc.max_clients, &entry);
   if (a != Admission::admitted) {
     if (!leaf.empty()) (void)rmdir(leaf.c_str());
-    ctx_.sb->refused.fetch_add(1, std::memory_order_relaxed);
+    scoreboard_count_refused(*ctx_.sb, rt_.state(*vh).slot);
     return refuse(c, 503, a == Admission::vhost_full ? "vhost at MaxClientsVHost" : "server at MaxClients",
                   "Retry-After: 2\r\n");
   }
@@ -561,6 +565,7 @@ bool Acceptor::hand_to_spare(PendingConn& c) {
     pid_t pid = p.idle.back();
     p.idle.pop_back();
     spare_count_--;
+    publish_spares(c.vh);
     auto it = workers_.find(pid);
     if (it == workers_.end()) continue;
     WorkerInfo& w = it->second;
@@ -623,6 +628,30 @@ void Acceptor::serve_waiting(const VHost* vh) {
   }
 }
 
+// The vhost's idle workers, as `itkctl status` counts them: this acceptor's pair for the vhost's slot in
+// its scoreboard entry, taken while it has any and given back when it has none.
+void Acceptor::publish_spares(const VHost* vh) {
+  Pool& p = pools_[vh];
+  AcceptorEntry& e = ctx_.sb->acceptors[index_];
+  const auto n = static_cast<uint32_t>(p.idle.size());
+  if (p.spare_pair < 0) {
+    if (n == 0) return;
+    for (uint32_t i = 0; i < kMaxSparesPerAcceptor && p.spare_pair < 0; i++) {
+      if (e.spares[i].slot_plus_one.load(std::memory_order_relaxed) != 0) continue;
+      e.spares[i].count.store(0, std::memory_order_relaxed);
+      e.spares[i].slot_plus_one.store(rt_.state(*vh).slot % kMaxVHostSlots + 1, std::memory_order_relaxed);
+      p.spare_pair = static_cast<int>(i);
+    }
+    if (p.spare_pair < 0) return;  // one more vhost with spares than pairs, for a moment: not shown
+  }
+  SpareCount& sc = e.spares[p.spare_pair];
+  sc.count.store(n, std::memory_order_relaxed);
+  if (n == 0) {
+    sc.slot_plus_one.store(0, std::memory_order_relaxed);
+    p.spare_pair = -1;
+  }
+}
+
 // Keeps a vhost's idle workers at what its recent concurrency asks for (a quarter of the peak, plus one, for
 // a vhost that had any connection in the last 5-10 s; none for one that had none) plus one per waiting
 // connection. The spawner forks them outside this loop, ahead of the connections that will need them.
@@ -681,6 +710,7 @@ void Acceptor::on_spawner() {
     // Coldest end: a worker that has served before (warm caches) is preferred, and a new one retired first.
     p.idle.insert(p.idle.begin(), m.pid);
     spare_count_++;
+    publish_spares(vh);
     serve_waiting(vh);
   }
 }
@@ -709,6 +739,7 @@ void Acceptor::on_worker_message(pid_t pid) {
   w.idle_since = now_ms();
   p.idle.push_back(pid);
   spare_count_++;
+  publish_spares(w.vh);
   const size_t cap = w.vh->max_clients_vhost ? std::min<size_t>(kMaxSparesPerVHost, w.vh->max_clients_vhost)
                                              : kMaxSparesPerVHost;
   if (p.waiting) serve_waiting(w.vh);
@@ -740,6 +771,7 @@ void Acceptor::retire(pid_t pid) {
     if (auto i = std::find(p.idle.begin(), p.idle.end(), pid); i != p.idle.end()) {
       p.idle.erase(i);
       spare_count_--;
+      publish_spares(w.vh);
     }
   } else if (p.busy) {
     p.busy--;

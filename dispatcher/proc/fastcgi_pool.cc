@@ -22,6 +22,7 @@
 #include "sys/dir_ptr.h"
 #include "sys/io.h"
 #include "sys/log.h"
+#include "sys/paths.h"
 #include "sys/privileges.h"
 #include "sys/tenant_dirs.h"
 
@@ -227,11 +228,7 @@ FastCgiPools::FastCgiPools() = default;
 FastCgiPools::~FastCgiPools() = default;
 
 bool FastCgiPools::init(std::string& error) {
-  std::string run = "/run/itk";
-  if (const char* r = getenv("RUNTIME_DIRECTORY"); r && r[0] == '/') {
-    run = r;
-    run = run.substr(0, run.find(':'));  // several RuntimeDirectory= entries: the first
-  }
+  const std::string run = runtime_directory();
   std::string base = run + "/fastcgi";
   if (mkdir(run.c_str(), 0755) != 0 && errno != EEXIST) {
     error = strprintf("cannot create %s: %s (set RuntimeDirectory=itk in itk.service)", run.c_str(), strerror(errno));
@@ -612,6 +609,13 @@ void FastCgiPools::remove_sockets() {
 size_t FastCgiPools::processes() const {
   size_t n = 0;
   for (const auto& p : pools_) n += p->procs.size();
+  return n;
+}
+
+size_t FastCgiPools::processes_of(uint32_t slot) const {
+  size_t n = 0;
+  for (const auto& p : pools_)
+    if (p->slot % kMaxVHostSlots == slot % kMaxVHostSlots) n += p->procs.size();
   return n;
 }
 

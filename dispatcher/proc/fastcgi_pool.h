@@ -52,6 +52,8 @@ class FastCgiPools {
   // Removes the socket directories (at the master's exit).
   void remove_sockets();
   size_t processes() const;
+  // The app processes of the vhost in scoreboard slot `slot` (its pools' of every generation).
+  size_t processes_of(uint32_t slot) const;
   bool any_configured() const;
 
  private:

@@ -22,6 +22,7 @@
 #include "proc/scoreboard.h"
 #include "sys/io.h"
 #include "sys/log.h"
+#include "sys/proctitle.h"
 #include "sys/privileges.h"
 #include "sys/unique_fd.h"
 #include "tls/key_protocol.h"
@@ -294,6 +295,7 @@ void key_serve(KeyStore& keys, int registration_fd) {
 [[noreturn]] void key_server_main(const Config& cfg, int registration_fd, pid_t master) {
   log_set_role("keys");
   (void)prctl(PR_SET_NAME, "itk-keys", 0, 0, 0);
+  proctitle_set({"keys"});
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -6,13 +6,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "config/config.h"
+#include "ctl/check_report.h"
 #include "proc/master.h"
 #include "proc/standby.h"
 #include "sys/listen_fds.h"
 #include "sys/log.h"
 #include "sys/notify.h"
+#include "sys/proctitle.h"
 
 namespace {
 
@@ -76,22 +79,15 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // From here on argv[] is the process title ("itkd: master"); the options above are copies. The time zone
+  // is read now, so that workers format a request's time without opening a file.
+  itk::proctitle_init(argc, argv);
+  tzset();
   itk::LoadResult r = itk::load_config(opts);
   if (check) {
     // Under systemd (ExecReload=itkd --check) stderr is the journal: each line says its priority, so
     // `journalctl -p err` shows why a reload failed. On a terminal the lines stay plain.
-    const bool journal = stderr_is_journal();
-    const char* warn = journal ? "<4>" : "";
-    const char* err = journal ? "<3>" : "";
-    for (const auto& w : r.warnings) fprintf(stderr, "%swarning: %s\n", warn, w.str().c_str());
-    for (const auto& e : r.errors) fprintf(stderr, "%s%s\n", err, e.str().c_str());
-    if (!r.errors.empty()) {
-      fprintf(stderr, "%sitkd: configuration has %zu error(s)\n", err, r.errors.size());
-      return 1;
-    }
-    printf("itkd: configuration OK: %s and %s, %zu vhost(s)\n", opts.config_file.c_str(), opts.config_dir.c_str(),
-           r.config->vhosts.size());
-    return 0;
+    return itk::print_check(r, opts, "itkd", stderr_is_journal(), stdout, stderr);
   }
 
   itk::log_set_role("master");

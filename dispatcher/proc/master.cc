@@ -12,16 +12,20 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-login.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "config/runtime.h"
+#include "ctl/control_protocol.h"
 #include "proc/acceptor.h"
+#include "proc/control_server.h"
 #include "proc/fastcgi_pool.h"
 #include "proc/key_server.h"
 #include "proc/process_context.h"
@@ -30,6 +34,8 @@
 #include "sys/io.h"
 #include "sys/log.h"
 #include "sys/notify.h"
+#include "sys/paths.h"
+#include "sys/proctitle.h"
 #include "sys/unique_fd.h"
 #include "sys/vhost_dirs.h"
 #include "sys/vhost_logs.h"
@@ -117,6 +123,9 @@ class Master {
   bool is_our_worker(pid_t parent) const;
   void reclaim_workers();
   void publish_status(bool force);
+  unsigned live_connections(const VHost& vh) const;
+  std::pair<unsigned, unsigned> acceptors_busy_idle() const;
+  std::string control_answer(std::string_view request) const;
   void sync_cgroups(int64_t grace_ms);
   void run_removals();
   bool children_left() const;
@@ -151,6 +160,9 @@ class Master {
   bool stopping_ = false;
   int64_t stop_deadline_ = 0;
   std::string note_;        // STATUS suffix after a failed reload
+  uint64_t reloads_ = 0;    // reloads asked for since start (itkctl reload waits for this to move)
+  std::string unit_;        // the systemd unit that started the master, if one did
+  ControlServer control_;
   std::string last_status_;
   int64_t last_status_ms_ = 0;
   int64_t next_reclaim_ = 0;
@@ -337,8 +349,8 @@ void Master::spawn_acceptor() {
     return;
   }
   theirs.reset();
+  scoreboard_reset_acceptor(*sb_, index);
   sb_->acceptors[index].pid.store(-1);
-  sb_->acceptors[index].reading.store(0);
   pid_t pid = fork();
   if (pid < 0) {
     log(Level::err, "fork of an acceptor failed: %s; retrying in 1 s", strerror(errno));
@@ -417,8 +429,7 @@ void Master::on_child_exit(pid_t pid, int status) {
     if (acceptors_[i].pid != pid) continue;
     AcceptorProc a = acceptors_[i];
     acceptors_.erase(acceptors_.begin() + static_cast<long>(i));
-    sb_->acceptors[a.index].pid.store(0);
-    sb_->acceptors[a.index].reading.store(0);
+    scoreboard_reset_acceptor(*sb_, a.index);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     // The connection cgroups of an acceptor that did not end cleanly are nobody's now: the master removes
     // them once their workers are gone.
@@ -459,6 +470,7 @@ void Master::reap() {
 }
 
 void Master::reload() {
+  reloads_++;
   notify("RELOADING=1");
   log(Level::notice, "reloading configuration from %s and %s", opts_.config_file.c_str(), opts_.config_dir.c_str());
   LoadResult r = load_config(opts_);
@@ -578,26 +590,29 @@ bool Master::children_left() const {
   return !acceptors_.empty() || !spawners_.empty() || sb_->workers.load() > 0 || fastcgi_.processes() > 0;
 }
 
+// The running generation's acceptors: those reading a request head now, and those waiting for one.
+std::pair<unsigned, unsigned> Master::acceptors_busy_idle() const {
+  unsigned busy = 0, idle = 0;
+  for (const AcceptorProc& a : acceptors_) {
+    if (a.generation != generation_) continue;
+    if (sb_->acceptors[a.index].reading.load() > 0) busy++;
+    else idle++;
+  }
+  return {busy, idle};
+}
+
 void Master::publish_status(bool force) {
   int64_t now = now_ms();
   if (!force && now - last_status_ms_ < 1000) return;
   StatusCounts c;
   c.vhosts = current_->config->vhosts.size();
-  for (const AcceptorProc& a : acceptors_) {
-    if (a.generation != generation_) continue;
-    if (sb_->acceptors[a.index].reading.load() > 0) c.acceptors_busy++;
-    else c.acceptors_idle++;
-  }
+  std::tie(c.acceptors_busy, c.acceptors_idle) = acceptors_busy_idle();
   c.workers = sb_->workers.load();
   c.served = sb_->served.load();
   c.refused = sb_->refused.load();
   c.note = note_;
-  for (const VHost& vh : current_->config->vhosts) {
-    if (!vh.max_clients_vhost) continue;
-    unsigned live = cgroups_.enabled ? static_cast<unsigned>(std::max(0, cgroup_vhost_connections(cgroups_, vh)))
-                                     : sb_->vhost_workers[current_->state(vh).slot % kMaxVHostSlots].load();
-    if (live >= vh.max_clients_vhost) c.at_limit++;
-  }
+  for (const VHost& vh : current_->config->vhosts)
+    if (vh.max_clients_vhost && live_connections(vh) >= vh.max_clients_vhost) c.at_limit++;
   c.cgroups = cgroups_.enabled ? "on" : "off (" + cgroups_.reason + ")";
   for (const VHost& vh : current_->config->vhosts)
     if (!vh.document_root_problem.empty()) c.unusable_roots.push_back(vh.server_name);
@@ -610,8 +625,56 @@ void Master::publish_status(bool force) {
   notify("STATUS=" + s);
 }
 
+// What MaxClientsVHost counts: the kernel's connection cgroups where there are, else the scoreboard.
+unsigned Master::live_connections(const VHost& vh) const {
+  return cgroups_.enabled ? static_cast<unsigned>(std::max(0, cgroup_vhost_connections(cgroups_, vh)))
+                          : sb_->vhost_workers[current_->state(vh).slot % kMaxVHostSlots].load();
+}
+
+// `itkctl status`: the running generation's vhosts with their counts, read without waiting on anything.
+std::string Master::control_answer(std::string_view request) const {
+  if (request != kControlStatusRequest) return "itk-control 1\nerror unknown%20request\n";
+  ServerStatus s;
+  s.pid = getpid();
+  s.generation = generation_;
+  s.reloads = reloads_;
+  constexpr std::string_view failed = "reload failed: ";
+  if (note_.starts_with(failed)) s.reload_error = note_.substr(failed.size());
+  s.unit = unit_;
+  s.cgroups = cgroups_.enabled ? "on" : "off (" + cgroups_.reason + ")";
+  s.config_file = opts_.config_file;
+  s.config_dir = opts_.config_dir;
+  std::tie(s.acceptors_busy, s.acceptors_idle) = acceptors_busy_idle();
+  s.workers = sb_->workers.load();
+  s.served = sb_->served.load();
+  s.refused = sb_->refused.load();
+  s.fastcgi = fastcgi_.processes();
+  const std::unordered_map<uint32_t, uint32_t> spares = scoreboard_spares(*sb_);
+  for (const VHost& vh : current_->config->vhosts) {
+    const uint32_t slot = current_->state(vh).slot % kMaxVHostSlots;
+    VHostStatus& v = s.vhosts.emplace_back();
+    v.name = vh.server_name;
+    v.workers = sb_->vhost_workers[slot].load();
+    auto it = spares.find(slot);
+    v.idle = it == spares.end() ? 0 : it->second;
+    v.fastcgi = fastcgi_.processes_of(slot);
+    v.served = sb_->vhost_served[slot].load();
+    v.refused = sb_->vhost_refused[slot].load();
+    v.max = vh.max_clients_vhost;
+    v.at_limit = vh.max_clients_vhost && live_connections(vh) >= vh.max_clients_vhost;
+    s.idle += v.idle;
+    s.at_limit += v.at_limit;
+  }
+  return encode_status(s);
+}
+
+// SIGUSR1 (`itkctl reopen-logs`): itkd logs to stderr, which systemd's journal holds open, so there is no
+// file of its own to reopen yet; the signal is taken (never the default action, which would end the
+// master) and said.
+
 int Master::run(std::unique_ptr<Config> cfg) {
   log_set_role("master");
+  proctitle_set({"master"});
   sb_ = scoreboard_create();
   if (!sb_) {
     log(Level::err, "cannot map the shared scoreboard (%zu bytes): %s", sizeof(Scoreboard), strerror(errno));
@@ -683,6 +746,13 @@ int Master::run(std::unique_ptr<Config> cfg) {
                           "which are not delegated here: the keys whose controller is missing have no effect");
   }
   replace_acceptors();
+  // systemd sets INVOCATION_ID for the processes of a unit it starts; then `itkctl reload` goes through it.
+  if (char* unit = nullptr; getenv("INVOCATION_ID") && sd_pid_get_unit(0, &unit) >= 0) {
+    unit_ = unit;
+    free(unit);
+  }
+  if (std::string error; !control_.open(runtime_directory() + "/" + kControlSocketName, error))
+    log(Level::warning, "no control socket (itkctl status and reload will not reach this master): %s", error.c_str());
   log(Level::notice, "serving %zu vhosts with %u acceptors on %zu listening socket(s)", current_->config->vhosts.size(),
       current_->config->server.start_servers, listeners_.size());
   publish_status(true);
@@ -738,19 +808,27 @@ int Master::run(std::unique_ptr<Config> cfg) {
     }
 
     int64_t timeout = fastcgi_.tick(now_ms());
-    timeout = std::min<int64_t>(timeout, 1000);
+    // Woken when the next STATUS is due, not a whole second after any earlier wake (a SIGCHLD at 999 ms
+    // skipped the publish and the line then lagged almost two seconds behind the counts).
+    timeout = std::min<int64_t>(timeout, std::max<int64_t>(0, last_status_ms_ + 1000 - now_ms()));
     if (respawn_at_ > now_ms()) timeout = std::min<int64_t>(timeout, respawn_at_ - now_ms());
     if (spawner_retry_at_ > now_ms()) timeout = std::min<int64_t>(timeout, spawner_retry_at_ - now_ms());
     if (stopping_) timeout = std::min<int64_t>(timeout, 100);
+    timeout = control_.expire(now_ms(), timeout);
     // The FastCGI listeners are only polled, never read: readable means a worker waits for an app.
     std::vector<pollfd> fds{{sigfd.get(), POLLIN, 0}};
     fastcgi_.add_poll_fds(fds);
-    int r = poll(fds.data(), fds.size(), static_cast<int>(timeout));
+    const size_t control_first = fds.size();
+    control_.add_poll_fds(fds);
+    int r = poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(timeout, 0)));
     if (r < 0 && errno != EINTR) {
       log(Level::err, "poll failed: %s", strerror(errno));
       return 1;
     }
-    if (r > 0) fastcgi_.on_poll(fds, 1);
+    if (r > 0) {
+      fastcgi_.on_poll(fds, 1);
+      control_.on_poll(fds, control_first, [this](std::string_view req) { return control_answer(req); });
+    }
     signalfd_siginfo si;
     while (read(sigfd.get(), &si, sizeof si) == sizeof si) {
       switch (si.ssi_signo) {
@@ -786,6 +864,7 @@ int Master::run(std::unique_ptr<Config> cfg) {
     (void)poll(nullptr, 0, 50);
   }
   fastcgi_.remove_sockets();
+  control_.close();
   log(Level::notice, "stopped: %llu requests served", static_cast<unsigned long long>(sb_->served.load()));
   return 0;
 }

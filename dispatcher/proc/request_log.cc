@@ -52,7 +52,8 @@ void log_refusal(const LogFds& logs, const Runtime& rt, const VHost* vh, int soc
   ClientConn probe(sock);
   probe.addrs = addrs;
   sockaddr_storage client{}, server{};
-  conn_endpoints(probe, client, server);
+  client = conn_client(probe);
+  server = conn_server(probe);
   const std::string client_ip = address_text(client), local_port = port_text(server);
   AccessRecord r;
   r.client_ip = client_ip;
@@ -81,7 +82,8 @@ RequestLog::RequestLog(const LogFds& logs, const Runtime& rt, const VHost& vh, c
   io.response_head.clear();
   bytes_out_ = io.bytes_out;
   sockaddr_storage client{}, server{};
-  conn_endpoints(io, client, server);
+  client = conn_client(io);
+  server = conn_server(io);
   client_ip_ = address_text(client);
   local_port_ = port_text(server);
   const std::string port = port_text(client);

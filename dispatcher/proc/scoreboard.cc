@@ -64,6 +64,38 @@ void scoreboard_release_own(Scoreboard& sb, uint32_t entry, pid_t pid) {
   sb.workers.fetch_sub(1);
 }
 
+void scoreboard_count_served(Scoreboard& sb, uint32_t slot) {
+  sb.served.fetch_add(1, std::memory_order_relaxed);
+  sb.vhost_served[slot % kMaxVHostSlots].fetch_add(1, std::memory_order_relaxed);
+}
+
+void scoreboard_count_refused(Scoreboard& sb, uint32_t slot) {
+  sb.refused.fetch_add(1, std::memory_order_relaxed);
+  sb.vhost_refused[slot % kMaxVHostSlots].fetch_add(1, std::memory_order_relaxed);
+}
+
+void scoreboard_reset_acceptor(Scoreboard& sb, uint32_t index) {
+  AcceptorEntry& a = sb.acceptors[index % kMaxAcceptors];
+  a.pid.store(0);
+  a.reading.store(0);
+  for (SpareCount& s : a.spares) {
+    s.count.store(0, std::memory_order_relaxed);
+    s.slot_plus_one.store(0, std::memory_order_relaxed);
+  }
+}
+
+std::unordered_map<uint32_t, uint32_t> scoreboard_spares(const Scoreboard& sb) {
+  std::unordered_map<uint32_t, uint32_t> by_slot;
+  for (const AcceptorEntry& a : sb.acceptors) {
+    if (a.pid.load(std::memory_order_relaxed) == 0) continue;
+    for (const SpareCount& s : a.spares) {
+      const uint32_t key = s.slot_plus_one.load(std::memory_order_relaxed);
+      if (key) by_slot[key - 1] += s.count.load(std::memory_order_relaxed);
+    }
+  }
+  return by_slot;
+}
+
 bool scoreboard_find(const Scoreboard& sb, pid_t pid, uint32_t* entry) {
   if (pid <= 0) return false;
   for (uint32_t i = 0; i < kMaxWorkers; i++) {

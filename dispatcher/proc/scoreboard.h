@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <unordered_map>
 
 namespace itk {
 
@@ -21,9 +22,20 @@ struct WorkerEntry {
   std::atomic<int64_t> since; // now_ms() at admission: the connection's age, for MaxConnectionTime
 };
 
+constexpr uint32_t kMaxSparesPerAcceptor = 256;  // idle workers one acceptor keeps, all vhosts
+
+// How many idle workers an acceptor keeps for one vhost: `slot_plus_one` 0 marks an unused pair.
+struct SpareCount {
+  std::atomic<uint32_t> slot_plus_one;
+  std::atomic<uint32_t> count;
+};
+
 struct AcceptorEntry {
   std::atomic<pid_t> pid;
   std::atomic<uint32_t> reading;  // connections whose head is being read
+  // Its idle workers per vhost, written by the acceptor alone; the master sums them for `itkctl status`
+  // and clears them when the acceptor ends. At most one pair per vhost with idle workers.
+  SpareCount spares[kMaxSparesPerAcceptor];
 };
 
 struct Scoreboard {
@@ -33,6 +45,9 @@ struct Scoreboard {
   std::atomic<uint32_t> next_entry;  // where the next free worker_table search starts
   AcceptorEntry acceptors[kMaxAcceptors];
   std::atomic<uint32_t> vhost_workers[kMaxVHostSlots];
+  // Per vhost, since start (slots follow ServerName across reloads): what `served` and `refused` count.
+  std::atomic<uint64_t> vhost_served[kMaxVHostSlots];
+  std::atomic<uint64_t> vhost_refused[kMaxVHostSlots];
   // Per vhost: FastCGI requests handed over by workers, plus one beat per second while a worker waits
   // for an answer. The master reads it as the pools' activity (FastCGIIdleTimeout).
   std::atomic<uint64_t> fastcgi_activity[kMaxVHostSlots];
@@ -54,6 +69,14 @@ void scoreboard_release(Scoreboard& sb, uint32_t entry);
 // Gives back `entry` only if it is still `pid`'s: a worker whose connection ended releases its own
 // entry at once, and the acceptor's later release of the same entry (maybe reused by then) does nothing.
 void scoreboard_release_own(Scoreboard& sb, uint32_t entry, pid_t pid);
+// A response written for a vhost (its slot): counted in `served` and in the vhost's own count.
+void scoreboard_count_served(Scoreboard& sb, uint32_t slot);
+// A connection refused by admission (503) for a vhost.
+void scoreboard_count_refused(Scoreboard& sb, uint32_t slot);
+// An acceptor's entry as new: no pid, nothing being read, no idle worker (at its start and end).
+void scoreboard_reset_acceptor(Scoreboard& sb, uint32_t index);
+// Idle workers per vhost slot, all live acceptors' together (one pass over their entries).
+std::unordered_map<uint32_t, uint32_t> scoreboard_spares(const Scoreboard& sb);
 // Finds a live worker's entry by pid (for workers reaped by the master after their acceptor died).
 bool scoreboard_find(const Scoreboard& sb, pid_t pid, uint32_t* entry);
 

@@ -22,6 +22,7 @@
 #include "proc/worker.h"
 #include "sys/io.h"
 #include "sys/log.h"
+#include "sys/proctitle.h"
 #include "sys/privileges.h"
 #include "sys/unique_fd.h"
 #include "tls/key_client.h"
@@ -74,6 +75,7 @@ class Spawner {
 void Spawner::setup() {
   log_set_role("spawner");
   (void)prctl(PR_SET_NAME, "itk-spawner", 0, 0, 0);
+  proctitle_set({"spawner"});
   const ServerConfig& sc = ctx_.rt->config->server;
   const pid_t master = getppid();
   if (ctx_.tls.contexts) keys_.emplace(*ctx_.rt->config);

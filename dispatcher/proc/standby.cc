@@ -16,6 +16,7 @@
 
 #include "sys/io.h"
 #include "sys/log.h"
+#include "sys/proctitle.h"
 #include "sys/notify.h"
 #include "sys/unique_fd.h"
 
@@ -76,6 +77,7 @@ bool same_errors(const std::vector<ConfigError>& a, const std::vector<ConfigErro
 std::unique_ptr<Config> standby_until_loaded(const LoadOptions& opts, const std::vector<Listener>& listeners,
                                              const LoadResult& first) {
   log_set_role("master");
+  proctitle_set({"master", "(standby: the configuration does not load)"});
   sigset_t mask;
   sigemptyset(&mask);
   // SIGUSR1 (logrotate's reopen) has nothing to reopen yet, and must not end the process.

@@ -14,12 +14,14 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "config/address_range.h"
 #include "http/access_rules.h"
 #include "http/client_conn.h"
 #include "http/http_response.h"
@@ -33,6 +35,7 @@
 #include "script/fastcgi.h"
 #include "sys/io.h"
 #include "sys/log.h"
+#include "sys/proctitle.h"
 #include "sys/privileges.h"
 #include "sys/unique_fd.h"
 #include "tls/key_client.h"
@@ -64,7 +67,20 @@ struct Conn {
   std::string buf;  // unparsed bytes; starts with the next request
   const sigset_t* wait_mask;
   bool stopping = false;  // SIGTERM arrived: finish the request in hand, then close
+  std::string client;     // the client's address, for the process title
 };
+
+// The process title while a request is served (docs/security.md: what a title shows): method and path,
+// never the query string, which may carry tokens or passwords. Memory writes only (the time zone was read
+// at start).
+void title_request(const Conn& c, const VHost& vh, const RequestHead& head) {
+  const time_t t = time(nullptr);
+  tm lt{};
+  char since[16] = "?";
+  if (localtime_r(&t, &lt)) snprintf(since, sizeof since, "%02d:%02d:%02d", lt.tm_hour, lt.tm_min, lt.tm_sec);
+  const std::string_view target = std::string_view(head.target).substr(0, head.target.find('?'));
+  proctitle_set({"worker", vh.server_name, c.client, head.method, target, "since", since});
+}
 
 // Reads the next request head into `parser`. Idle wait before its first byte: KeepAliveTimeout;
 // the whole head then has RequestReadTimeout, as in the acceptor.
@@ -120,7 +136,7 @@ void refuse(const ProcessContext& ctx, const VHost& vh, const RequestHead& head,
   if (why) log_status(Level::info, status, "request refused with %d: %s", status, why);
   (void)conn_write_all(io, error_response(status, false));
   request_log.finish({true, status, false});
-  ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+  scoreboard_count_served(*ctx.sb, ctx.rt->state(vh).slot);
 }
 
 const char* why_not(Next next, const HeadParser& parser) {
@@ -140,15 +156,17 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
 
   for (;;) {
     served++;
+    title_request(c, *vh, head);
     bool keep = head.keep_alive && sc.keep_alive_timeout > 0 &&
                 (sc.max_keep_alive_requests == 0 || served < sc.max_keep_alive_requests) && !c.stopping;
     RequestLog request_log(ctx.logs, rt, *vh, head, io);
     ResponseOutcome r = serve_request(rt, *ctx.sb, *vh, root_of(vh), head, io, c.buf, keep,
                                       ctx.cgroups && ctx.cgroups->enabled, access);
     request_log.finish(r);
-    ctx.sb->served.fetch_add(1, std::memory_order_relaxed);
+    scoreboard_count_served(*ctx.sb, rt.state(*vh).slot);
     if (!r.ok || !r.keep_alive) break;
 
+    proctitle_set({"worker", vh->server_name, c.client, "keep-alive"});
     HeadParser parser(rt.limits);
     Next next = read_next(c, parser, sc);
     if (next == Next::error || next == Next::timeout) {
@@ -405,13 +423,14 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
   // Connections of this vhost, one after another, as the acceptor hands them over; the acceptor ends the
   // wait by closing the channel.
   ClientConn io;
-  Conn c{io, {}, &during_wait};
+  Conn c{io, {}, &during_wait, false, {}};
   std::vector<Lingering> lingering;
   Handoff h;
   bool say_idle = false;  // a new worker is idle for its acceptor without saying so
   for (unsigned handled = 0; !c.stopping && handled < kMaxConnectionsPerWorker; handled++) {
     OPENSSL_cleanse(c.buf.data(), c.buf.size());
     c.buf.clear();
+    proctitle_set({"worker", own.server_name, "idle"});
     int next = wait_for_connection(kWorkerCtlFd, say_idle, lingering, h, during_wait);
     say_idle = true;
     if (next < 0) break;
@@ -421,6 +440,7 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
     }
     io = ClientConn(kWorkerConnFd);
     io.addrs = h.addrs;
+    c.client = address_text(conn_client(io));
     prepare_socket(io.fd, sc);
     c.buf = std::move(h.bytes);
     h.bytes.clear();

@@ -50,8 +50,7 @@ std::vector<std::string> script_environment(const VHost& vh, const VHostState& s
   req.query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
   req.https = conn.tls != nullptr || conn.addrs.tls_at_balancer;
   // The client and server as a load balancer's PROXY header stated them, else as the socket has them.
-  sockaddr_storage client{}, server{};
-  conn_endpoints(conn, client, server);
+  const sockaddr_storage client = conn_client(conn), server = conn_server(conn);
   req.remote_addr = address_text(client);
   req.remote_port = port_text(client);
   req.server_addr = address_text(server);

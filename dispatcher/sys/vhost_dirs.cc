@@ -16,6 +16,8 @@
 #include "sys/dir_ptr.h"
 #include "sys/io.h"
 #include "sys/log.h"
+#include "sys/paths.h"
+#include "sys/proctitle.h"
 #include "sys/tenant_dirs.h"
 #include "sys/unique_fd.h"
 
@@ -23,14 +25,6 @@ namespace itk {
 namespace {
 
 constexpr const char* kIniName = "itk.ini";
-
-// The first directory of a systemd `*_DIRECTORY` variable (a colon-separated list), else `fallback`.
-std::string first_dir(const char* variable, const char* fallback) {
-  const char* v = getenv(variable);
-  if (!v || v[0] != '/') return fallback;
-  std::string s = v;
-  return s.substr(0, s.find(':'));
-}
 
 // `path` as a directory owned by root with `mode`, made if missing (its parent too, 0755).
 bool make_root_dir(const std::string& path, mode_t mode) {
@@ -74,8 +68,8 @@ std::string ini_text(const VHost& vh, const std::string& temp_dir) {
 }  // namespace
 
 bool VHostDirs::init() {
-  std::string tmp = first_dir("STATE_DIRECTORY", "/var/lib/itk") + "/tmp";
-  std::string ini = first_dir("RUNTIME_DIRECTORY", "/run/itk") + "/php";
+  std::string tmp = systemd_directory("STATE_DIRECTORY", "/var/lib/itk") + "/tmp";
+  std::string ini = runtime_directory() + "/php";
   // 0711: tenants walk through to their own directory, none can list or write here.
   if (!make_root_dir(tmp, 0711)) {
     log(Level::err, "cannot make %s root's with mode 0711: %s (set StateDirectory=itk in itk.service); vhosts get "
@@ -185,6 +179,7 @@ void VHostDirs::clean_gone(int base_fd) {
   }
   if (pid == 0) {
     log_set_role("cleaner");
+    proctitle_set({"cleaner"});
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);

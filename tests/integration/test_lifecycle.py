@@ -213,6 +213,30 @@ def sigterm_lets_a_download_finish(_):
                   f"{[(p, h.comm_of(p)) for p in h.group_members(d.pid)]}")
 
 
+def status_follows_busy_workers_within_a_second(_):
+    n = 4
+    d = started(a_files={"big.bin": os.urandom(8 << 20)})
+    h.check(d.wait_status(lambda st: st["workers"] == 0, 3), "expected STATUS with workers: 0 at start")
+    conns = []
+    try:
+        for _ in range(n):
+            c = h.Conn(d.port, timeout=10, rcvbuf=4096)  # a window so small the worker stays busy writing
+            c.request("GET", "/big.bin", "a.test", {"Connection": "close"})
+            h.expect_status(c.read_head(), 200, "GET /big.bin")
+            conns.append(c)
+        mark = d.notify.mark()
+        busy = d.wait_status(lambda st: st["workers"] == n, 1.5, mark)
+        h.check(busy, f"expected STATUS to say workers: {n} within 1.5 s of {n} downloads being served, got "
+                      f"{d.notify.statuses(mark)[-3:]} (and before: {d.notify.statuses()[-2:]})")
+    finally:
+        for c in conns:
+            c.close()
+    mark = d.notify.mark()
+    idle = d.wait_status(lambda st: st["workers"] == 0, 1.5, mark)
+    h.check(idle, f"expected STATUS back at workers: 0 within 1.5 s of the downloads' end, got "
+                  f"{d.notify.statuses(mark)[-3:]}")
+
+
 def sigterm_when_idle_exits_cleanly(_):
     d = started()
     mark = d.notify.mark()
@@ -239,6 +263,7 @@ SCENARIOS = [
     killed_acceptor_is_replaced,
     worker_outlives_its_spawner_and_acceptors,
     sigterm_lets_a_download_finish,
+    status_follows_busy_workers_within_a_second,
     sigterm_when_idle_exits_cleanly,
 ]
 
