@@ -621,8 +621,7 @@ void Master::publish_status(bool force) {
   std::string s = format_status(c);
   last_status_ms_ = now;
   if (s == last_status_) return;
-  last_status_ = s;
-  notify("STATUS=" + s);
+  if (notify_status(s)) last_status_ = s;
 }
 
 // What MaxClientsVHost counts: the kernel's connection cgroups where there are, else the scoreboard.

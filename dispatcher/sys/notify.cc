@@ -1,11 +1,16 @@
 // sd_notify wrapper and STATUS formatting.
 #include "sys/notify.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include "sys/log.h"
+#include "sys/unique_fd.h"
 
 namespace itk {
 
@@ -35,6 +40,23 @@ void notify(const std::string& state) {
     reported = true;
     log(Level::warning, "sd_notify to $NOTIFY_SOCKET failed: %s; systemd will not see READY/STATUS", strerror(-rc));
   }
+}
+
+bool notify_status(const std::string& status) {
+  const char* path = getenv("NOTIFY_SOCKET");
+  if (!path || (path[0] != '/' && path[0] != '@')) return true;  // not under systemd: nothing to tell
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  size_t len = strlen(path);
+  if (len >= sizeof sa.sun_path) return false;
+  memcpy(sa.sun_path, path, len);
+  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';  // an abstract socket
+  unique_fd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return false;
+  std::string msg = "STATUS=" + status;
+  socklen_t salen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  return sendto(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&sa),
+                salen) == static_cast<ssize_t>(msg.size());
 }
 
 }  // namespace itk

@@ -28,5 +28,9 @@ std::string format_status(const StatusCounts& c);
 
 // Sends `state` (e.g. "READY=1\nSTATUS=...") to $NOTIFY_SOCKET if set; failures are logged once.
 void notify(const std::string& state);
+// A STATUS= line alone, sent without ever blocking: a receiver whose queue is full (a busy systemd)
+// must not stall the master's loop, which also starts FastCGI apps and reaps children. False when it
+// was not delivered (the caller sends it again later); true when there is no $NOTIFY_SOCKET.
+bool notify_status(const std::string& status);
 
 }  // namespace itk

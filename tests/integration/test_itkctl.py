@@ -266,7 +266,8 @@ def reopen_logs_is_taken_by_the_master(_):
     d = h.Daemon(h.two_tenant_tree()).start()
     code, _, err = itkctl("reopen-logs", "--socket", socket_of(d))
     h.expect_eq(code, 0, f"exit status of itkctl reopen-logs (stderr {err!r})")
-    h.check(h.wait_until(lambda: "SIGUSR1" in d.log_text(), 3), f"expected the master to log SIGUSR1: {d.log_tail(5)}")
+    h.check(h.wait_until(lambda: "log files reopened" in d.log_text(), 3),
+            f"expected the master to reopen its log files on SIGUSR1: {d.log_tail(5)}")
     h.check(d.running(), "expected the master to keep running after SIGUSR1")
     h.expect_status(h.fetch(d.port, "/", "a.test"), 200, "GET / after reopen-logs")
 
