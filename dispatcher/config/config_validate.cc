@@ -143,6 +143,13 @@ void inherit_fastcgi(const FastCgiSettings& server, VHost& v) {
   if (f.max_processes == 0) f.max_processes = v.max_clients_vhost_set ? v.max_clients_vhost : kDefaultFastCgiProcesses;
 }
 
+void inherit_compress(const CompressSettings& server, VHost& v) {
+  CompressSettings& c = v.compress;
+  if (!c.enabled_set) c.enabled = server.enabled;
+  if (!c.types_set) c.types = server.types;
+  if (!c.min_size_set) c.min_size = server.min_size;
+}
+
 }  // namespace
 
 void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError>& errors,
@@ -178,6 +185,7 @@ void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError
   for (VHost& v : cfg.vhosts) {
     if (v.cgi_timeout == 0) v.cgi_timeout = cfg.server.cgi_timeout;
     inherit_fastcgi(cfg.server.fastcgi, v);
+    inherit_compress(cfg.server.compress, v);
     if (!v.max_clients_vhost_set) v.max_clients_vhost = share;
     if (!v.fallback_resource_set) v.fallback_resource = cfg.server.fallback_resource;
   }
