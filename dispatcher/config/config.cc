@@ -678,11 +678,52 @@ bool fastcgi_key(Parser& p, const std::string& lkey, const char* key, std::strin
   return false;
 }
 
+// "text/html", "text/*": a media type without parameters, as CompressTypes names them.
+std::string check_media_type(std::string_view t) {
+  size_t slash = t.find('/');
+  auto token = [](std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$&-^_.+").find(c) != std::string_view::npos;
+    });
+  };
+  if (slash == std::string_view::npos || !token(t.substr(0, slash)) ||
+      (t.substr(slash + 1) != "*" && !token(t.substr(slash + 1))))
+    return strprintf("`%.*s` is not a media type (write `type/subtype` or `type/*`, without parameters)",
+                     static_cast<int>(t.size()), t.data());
+  return {};
+}
+
+// The Compress keys, the same in [server] (defaults) and [vhost].
+bool compress_key(Parser& p, const std::string& lkey, const char* key, std::string_view value, CompressSettings& c) {
+  std::string e;
+  if (lkey == "compress") {
+    e = parse_bool(value, c.enabled);
+    c.enabled_set = true;
+  } else if (lkey == "compresstypes") {
+    // The first line replaces the built-in list; later lines add to it.
+    if (!c.types_set) c.types.clear();
+    c.types_set = true;
+    for (const std::string& w : split_words(value)) {
+      std::string t = check_media_type(w);
+      if (t.empty()) c.types.push_back(lower(w));
+      else p.error(key, t);
+    }
+  } else if (lkey == "compressminsize") {
+    e = parse_uint(value, 0, 1u << 20, c.min_size);
+    c.min_size_set = true;
+  } else {
+    return false;
+  }
+  if (!e.empty()) p.error(key, e);
+  return true;
+}
+
 void server_key(Parser& p, const std::string& lkey, const char* key, std::string_view value) {
   ServerConfig& s = p.cfg.server;
   if (tls_key(p, lkey, key, value, s.tls)) return;
   if (log_key(p, lkey, key, value, s.logs)) return;
   if (fastcgi_key(p, lkey, key, value, s.fastcgi, nullptr)) return;
+  if (compress_key(p, lkey, key, value, s.compress)) return;
   if (lkey == "fallbackresource") {
     std::string e = parse_fallback_resource(value, s.fallback_resource);
     if (!e.empty()) p.error(key, e);
@@ -1061,6 +1102,10 @@ void vhost_no_exec(Parser& p, VHost& v, const std::string&, const char* key, std
   if (!e.empty()) p.error(key, e);
 }
 
+void vhost_compress(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value) {
+  (void)compress_key(p, lkey, key, value, v.compress);
+}
+
 enum class Repeat { once, adds };  // adds: the key may be given again, each line adding to its list
 
 // The [vhost] directives. `server` marks the keys [server] takes too, as the default of every vhost;
@@ -1106,6 +1151,9 @@ const VHostDirective kVHostDirectives[] = {
     {"AccessLog", false, Repeat::once, true, vhost_log},
     {"ErrorLog", false, Repeat::once, true, vhost_log},
     {"LogFormat", false, Repeat::once, true, vhost_log},
+    {"Compress", false, Repeat::once, true, vhost_compress},
+    {"CompressTypes", false, Repeat::adds, true, vhost_compress},
+    {"CompressMinSize", false, Repeat::once, true, vhost_compress},
 };
 
 const VHostDirective* vhost_directive(const std::string& lkey) {

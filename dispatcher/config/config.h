@@ -54,6 +54,23 @@ struct FastCgiSettings {
 };
 constexpr unsigned kDefaultFastCgiProcesses = 8;
 
+// Content codings of text responses (gzip, br): [server] gives defaults, a [vhost] overrides each key it sets.
+struct CompressSettings {
+  bool enabled = true;
+  // Lower-case media types without parameters, "type/subtype" or "type/*". Images, audio, video, fonts
+  // in WOFF and archives are compressed already; the textual types and the few binary ones that
+  // shrink by half or more (wasm, TrueType, icons) are listed.
+  std::vector<std::string> types = {
+      "text/*",
+      "application/javascript", "application/x-javascript", "application/json", "application/ld+json",
+      "application/manifest+json", "application/xml", "application/xhtml+xml", "application/rss+xml",
+      "application/atom+xml", "image/svg+xml", "image/x-icon", "application/wasm", "font/ttf", "font/otf",
+      "application/vnd.ms-fontobject",
+  };
+  uint64_t min_size = 256;  // bytes: smaller bodies gain less than the coding's own header costs
+  bool enabled_set = false, types_set = false, min_size_set = false;
+};
+
 // `Redirect [status] /path URL` (mod_alias): `path` and everything below it, on segment boundaries.
 struct RedirectRule {
   std::string path;  // decoded and normalised as a request path is; "/x/" matches below /x/ only
@@ -112,6 +129,7 @@ struct VHost {
   std::vector<HeaderLine> headers;          // added to every response
   std::vector<std::string> no_exec;         // decoded path prefixes (no trailing '/') where no script runs
   LogSettings logs;                         // after validation: the files this vhost's lines go to
+  CompressSettings compress;                // after validation: complete (server defaults applied)
   Origin origin;                      // where its [vhost] section starts
 };
 
@@ -138,6 +156,7 @@ struct ServerConfig {
   TlsFiles tls;                           // default certificate: TLS clients without SNI or with an unknown name
   FastCgiSettings fastcgi;                // defaults for every vhost
   std::string fallback_resource;          // FallbackResource of every vhost that gives none
+  CompressSettings compress;              // defaults for every vhost
   std::vector<std::string> proxy_protocol;        // listener names whose connections start with a PROXY header
   std::vector<AddressRange> proxy_protocol_from;  // the only peers that may send one
   Origin proxy_protocol_at, proxy_protocol_from_at;  // where they were given, for the check of the pair

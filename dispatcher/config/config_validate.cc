@@ -187,6 +187,14 @@ void resolve_logs(Config& cfg, std::vector<ConfigError>& errors) {
   }
 }
 
+// A vhost's compression settings: each one it does not set comes from [server].
+void inherit_compress(const CompressSettings& server, VHost& v) {
+  CompressSettings& c = v.compress;
+  if (!c.enabled_set) c.enabled = server.enabled;
+  if (!c.types_set) c.types = server.types;
+  if (!c.min_size_set) c.min_size = server.min_size;
+}
+
 }  // namespace
 
 void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError>& errors,
@@ -222,6 +230,7 @@ void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError
   for (VHost& v : cfg.vhosts) {
     if (v.cgi_timeout == 0) v.cgi_timeout = cfg.server.cgi_timeout;
     inherit_fastcgi(cfg.server.fastcgi, v);
+    inherit_compress(cfg.server.compress, v);
     if (!v.max_clients_vhost_set) v.max_clients_vhost = share;
     if (!v.fallback_resource_set) v.fallback_resource = cfg.server.fallback_resource;
   }

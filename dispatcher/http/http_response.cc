@@ -3,6 +3,7 @@
 #include "http/http_response.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 namespace itk {
@@ -281,6 +282,15 @@ std::string error_response(int status, bool keep_alive, std::string_view extra_h
   out += "\r\n";
   if (!head_only) out += body;
   return out;
+}
+
+void append_chunk(std::string& out, std::string_view data) {
+  if (data.empty()) return;
+  char size[24];
+  int n = snprintf(size, sizeof size, "%zx\r\n", data.size());
+  out.append(size, static_cast<size_t>(n));
+  out.append(data);
+  out += "\r\n";
 }
 
 }  // namespace itk

@@ -20,4 +20,11 @@ time_t parse_http_date(std::string_view s);
 std::string error_response(int status, bool keep_alive, std::string_view extra_headers = {},
                            bool head_only = false);
 
+// Appends `data` to `out` as one chunk of a chunked body (RFC 9112 §7.1). Nothing for empty data: an empty
+// chunk would end the body.
+void append_chunk(std::string& out, std::string_view data);
+
+// The last chunk, which ends a chunked body (no trailer fields).
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
 }  // namespace itk

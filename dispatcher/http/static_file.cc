@@ -11,6 +11,7 @@
 #include <cstring>
 #include <utility>
 
+#include "http/compression.h"
 #include "http/http_chars.h"
 #include "http/http_response.h"
 #include "sys/io.h"
@@ -376,6 +377,20 @@ OpenResult open_beneath(int root_fd, const std::string& decoded_path,
   r.fd = std::move(n.fd);
   r.st = n.st;
   r.path = decoded_path;
+  return r;
+}
+
+OpenResult open_precompressed(int root_fd, const std::string& decoded_path, std::string_view suffix,
+                              const struct stat& original) {
+  OpenResult r;
+  std::string path = decoded_path + std::string(suffix);
+  int fd = openat2_beneath(root_fd, relative_of(path).c_str(), kOpenFlags);
+  if (fd < 0) return r;
+  unique_fd owner(fd);
+  if (fstat(fd, &r.st) != 0 || !precompressed_usable(original, r.st)) return r;
+  r.outcome = OpenOutcome::file;
+  r.fd = std::move(owner);
+  r.path = std::move(path);
   return r;
 }
 

@@ -73,4 +73,10 @@ struct OpenResult {
 OpenResult open_beneath(int root_fd, const std::string& decoded_path,
                         const std::vector<std::string>& directory_index);
 
+// The precompressed form of the file opened for `decoded_path`: `decoded_path` + `suffix` (".gz", ".br")
+// beneath `root_fd`, when it is a regular file not older than `original` (precompressed_usable). Anything
+// else (missing, unreadable, stale) is `not_found`: the caller then compresses or sends the original.
+OpenResult open_precompressed(int root_fd, const std::string& decoded_path, std::string_view suffix,
+                              const struct stat& original);
+
 }  // namespace itk

@@ -1,10 +1,16 @@
 // Static responses: method rules, path decoding, openat2 beneath the root, validators, ranges, sendfile.
 #include "http/static_handler.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "http/client_conn.h"
+#include "http/compression.h"
+#include "http/encoder.h"
 #include "http/http_response.h"
 #include "http/response_policy.h"
 #include "http/static_file.h"
@@ -20,6 +26,58 @@ ResponseOutcome simple(ClientConn& conn, int status, bool keep_alive, bool head_
   // the client sends next is not trusted to be framed the way it thinks.
   if (status == 400) keep_alive = false;
   return answer_error(conn, status, keep_alive, head_only, extra);
+}
+
+// How the body of a compressible file goes out.
+struct Encoding {
+  Coding coding = Coding::identity;
+  OpenResult precompressed;  // a `.br` or `.gz` beside the file; no fd: compressed as it is read
+};
+
+// Precompressed variants first, in the client's order (sending one costs what sending the file does), then
+// on the fly, which needs chunked framing (HTTP/1.1) and a body worth the coding's own bytes.
+Encoding choose_encoding(const VHost& vh, int root_fd, AccessCheck& access, const RequestHead& head,
+                         const OpenResult& file) {
+  Encoding e;
+  AcceptedCodings accepted = negotiate_codings(head.header("accept-encoding"));
+  for (Coding c : {accepted.first, accepted.second}) {
+    if (c == Coding::identity) break;
+    OpenResult variant = open_precompressed(root_fd, file.path, coding_suffix(c), file.st);
+    if (variant.outcome != OpenOutcome::file) continue;
+    // A variant that is a symlink into a refused place is not served in the original's name.
+    if (!access.check_resolved(root_fd, vh, variant.fd.get(), variant.path).allowed) continue;
+    e.coding = c;
+    e.precompressed = std::move(variant);
+    return e;
+  }
+  const bool http11 = head.version_major == 1 && head.version_minor >= 1;
+  if (http11 && static_cast<uint64_t>(file.st.st_size) >= vh.compress.min_size) e.coding = accepted.on_the_fly();
+  return e;
+}
+
+// The file compressed as it is read, one chunk per piece: memory stays at one piece and the encoder's state
+// whatever the file's size. A file that shrinks meanwhile just ends sooner (no length was promised).
+bool send_encoded(ClientConn& conn, int fd, uint64_t size, Encoder& enc) {
+  char piece[65536];
+  std::string encoded, wire;
+  uint64_t off = 0;
+  for (bool done = false; !done;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(sizeof piece, size - off));
+    ssize_t n = want ? pread(fd, piece, want, static_cast<off_t>(off)) : 0;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    off += static_cast<uint64_t>(n);
+    done = n == 0 || off == size;
+    encoded.clear();
+    if (!enc.write(std::string_view(piece, static_cast<size_t>(n)), encoded,
+                   done ? Encoder::Op::finish : Encoder::Op::more))
+      return false;
+    wire.clear();
+    append_chunk(wire, encoded);
+    if (done) wire += kLastChunk;
+    if (!wire.empty() && !conn_write_all(conn, wire)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -86,12 +144,31 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
 
   const uint64_t size = static_cast<uint64_t>(file.st.st_size);
   const time_t mtime = file.st.st_mtime;
-  const std::string etag = make_etag(file.st);
+  const std::string& type = rt.mime.lookup(file.path);
+  // An error document is never compressed: it is short, and its request may not be what the client asked.
+  const bool compressible = !as_error && vh.compress.enabled && compressible_type(type, vh.compress.types);
+  const std::string* range_header = as_error ? nullptr : head.header("range");
+  // A range is of the identity body: the coded one has other bytes at every offset.
+  Encoding enc = compressible && !range_header ? choose_encoding(vh, root_fd, access, head, file) : Encoding{};
+  std::optional<Encoder> encoder;
+  if (enc.coding != Coding::identity && !enc.precompressed.fd) {
+    encoder.emplace(enc.coding, size);
+    if (!encoder->ok()) {
+      log(Level::warning, "%s: no memory for a %s encoder; sent uncompressed", path->c_str(),
+          std::string(coding_name(enc.coding)).c_str());
+      encoder.reset();
+      enc.coding = Coding::identity;
+    }
+  }
+  const std::string etag = encoded_etag(make_etag(file.st), enc.coding);
   Preconditions pre{head.header("if-none-match"), head.header("if-modified-since"), head.header("if-range")};
 
   // An error document stands for an error: nothing a cache could validate or a client could ask part of.
   std::string common = "Date: " + http_date(time(nullptr)) + "\r\nServer: itk\r\n";
   if (!as_error) common += "Last-Modified: " + http_date(mtime) + "\r\nETag: " + etag + "\r\n";
+  // Every answer for a compressible file depends on Accept-Encoding, the identity ones too: a shared cache
+  // must not hand a client the coding it did not ask for.
+  if (compressible) common += "Vary: Accept-Encoding\r\n";
   common += extra;
   const char* connection = keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
 
@@ -104,7 +181,6 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
   int status = as_error ? as_error : 200;
   ByteRange range{0, size ? size - 1 : 0};
   uint64_t length = size;
-  const std::string* range_header = as_error ? nullptr : head.header("range");
   if (range_header && if_range_allows(pre, etag, mtime)) {
     switch (parse_range(*range_header, size, range)) {
       case RangeResult::satisfiable:
@@ -122,18 +198,29 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
 
   std::string out = strprintf("HTTP/1.1 %d %s\r\n", status, status_text(status));
   out += common;
-  out += "Content-Type: " + rt.mime.lookup(file.path) + "\r\n";
-  out += strprintf("Content-Length: %llu\r\n", static_cast<unsigned long long>(length));
+  out += "Content-Type: " + type + "\r\n";
+  if (enc.coding != Coding::identity) out += "Content-Encoding: " + std::string(coding_name(enc.coding)) + "\r\n";
+  if (enc.precompressed.fd) length = static_cast<uint64_t>(enc.precompressed.st.st_size);
+  if (encoder)
+    out += "Transfer-Encoding: chunked\r\n";
+  else
+    out += strprintf("Content-Length: %llu\r\n", static_cast<unsigned long long>(length));
   if (status == 206)
     out += strprintf("Content-Range: bytes %llu-%llu/%llu\r\n", static_cast<unsigned long long>(range.first),
                      static_cast<unsigned long long>(range.last), static_cast<unsigned long long>(size));
-  if (!as_error) out += "Accept-Ranges: bytes\r\n";
+  // Ranges are offered on the identity body only, as nginx does once it compresses.
+  if (!as_error && enc.coding == Coding::identity) out += "Accept-Ranges: bytes\r\n";
   out += connection;
   out += "\r\n";
   apply_policy_headers(conn, out);
-  const bool body = !is_head && length > 0;
+  const bool body = !is_head && (length > 0 || encoder);
   if (!conn_write_all(conn, out, body)) return {false, status, false};
-  if (body && !conn_send_file(conn, file.fd.get(), status == 206 ? range.first : 0, length)) return {false, status, false};
+  if (!body) return {true, status, keep_alive};
+  bool sent = false;
+  if (encoder) sent = send_encoded(conn, file.fd.get(), size, *encoder);
+  else if (enc.precompressed.fd) sent = conn_send_file(conn, enc.precompressed.fd.get(), 0, length);
+  else sent = conn_send_file(conn, file.fd.get(), status == 206 ? range.first : 0, length);
+  if (!sent) return {false, status, false};
   return {true, status, keep_alive};
 }
 

@@ -233,7 +233,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   relay.body_done = body.state() == BodyDecoder::State::complete || head.chunked;
   bool exited = false;
   int wstatus = 0;
-  ScriptResponse resp(conn, head, m.script_name, keep_alive, m.default_status);
+  ScriptResponse resp(conn, head, m.script_name, keep_alive, m.default_status, &vh.compress);
 
   int64_t body_progress = now_ms();  // a client that stops sending its body is cut off after Timeout
   auto stop = [&relay](RelayEnd why) { relay.end = why; };

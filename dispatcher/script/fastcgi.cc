@@ -136,7 +136,7 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   const int64_t deadline = now_ms() + static_cast<int64_t>(vh.cgi_timeout) * 1000;
   int64_t body_progress = now_ms();
   fcgi::RecordReader reader;
-  ScriptResponse resp(conn, head, m.script_name, keep_alive, m.default_status);
+  ScriptResponse resp(conn, head, m.script_name, keep_alive, m.default_status, &vh.compress);
   StderrLog errlog(m.script_name);
   std::string decoded;
   bool ended = false, app_closed = false, stopped = false;

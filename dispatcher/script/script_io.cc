@@ -17,6 +17,7 @@
 #include "config/address_range.h"
 #include "config/config.h"
 #include "http/body_decoder.h"
+#include "http/http_chars.h"
 #include "http/http_response.h"
 #include "script/cgi_env.h"
 #include "script/cgi_response.h"
@@ -29,6 +30,8 @@ namespace {
 constexpr size_t kMaxCgiHead = 65536;
 // Held output beyond this is sent at once: memory stays bounded whatever the script prints.
 constexpr size_t kMaxHeldOutput = 65536;
+// How long a head may wait for enough body to tell whether compressing pays.
+constexpr int64_t kCodingDecisionMs = 200;
 
 }  // namespace
 
@@ -238,68 +241,147 @@ bool ScriptResponse::write_body(const char* data, size_t n) {
     }
     n = static_cast<size_t>(std::min<uint64_t>(n, *declared_ - sent_));
   }
-  if (chunked_out_) {
-    out_ += strprintf("%zx\r\n", n);
-    out_.append(data, n);
-    out_ += "\r\n";
-  } else {
-    out_.append(data, n);
-  }
   sent_ += n;
+  if (undecided_) {
+    held_body_.append(data, n);
+    // Enough to be worth a coding, or as much as is ever held: compressed (the rest is still to come).
+    if (held_body_.size() < std::min<uint64_t>(compress_->min_size, kMaxHeldOutput)) return true;
+    if (!emit_head(offered_)) return false;
+  } else if (!emit_body(std::string_view(data, n))) {
+    return false;
+  }
   return out_.size() < kMaxHeldOutput || flush();
 }
 
+bool ScriptResponse::emit_body(std::string_view data) {
+  std::string encoded;
+  if (encoder_) {
+    if (!encoder_->write(data, encoded)) return false;
+    data = encoded;
+  }
+  if (chunked_out_) append_chunk(out_, data);
+  else out_.append(data);
+  return true;
+}
+
 bool ScriptResponse::flush() {
+  // A script that pauses early gets its head sent, compressed, once the decision has waited long enough.
+  if (undecided_) {
+    if (now_ms() < decide_by_ms_) return true;
+    if (!emit_head(offered_)) return false;
+  }
+  if (encoder_ && encoder_->pending()) {
+    std::string encoded;
+    if (!encoder_->write({}, encoded, Encoder::Op::flush)) return false;
+    append_chunk(out_, encoded);
+  }
   if (out_.empty()) return true;
   bool ok = conn_write_all(conn_, out_);
   out_.clear();
   return ok;
 }
 
+// On the fly only: HTTP/1.1 (the coded length is unknown, so the body is chunked), a coding the script did
+// not choose itself, a compressible type, a whole representation (a 206's bytes are of the identity one),
+// and no declared length below CompressMinSize.
+bool ScriptResponse::compress_candidate() const {
+  if (!vary_ || head_.version_major != 1 || head_.version_minor < 1 || status_ == 206) return false;
+  if (declared_ && *declared_ < compress_->min_size) return false;
+  for (const auto& [n, v] : parsed_.headers)
+    if (iequals(n, "Content-Encoding")) return false;
+  return true;
+}
+
 bool ScriptResponse::start(bool body_done) {
   size_t end = find_cgi_head_end(head_buf_);
-  CgiHead ch;
-  std::string err = parse_cgi_head(std::string_view(head_buf_).substr(0, end), ch);
+  std::string err = parse_cgi_head(std::string_view(head_buf_).substr(0, end), parsed_);
   if (!err.empty()) {
     log(Level::err, "%s: malformed response header block: %s", script_.c_str(), err.c_str());
     return false;
   }
-  if (ch.local_redirect) {
-    local_redirect_ = *ch.location;
+  if (parsed_.local_redirect) {
+    local_redirect_ = *parsed_.location;
     discard_body_ = true;
     head_sent_ = true;  // nothing goes to the client from this script
     return true;
   }
-  const bool is_head = head_.method == "HEAD";
-  status_ = ch.status_given || ch.location || !default_status_ ? ch.status : default_status_;
-  declared_ = ch.content_length;
-  const bool no_body = is_head || status_ == 204 || status_ == 304 || status_ < 200;
-  if (!declared_ && !no_body) {
-    if (head_.version_minor >= 1) chunked_out_ = true;
-    else keep_alive_ = false;  // HTTP/1.0 without a length: the end of the body is the close
-  }
+  status_ = parsed_.status_given || parsed_.location || !default_status_ ? parsed_.status : default_status_;
+  declared_ = parsed_.content_length;
+  no_body_ = head_.method == "HEAD" || status_ == 204 || status_ == 304 || status_ < 200;
   // The connection can carry another request only once this one's body has been read to its end;
   // if the script answers before that, say now that the connection will close.
   if (!body_done) keep_alive_ = false;
+  if (compress_ && compress_->enabled) {
+    for (const auto& [n, v] : parsed_.headers)
+      if (iequals(n, "Content-Type")) vary_ = compressible_type(v, compress_->types);
+  }
+  if (compress_candidate()) offered_ = negotiate_codings(head_.header("accept-encoding")).on_the_fly();
+  head_sent_ = true;
+  std::string rest = head_buf_.substr(end);
+  head_buf_.clear();
+  if (offered_ != Coding::identity && !no_body_) {
+    undecided_ = true;
+    decide_by_ms_ = now_ms() + kCodingDecisionMs;
+  } else if (!emit_head(offered_)) {
+    return false;
+  }
+  discard_body_ = no_body_;
+  return write_body(rest.data(), rest.size());
+}
+
+bool ScriptResponse::emit_head(Coding c) {
+  undecided_ = false;
+  if (c != Coding::identity && !no_body_) {
+    encoder_.emplace(c, declared_.value_or(0));
+    if (!encoder_->ok()) {
+      log(Level::warning, "%s: no memory for a %s encoder; sent uncompressed", script_.c_str(),
+          std::string(coding_name(c)).c_str());
+      encoder_.reset();
+      c = Coding::identity;
+    }
+  }
+  const bool coded = c != Coding::identity;
+  if ((!declared_ || coded) && !no_body_) {
+    if (head_.version_minor >= 1) chunked_out_ = true;
+    else keep_alive_ = false;  // HTTP/1.0 without a length: the end of the body is the close
+  }
   std::string out = strprintf("HTTP/1.1 %d %s\r\nDate: %s\r\nServer: itk\r\n", status_,
-                              ch.reason.empty() ? status_text(status_) : ch.reason.c_str(), http_date(time(nullptr)).c_str());
-  for (const auto& [n, v] : ch.headers) out += n + ": " + v + "\r\n";
-  if (declared_ && status_ != 304 && status_ != 204)
+                              parsed_.reason.empty() ? status_text(status_) : parsed_.reason.c_str(),
+                              http_date(time(nullptr)).c_str());
+  for (const auto& [n, v] : parsed_.headers) {
+    if (coded && iequals(n, "ETag")) {
+      std::string tag = encoded_etag(v, c);
+      if (!tag.empty()) out += "ETag: " + tag + "\r\n";
+      continue;
+    }
+    out += n + ": " + v + "\r\n";
+  }
+  if (vary_) out += "Vary: Accept-Encoding\r\n";
+  if (coded) out += "Content-Encoding: " + std::string(coding_name(c)) + "\r\n";
+  if (declared_ && !coded && status_ != 304 && status_ != 204)
     out += strprintf("Content-Length: %llu\r\n", static_cast<unsigned long long>(*declared_));
   if (chunked_out_) out += "Transfer-Encoding: chunked\r\n";
   out += keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
   out += "\r\n";
   apply_policy_headers(conn_, out);
-  head_sent_ = true;
-  discard_body_ = no_body;
   out_ += out;
-  std::string rest = head_buf_.substr(end);
-  head_buf_.clear();
-  return write_body(rest.data(), rest.size());
+  parsed_ = CgiHead{};
+  std::string held = std::move(held_body_);
+  held_body_.clear();
+  return emit_body(held);
 }
 
 bool ScriptResponse::finish(bool cut_off) {
-  if (chunked_out_ && !cut_off) out_ += "0\r\n\r\n";
+  // The whole output is known now: below CompressMinSize it goes out as it came (a response cut short is
+  // not worth coding either).
+  if (undecided_ && !emit_head(!cut_off && held_body_.size() >= compress_->min_size ? offered_ : Coding::identity))
+    return false;
+  if (encoder_ && !cut_off) {
+    std::string encoded;
+    if (!encoder_->write({}, encoded, Encoder::Op::finish)) return false;
+    append_chunk(out_, encoded);
+  }
+  if (chunked_out_ && !cut_off) out_ += kLastChunk;
   return flush();
 }
 

@@ -10,15 +10,19 @@
 
 #include "config/runtime.h"
 #include "http/client_conn.h"
+#include "http/compression.h"
+#include "http/encoder.h"
 #include "http/http_request.h"
 #include "http/response_outcome.h"
 #include "http/response_policy.h"
+#include "script/cgi_response.h"
 #include "script/script_types.h"
 #include "sys/unique_fd.h"
 
 namespace itk {
 
 struct VHost;
+struct CompressSettings;
 
 // The RFC 3875 environment for the script `m` names (decoded URL path, PATH_INFO, what an internal
 // request adds), with what this generation assigned the vhost (`state`: TMPDIR, PHP ini directory).
@@ -63,15 +67,17 @@ class StderrLog {
 };
 
 // The response side of a script: collects the header block, sends the status line and headers,
-// then the body (chunked when the script gives no length and the client speaks HTTP/1.1).
+// then the body (chunked when the script gives no length and the client speaks HTTP/1.1), compressed
+// when `compress` allows it, the client takes a coding and the script set none.
 class ScriptResponse {
  public:
   // `keep_alive` is the caller's: this lowers it when the response cannot be followed by another.
-  // `default_status`: the status of a response without Status (0: 200).
+  // `default_status`: the status of a response without Status (0: 200). `compress`: the vhost's
+  // settings (nullptr: never compressed).
   ScriptResponse(ClientConn& conn, const RequestHead& head, std::string script_name, bool& keep_alive,
-                 int default_status = 0)
+                 int default_status = 0, const CompressSettings* compress = nullptr)
       : conn_(conn), head_(head), script_(std::move(script_name)), keep_alive_(keep_alive),
-        default_status_(default_status) {}
+        default_status_(default_status), compress_(compress) {}
 
   enum class Fed { ok, bad_head, client_gone };
   // Script output bytes. `body_done`: the request body was read to its end (else the connection
@@ -88,7 +94,6 @@ class ScriptResponse {
 
   bool head_sent() const { return head_sent_; }
   bool head_complete() const;
-  bool chunked() const { return chunked_out_; }
   bool short_of_length() const { return declared_ && sent_ < *declared_ && !discard_body_; }
   int status() const { return status_; }
   const std::string& local_redirect() const { return local_redirect_; }
@@ -97,6 +102,10 @@ class ScriptResponse {
  private:
   bool start(bool body_done);
   bool write_body(const char* data, size_t n);
+  bool compress_candidate() const;
+  // Puts the head into the output with coding `c` (identity: as the script framed it), then what was held.
+  bool emit_head(Coding c);
+  bool emit_body(std::string_view data);
 
   ClientConn& conn_;
   const RequestHead& head_;
@@ -105,11 +114,23 @@ class ScriptResponse {
   std::string head_buf_;
   std::string out_;  // status line, headers and body bytes not yet sent
   bool head_sent_ = false, chunked_out_ = false, discard_body_ = false;
+  bool no_body_ = false;  // HEAD, 204, 304: a head without a body
   std::optional<uint64_t> declared_;
   uint64_t sent_ = 0;
   int status_ = 0;
   int default_status_ = 0;
   std::string local_redirect_;
+
+  const CompressSettings* compress_;
+  CgiHead parsed_;                 // the script's header block, until the head goes out
+  bool vary_ = false;              // the type is compressible: the answer depends on Accept-Encoding
+  Coding offered_ = Coding::identity;  // what the client takes best, when the response may be compressed
+  // The head waits for the coding decision until CompressMinSize bytes of body, the end of the output,
+  // or `decide_by_ms_` (a script that pauses must not be held up for long).
+  bool undecided_ = false;
+  int64_t decide_by_ms_ = 0;
+  std::string held_body_;
+  std::optional<Encoder> encoder_;
 };
 
 }  // namespace itk

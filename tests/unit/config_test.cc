@@ -1248,6 +1248,56 @@ TEST_F(LoadTest, DocumentRootCheckedAsTheVhostUser) {
             }));
 }
 
+// ---- compression ----
+
+TEST(Compress, KeysInServerAndVHost) {
+  Parsed q = parse_main("[server]\nCompress = off\nCompressTypes = text/html\nCompressTypes = Application/JSON\n"
+                        "CompressMinSize = 1024\n");
+  ASSERT_TRUE(q.errors.empty()) << dump(q.errors);
+  EXPECT_FALSE(q.cfg.server.compress.enabled);
+  // The first CompressTypes line replaces the built-in list, later ones add to it.
+  EXPECT_EQ(q.cfg.server.compress.types, (std::vector<std::string>{"text/html", "application/json"}));
+  EXPECT_EQ(q.cfg.server.compress.min_size, 1024u);
+
+  Parsed p = parse_dropin(vhost("a.test") + vhost("b.test", "Compress = yes\nCompressTypes = text/*\n", "#2002 #2002"));
+  ASSERT_TRUE(p.errors.empty()) << dump(p.errors);
+  p.cfg.server = q.cfg.server;
+  { std::vector<ConfigError> warnings; validate_config(p.cfg, false, p.errors, warnings); }
+  const CompressSettings& a = p.cfg.vhosts[0].compress;
+  const CompressSettings& b = p.cfg.vhosts[1].compress;
+  EXPECT_FALSE(a.enabled);
+  EXPECT_EQ(a.types, q.cfg.server.compress.types);
+  EXPECT_EQ(a.min_size, 1024u);
+  EXPECT_TRUE(b.enabled);
+  EXPECT_EQ(b.types, (std::vector<std::string>{"text/*"}));
+  EXPECT_EQ(b.min_size, 1024u);
+}
+
+TEST(Compress, DefaultsAreOn) {
+  Parsed p = parse_dropin(vhost("a.test"));
+  { std::vector<ConfigError> warnings; validate_config(p.cfg, false, p.errors, warnings); }
+  const CompressSettings& c = p.cfg.vhosts[0].compress;
+  EXPECT_TRUE(c.enabled);
+  EXPECT_EQ(c.min_size, 256u);
+  EXPECT_NE(std::find(c.types.begin(), c.types.end(), "text/*"), c.types.end());
+  EXPECT_NE(std::find(c.types.begin(), c.types.end(), "image/svg+xml"), c.types.end());
+}
+
+TEST(Compress, BadValuesNameTheLine) {
+  EXPECT_EQ(vhost_error("Compress = maybe"), "a.conf:5: Compress: `maybe` is not a boolean (use yes or no)");
+  EXPECT_EQ(vhost_error("CompressTypes = text/html text"),
+            "a.conf:5: CompressTypes: `text` is not a media type (write `type/subtype` or `type/*`, without parameters)");
+  EXPECT_EQ(vhost_error("CompressTypes = */*"),
+            "a.conf:5: CompressTypes: `*/*` is not a media type (write `type/subtype` or `type/*`, without parameters)");
+  EXPECT_EQ(vhost_error("CompressTypes = text/html;charset=utf-8"),
+            "a.conf:5: CompressTypes: `text/html;charset=utf-8` is not a media type (write `type/subtype` or `type/*`, "
+            "without parameters)");
+  EXPECT_EQ(vhost_error("CompressMinSize = 2000000"),
+            "a.conf:5: CompressMinSize: `2000000` is out of range (allowed: 0..1048576)");
+  EXPECT_EQ(server_error("CompressMinSize", "-1"), "itk.conf:2: CompressMinSize: `-1` is out of range (allowed: 0..1048576)");
+  EXPECT_EQ(vhost_error("Compress = on\nCompress = off"), "a.conf:6: Compress: given twice in this section (first at line 5)");
+}
+
 // ---- the examples shipped in docs/examples ----
 
 // The source tree, found from this file's path as the compiler saw it (relative to the build directory, where
@@ -1282,7 +1332,7 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
     }
     uncommented += line + "\n";
   }
-  EXPECT_EQ(keys, 20u);
+  EXPECT_EQ(keys, 23u);
   p = parse_main(uncommented);
   std::vector<std::string> unexpected;
   for (const auto& e : p.errors)
@@ -1310,6 +1360,9 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
   EXPECT_EQ(s.limit_gid_range.min, defaults.limit_gid_range.min);
   EXPECT_EQ(s.limit_gid_range.max, defaults.limit_gid_range.max);
   EXPECT_EQ(s.user, defaults.user);
+  EXPECT_EQ(s.compress.enabled, defaults.compress.enabled);
+  EXPECT_EQ(s.compress.types, defaults.compress.types);
+  EXPECT_EQ(s.compress.min_size, defaults.compress.min_size);
 }
 
 TEST(Examples, VHostExampleIsComplete) {

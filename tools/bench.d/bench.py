@@ -9,6 +9,7 @@ import ctypes
 import datetime
 import fnmatch
 import json
+import gzip
 import math
 import os
 import re
@@ -82,6 +83,16 @@ CASES = [
      "path": "/1k.html", "tls": True, "close": True, "servers": STATIC_SERVERS},
     {"name": "tls-keepalive", "title": "HTTPS 1 KiB keep-alive", "kind": "static", "path": "/1k.html",
      "tls": True, "servers": STATIC_SERVERS},
+    # Compression of a 100 KiB JavaScript file, keep-alive: on the fly (itk gzip 6 against nginx `gzip on`
+    # at the same level; itk brotli 5 alone, nginx has no brotli in Debian), and precompressed (a .gz
+    # beside the file: itk's precompressed files against nginx `gzip_static on`).
+    {"name": "js-gzip", "title": "100 KiB JS, gzip on the fly", "kind": "static", "path": "/100k.js",
+     "accept_encoding": "gzip", "coding": "gzip", "servers": ["itk", "nginx"], "baselines": ["nginx"]},
+    {"name": "js-br", "title": "100 KiB JS, brotli on the fly", "kind": "static", "path": "/100k.js",
+     "accept_encoding": "br", "coding": "br", "servers": ["itk"], "baselines": []},
+    {"name": "js-gzip-static", "title": "100 KiB JS, precompressed .gz", "kind": "static",
+     "path": "/static/100k.js", "accept_encoding": "gzip, br", "coding": "gzip", "servers": ["itk", "nginx"],
+     "baselines": ["nginx"]},
 ]
 
 # The concurrency sweep (--sweep): wrk -c at each point, and the servers each case's itk row is compared
@@ -274,7 +285,7 @@ def rss_of(root):
 # ---------------------------------------------------------------------------------------------
 # HTTP probe: checks what a server answers before it is measured (never a number from a broken case).
 
-def http_get(port, host, path, tls=False, timeout=5.0):
+def http_get(port, host, path, tls=False, timeout=5.0, extra=""):
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         if tls:
@@ -284,7 +295,7 @@ def http_get(port, host, path, tls=False, timeout=5.0):
             sock = ctx.wrap_socket(raw, server_hostname=host)
         else:
             sock = raw
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n".encode())
         data = b""
         while True:
             chunk = sock.recv(65536)
@@ -326,7 +337,7 @@ class Tree:
             uid = args.uid_base + i
             self.vhosts.append({"name": f"v{i}.test", "uid": uid, "gid": uid,
                                 "root": os.path.join(self.dir, "www", f"v{i}")})
-        self.files = {"/1k.html": 1024, "/100k.html": 102400}
+        self.files = {"/1k.html": 1024, "/100k.html": 102400, "/100k.js": 102400, "/static/100k.js": 102400}
 
     def build(self):
         www = os.path.join(self.dir, "www")
@@ -335,9 +346,16 @@ class Tree:
             root = vh["root"]
             os.mkdir(root, 0o755)
             for path, size in self.files.items():
-                line = f"<!-- {vh['name']} {path} -->\n".encode()
-                body = (line * (size // len(line) + 1))[:size - 1] + b"\n"
+                if path.endswith(".js"):
+                    body = js_text(size)
+                else:
+                    line = f"<!-- {vh['name']} {path} -->\n".encode()
+                    body = (line * (size // len(line) + 1))[:size - 1] + b"\n"
+                os.makedirs(os.path.dirname(root + path), 0o755, exist_ok=True)
                 self._write(root + path, body, 0o644, vh)
+            # What `gzip -9k` leaves beside a file for gzip_static; written after the file, so not older.
+            self._write(root + "/static/100k.js.gz", gzip.compress(js_text(self.files["/static/100k.js"]), 9),
+                        0o644, vh)
             self._write(root + "/index.html", f"<p>{vh['name']}\n".encode(), 0o644, vh)
             # The CGI runs a second program, as a real script would; `id -u` also shows the uid it ran as.
             # Head and body leave in one write: written apart, Apache stalls ~40 ms per keep-alive request
@@ -367,6 +385,18 @@ class Tree:
 
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def js_text(size):
+    """JavaScript to compress: jQuery from Debian's libjs-jquery when installed, else generated source."""
+    try:
+        with open("/usr/share/javascript/jquery/jquery.js", "rb") as f:
+            text = f.read()
+    except OSError:
+        text = b"".join(b"function f%d(a, b) { return a * %d + b; } // %d\n" % (i, i % 31, i * 7919 % 10007)
+                        for i in range(size // 40 + 1))
+    text = (text * (size // len(text) + 1))[:size]
+    return text
 
 
 def run(argv, what, check=True, timeout=60, **kw):
@@ -691,7 +721,16 @@ class Nginx(Server):
                 "  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_timeout 5;\n"
                 f"  keepalive_requests {case.get('max_keepalive', 100)};\n"
                 "  ssl_session_cache shared:SSL:1m;\n"
+                f"{self.compression(case)}"
                 f"{servers}}}\n")
+
+    @staticmethod
+    def compression(case):
+        # itk's level and types for JavaScript; nginx's own default level is 1.
+        if not case.get("accept_encoding"):
+            return ""
+        return ("  gzip on;\n  gzip_comp_level 6;\n  gzip_types text/javascript application/javascript;\n"
+                "  gzip_min_length 256;\n  gzip_vary on;\n  gzip_static on;\n")
 
     def start(self, case):
         self.prepare_dir()
@@ -745,10 +784,12 @@ def parse_wrk(out):
     return r
 
 
-def wrk_argv(args, url, host, close, duration, threads, conns, script=None):
+def wrk_argv(args, url, host, close, duration, threads, conns, script=None, accept_encoding=None):
     argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "-H", f"Host: {host}"]
     if close:
         argv += ["-H", "Connection: close"]
+    if accept_encoding:
+        argv += ["-H", f"Accept-Encoding: {accept_encoding}"]
     if script:
         argv += ["-s", script]
     return argv + [url]
@@ -800,7 +841,7 @@ def measure(args, server, case, duration):
                           os.path.join(HERE, "mix.lua")) for vh in server.tree.vhosts]
     else:
         argvs = [wrk_argv(args, url_base + case["path"], server.tree.vhosts[0]["name"], case.get("close"),
-                          duration, args.threads, args.connections)]
+                          duration, args.threads, args.connections, accept_encoding=case.get("accept_encoding"))]
     outs = run_wrks(argvs, duration)
     res = combine([parse_wrk(o) for o in outs])
     res["raw"] = outs
@@ -865,6 +906,13 @@ def probe(server, case):
                 want = tree.files[path]
                 if status != 200 or len(body) != want:
                     return f"GET {path} for {vh['name']} answered {status} with {len(body)} bytes, not 200 with {want}"
+                if case.get("accept_encoding"):
+                    status, headers, body = http_get(server.port, vh["name"], path, tls,
+                                                     extra=f"Accept-Encoding: {case['accept_encoding']}\r\n")
+                    coding = headers.get("content-encoding", "")
+                    if status != 200 or coding != case["coding"] or len(body) >= want:
+                        return (f"GET {path} with Accept-Encoding: {case['accept_encoding']} answered {status}, "
+                                f"Content-Encoding {coding!r}, {len(body)} bytes: not {case['coding']}")
         elif case["kind"] in ("cgi", "php"):
             # A warm FastCGI pool must answer again from a process it already has: with one request more
             # than FastCGIMaxProcesses, a pid repeats unless every request started its own php-cgi.
@@ -1129,7 +1177,9 @@ def targets(results):
         return e["median"][field] if e and e.get("median") else None
 
     def baseline(c):
-        return c.get("baselines", ["apache-itk"])[0]
+        # The targets are against mpm-itk; the compression cases compare with nginx and stay out of them.
+        b = c.get("baselines", ["apache-itk"])
+        return b[0] if b and b[0].startswith("apache-itk") else None
 
     rows = []
 
