@@ -22,6 +22,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "config/php_settings.h"
 #include "config/vhost_routes.h"
 #include "sys/dir_ptr.h"
 #include "sys/log.h"
@@ -1018,6 +1019,36 @@ void vhost_no_exec(Parser& p, VHost& v, const std::string&, const char* key, std
   if (!e.empty()) p.error(key, e);
 }
 
+// PHPAdminValue, PHPValue (`name value`), PHPAdminFlag, PHPFlag (`name on|off`): one directive per line.
+void vhost_php_setting(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value) {
+  value = trim(value);
+  size_t space = value.find_first_of(" \t");
+  PhpSetting s;
+  s.name = std::string(value.substr(0, space));
+  std::string_view rest = space == std::string_view::npos ? std::string_view() : trim(value.substr(space));
+  s.admin = lkey.find("admin") != std::string::npos;
+  s.flag = lkey.ends_with("flag");
+  s.at = p.here();
+  std::string e = check_php_name(s.name);
+  if (e.empty() && s.flag) {
+    bool on = false;
+    e = rest.empty() ? "expected `name on` or `name off`" : parse_bool(rest, on);
+    s.value = on ? "On" : "Off";
+  } else if (e.empty()) {
+    e = check_php_value(rest);
+    s.value = std::string(rest);
+  }
+  for (const PhpSetting& o : v.php_settings)
+    if (e.empty() && o.name == s.name) e = strprintf("%s is already set at line %d", s.name.c_str(), o.at.line);
+  if (!e.empty()) return p.error(key, e);
+  v.php_settings.push_back(std::move(s));
+}
+
+void vhost_php_user_ini(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::string e = parse_bool(value, v.php_user_ini);
+  if (!e.empty()) p.error(key, e);
+}
+
 enum class Repeat { once, adds };  // adds: the key may be given again, each line adding to its list
 
 // The [vhost] directives. `server` marks the keys [server] takes too, as the default of every vhost;
@@ -1060,6 +1091,11 @@ const VHostDirective kVHostDirectives[] = {
     {"ErrorDocument", false, Repeat::adds, false, vhost_error_document},
     {"Header", false, Repeat::adds, false, vhost_header},
     {"NoExec", false, Repeat::adds, false, vhost_no_exec},
+    {"PHPAdminValue", false, Repeat::adds, false, vhost_php_setting},
+    {"PHPAdminFlag", false, Repeat::adds, false, vhost_php_setting},
+    {"PHPValue", false, Repeat::adds, false, vhost_php_setting},
+    {"PHPFlag", false, Repeat::adds, false, vhost_php_setting},
+    {"PHPUserIni", false, Repeat::once, false, vhost_php_user_ini},
 };
 
 const VHostDirective* vhost_directive(const std::string& lkey) {

@@ -72,6 +72,16 @@ struct HeaderLine {
   std::string value;
 };
 
+// `PHPAdminValue`/`PHPAdminFlag` (admin: no script may change it) or `PHPValue`/`PHPFlag` (a default the
+// tenant's .user.ini and ini_set() may change as PHP allows): one PHP ini setting of the vhost.
+struct PhpSetting {
+  std::string name;   // a PHP ini directive name: letters, digits, '_' and '.'
+  std::string value;  // as written; for a flag "On" or "Off"
+  bool admin = false;
+  bool flag = false;  // PHPAdminFlag, PHPFlag
+  Origin at;          // its line, for a later duplicate's error
+};
+
 struct VHost {
   std::string server_name;            // lower-case
   std::vector<std::string> aliases;   // lower-case; may start with "*."
@@ -99,6 +109,8 @@ struct VHost {
   std::vector<ErrorDocument> error_documents;
   std::vector<HeaderLine> headers;          // added to every response
   std::vector<std::string> no_exec;         // decoded path prefixes (no trailing '/') where no script runs
+  std::vector<PhpSetting> php_settings;     // written to the vhost's PHP ini directory (config/php_settings.h)
+  bool php_user_ini = true;                 // PHPUserIni: PHP reads the tenant's .user.ini files
   Origin origin;                      // where its [vhost] section starts
 };
 

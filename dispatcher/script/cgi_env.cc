@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <map>
 
+#include "sys/vhost_dirs.h"
+
 namespace itk {
 
 std::vector<std::string> cgi_environment(const CgiRequest& r) {
@@ -34,9 +36,10 @@ std::vector<std::string> cgi_environment(const CgiRequest& r) {
   if (r.redirect_env)
     for (const auto& [k, v] : *r.redirect_env) env[k] = v;
   env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  // The vhost's own temporary directory, and for PHP the ini directory that names it (sessions, uploads).
+  // The vhost's own temporary directory, and for PHP the ini directory that names it (sessions, uploads)
+  // and holds the vhost's PHP settings.
   if (!r.temp_dir.empty()) env["TMPDIR"] = r.temp_dir;
-  if (!r.php_ini_dir.empty()) env["PHP_INI_SCAN_DIR"] = r.php_ini_dir + ":";
+  if (!r.php_ini_dir.empty()) env["PHP_INI_SCAN_DIR"] = php_ini_scan_dir(r.php_ini_dir);
   if (h.content_length) env["CONTENT_LENGTH"] = std::to_string(*h.content_length);
   for (const auto& [name, value] : h.headers) {
     if (name == "content-type") {
