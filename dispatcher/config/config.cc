@@ -886,6 +886,17 @@ void vhost_document_root(Parser& p, VHost& v, const std::string&, const char* ke
   v.document_root = root;
 }
 
+void vhost_symlink_root(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  if (trim(value).find_first_not_of('/') == std::string_view::npos)
+    return p.error(key, "SymlinkRoot = / would let the site's links reach the whole file system; name the site's "
+                        "own directory");
+  std::string root;
+  std::string e = normalize_root(value, root);
+  if (!e.empty()) return p.error(key, e);
+  v.symlink_root = root;
+  v.symlink_root_at = p.here();
+}
+
 void vhost_assign_user_id(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
   assign_user_id(p, v, key, value);
 }
@@ -1065,6 +1076,7 @@ const VHostDirective kVHostDirectives[] = {
     {"ServerName", true, Repeat::once, false, vhost_server_name},
     {"ServerAlias", false, Repeat::adds, false, vhost_server_alias},
     {"DocumentRoot", true, Repeat::once, false, vhost_document_root},
+    {"SymlinkRoot", false, Repeat::once, false, vhost_symlink_root},
     {"AssignUserID", true, Repeat::once, false, vhost_assign_user_id},
     {"NiceValue", false, Repeat::once, false, vhost_nice_value},
     {"MaxClientsVHost", false, Repeat::once, true,

@@ -86,6 +86,8 @@ struct VHost {
   std::string server_name;            // lower-case
   std::vector<std::string> aliases;   // lower-case; may start with "*."
   std::string document_root;          // absolute path
+  std::string symlink_root;           // SymlinkRoot: DocumentRoot or a directory above it; empty: DocumentRoot
+  Origin symlink_root_at;
   Identity identity;
   unsigned max_clients_vhost = 0;     // after validation: its own, else [server]'s, else MaxClients / 2 (at least 1)
   bool max_clients_vhost_set = false; // given in the vhost's own section

@@ -38,7 +38,7 @@ std::string directory_location(std::string_view raw_path) {
   return out;
 }
 
-ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
+ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, const DocRoot& root, const RequestHead& head, ClientConn& conn,
                              bool keep_alive, AccessCheck& access, int as_error, std::string_view extra) {
   const bool is_head = head.method == "HEAD";
   if (head.method == "OPTIONS") {
@@ -53,13 +53,14 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
 
   std::optional<std::string> path = decode_request_path(head.target);
   if (!path) return simple(conn, 400, keep_alive, is_head);
-  if (root_fd < 0) {
+  if (!root.ok()) {
     // The DocumentRoot itself could not be opened by the tenant (logged by the worker): as for a file in it.
-    int status = root_fd == -ENOENT || root_fd == -ENOTDIR ? 404 : root_fd == -EACCES || root_fd == -EPERM ? 403 : 500;
+    int e = root.error;
+    int status = e == ENOENT || e == ENOTDIR ? 404 : e == EACCES || e == EPERM || e == EXDEV ? 403 : 500;
     return simple(conn, status, keep_alive, is_head);
   }
 
-  OpenResult file = open_beneath(root_fd, *path, vh.directory_index);
+  OpenResult file = open_beneath(root, *path, vh.directory_index);
   switch (file.outcome) {
     case OpenOutcome::bad_request:
       return simple(conn, 400, keep_alive, is_head);
@@ -78,7 +79,7 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
       break;
   }
   // A symlink or the DirectoryIndex may have led somewhere the path asked for does not show.
-  AccessVerdict verdict = access.check_resolved(root_fd, vh, file.fd.get(), *path);
+  AccessVerdict verdict = access.check_resolved(root, vh, file.fd.get(), *path);
   if (!verdict.allowed) {
     log(Level::info, "%s: 403, it resolves to a refused file: %s", path->c_str(), verdict.reason.c_str());
     return simple(conn, 403, keep_alive, is_head);

@@ -25,11 +25,11 @@ std::vector<std::string> cgi_environment(const CgiRequest& r) {
   if (r.https) env["HTTPS"] = "on";
   env["SCRIPT_NAME"] = r.script_name;
   env["SCRIPT_FILENAME"] = r.script_filename;
-  env["DOCUMENT_ROOT"] = r.vhost->document_root;
+  env["DOCUMENT_ROOT"] = r.document_root;
   env["QUERY_STRING"] = r.query;
   if (!r.path_info.empty()) {
     env["PATH_INFO"] = r.path_info;
-    env["PATH_TRANSLATED"] = r.vhost->document_root + r.path_info;
+    env["PATH_TRANSLATED"] = r.document_root + r.path_info;
   }
   // php-cgi refuses to run without it (its force-cgi-redirect guard).
   env["REDIRECT_STATUS"] = "200";
