@@ -22,6 +22,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "config/php_settings.h"
 #include "config/vhost_routes.h"
 #include "sys/dir_ptr.h"
 #include "sys/log.h"
@@ -965,6 +966,17 @@ void vhost_document_root(Parser& p, VHost& v, const std::string&, const char* ke
   v.document_root = root;
 }
 
+void vhost_symlink_root(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  if (trim(value).find_first_not_of('/') == std::string_view::npos)
+    return p.error(key, "SymlinkRoot = / would let the site's links reach the whole file system; name the site's "
+                        "own directory");
+  std::string root;
+  std::string e = normalize_root(value, root);
+  if (!e.empty()) return p.error(key, e);
+  v.symlink_root = root;
+  v.symlink_root_at = p.here();
+}
+
 void vhost_assign_user_id(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
   assign_user_id(p, v, key, value);
 }
@@ -1106,6 +1118,36 @@ void vhost_compress(Parser& p, VHost& v, const std::string& lkey, const char* ke
   (void)compress_key(p, lkey, key, value, v.compress);
 }
 
+// PHPAdminValue, PHPValue (`name value`), PHPAdminFlag, PHPFlag (`name on|off`): one directive per line.
+void vhost_php_setting(Parser& p, VHost& v, const std::string& lkey, const char* key, std::string_view value) {
+  value = trim(value);
+  size_t space = value.find_first_of(" \t");
+  PhpSetting s;
+  s.name = std::string(value.substr(0, space));
+  std::string_view rest = space == std::string_view::npos ? std::string_view() : trim(value.substr(space));
+  s.admin = lkey.find("admin") != std::string::npos;
+  s.flag = lkey.ends_with("flag");
+  s.at = p.here();
+  std::string e = check_php_name(s.name);
+  if (e.empty() && s.flag) {
+    bool on = false;
+    e = rest.empty() ? "expected `name on` or `name off`" : parse_bool(rest, on);
+    s.value = on ? "On" : "Off";
+  } else if (e.empty()) {
+    e = check_php_value(rest);
+    s.value = std::string(rest);
+  }
+  for (const PhpSetting& o : v.php_settings)
+    if (e.empty() && o.name == s.name) e = strprintf("%s is already set at line %d", s.name.c_str(), o.at.line);
+  if (!e.empty()) return p.error(key, e);
+  v.php_settings.push_back(std::move(s));
+}
+
+void vhost_php_user_ini(Parser& p, VHost& v, const std::string&, const char* key, std::string_view value) {
+  std::string e = parse_bool(value, v.php_user_ini);
+  if (!e.empty()) p.error(key, e);
+}
+
 enum class Repeat { once, adds };  // adds: the key may be given again, each line adding to its list
 
 // The [vhost] directives. `server` marks the keys [server] takes too, as the default of every vhost;
@@ -1122,6 +1164,7 @@ const VHostDirective kVHostDirectives[] = {
     {"ServerName", true, Repeat::once, false, vhost_server_name},
     {"ServerAlias", false, Repeat::adds, false, vhost_server_alias},
     {"DocumentRoot", true, Repeat::once, false, vhost_document_root},
+    {"SymlinkRoot", false, Repeat::once, false, vhost_symlink_root},
     {"AssignUserID", true, Repeat::once, false, vhost_assign_user_id},
     {"NiceValue", false, Repeat::once, false, vhost_nice_value},
     {"MaxClientsVHost", false, Repeat::once, true,
@@ -1154,6 +1197,11 @@ const VHostDirective kVHostDirectives[] = {
     {"Compress", false, Repeat::once, true, vhost_compress},
     {"CompressTypes", false, Repeat::adds, true, vhost_compress},
     {"CompressMinSize", false, Repeat::once, true, vhost_compress},
+    {"PHPAdminValue", false, Repeat::adds, false, vhost_php_setting},
+    {"PHPAdminFlag", false, Repeat::adds, false, vhost_php_setting},
+    {"PHPValue", false, Repeat::adds, false, vhost_php_setting},
+    {"PHPFlag", false, Repeat::adds, false, vhost_php_setting},
+    {"PHPUserIni", false, Repeat::once, false, vhost_php_user_ini},
 };
 
 const VHostDirective* vhost_directive(const std::string& lkey) {

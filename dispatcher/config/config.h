@@ -101,10 +101,22 @@ struct LogSettings {
   Origin access_log_at, error_log_at;
 };
 
+// `PHPAdminValue`/`PHPAdminFlag` (admin: no script may change it) or `PHPValue`/`PHPFlag` (a default the
+// tenant's .user.ini and ini_set() may change as PHP allows): one PHP ini setting of the vhost.
+struct PhpSetting {
+  std::string name;   // a PHP ini directive name: letters, digits, '_' and '.'
+  std::string value;  // as written; for a flag "On" or "Off"
+  bool admin = false;
+  bool flag = false;  // PHPAdminFlag, PHPFlag
+  Origin at;          // its line, for a later duplicate's error
+};
+
 struct VHost {
   std::string server_name;            // lower-case
   std::vector<std::string> aliases;   // lower-case; may start with "*."
   std::string document_root;          // absolute path
+  std::string symlink_root;           // SymlinkRoot: DocumentRoot or a directory above it; empty: DocumentRoot
+  Origin symlink_root_at;
   Identity identity;
   unsigned max_clients_vhost = 0;     // after validation: its own, else [server]'s, else MaxClients / 2 (at least 1)
   bool max_clients_vhost_set = false; // given in the vhost's own section
@@ -130,6 +142,8 @@ struct VHost {
   std::vector<std::string> no_exec;         // decoded path prefixes (no trailing '/') where no script runs
   LogSettings logs;                         // after validation: the files this vhost's lines go to
   CompressSettings compress;                // after validation: complete (server defaults applied)
+  std::vector<PhpSetting> php_settings;     // written to the vhost's PHP ini directory (config/php_settings.h)
+  bool php_user_ini = true;                 // PHPUserIni: PHP reads the tenant's .user.ini files
   Origin origin;                      // where its [vhost] section starts
 };
 

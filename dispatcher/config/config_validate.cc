@@ -233,6 +233,14 @@ void validate_config(Config& cfg, bool check_filesystem, std::vector<ConfigError
     inherit_compress(cfg.server.compress, v);
     if (!v.max_clients_vhost_set) v.max_clients_vhost = share;
     if (!v.fallback_resource_set) v.fallback_resource = cfg.server.fallback_resource;
+    // Where the DocumentRoot's links lead is the tenant's to change, and is checked for each connection;
+    // that the DocumentRoot is written below SymlinkRoot is the admin's, and checked here.
+    const std::string& s = v.symlink_root;
+    const std::string& d = v.document_root;
+    if (!s.empty() && !d.empty() && s != d && (d.size() <= s.size() || d.compare(0, s.size(), s) != 0 || d[s.size()] != '/'))
+      errors.push_back({v.symlink_root_at, "SymlinkRoot",
+                        strprintf("`%s` does not contain the DocumentRoot `%s` (give the site's own directory above it, "
+                                  "e.g. the one holding `current`, `releases` and `shared`)", s.c_str(), d.c_str())});
   }
   resolve_logs(cfg, errors);
 

@@ -75,8 +75,8 @@ std::string fd_path(int fd) {
 
 // Where `path` really is, relative to the root ("/" for the root itself), or empty when it does not exist
 // or cannot be found out.
-std::string resolved_beneath(int root_fd, const std::string& root, const std::string& path) {
-  int fd = open_path_beneath(root_fd, path);
+std::string resolved_beneath(const DocRoot& doc, const std::string& root, const std::string& path) {
+  int fd = open_path_beneath(doc, path);
   if (fd < 0) return {};
   unique_fd owner(fd);
   std::string real = fd_path(fd);
@@ -289,12 +289,12 @@ void apply_headers(std::string& head, const std::vector<HeaderLine>& lines) {
   head = std::move(out);
 }
 
-bool no_exec_blocks(int root_fd, const std::string& script_path, const std::vector<std::string>& prefixes) {
+bool no_exec_blocks(const DocRoot& doc, const std::string& script_path, const std::vector<std::string>& prefixes) {
   if (prefixes.empty()) return false;
   for (const std::string& p : prefixes)
     if (path_under(script_path, p)) return true;
-  std::string root = fd_path(root_fd);
-  std::string real = root.empty() ? std::string() : resolved_beneath(root_fd, root, script_path);
+  const std::string& root = doc.real;
+  std::string real = root.empty() ? std::string() : resolved_beneath(doc, root, script_path);
   if (real.empty()) {
     log(Level::warning, "cannot tell where %s leads beneath the DocumentRoot; refused as under NoExec",
         script_path.c_str());
@@ -302,7 +302,7 @@ bool no_exec_blocks(int root_fd, const std::string& script_path, const std::vect
   }
   for (const std::string& p : prefixes) {
     if (path_under(real, p)) return true;
-    std::string real_prefix = resolved_beneath(root_fd, root, p);
+    std::string real_prefix = resolved_beneath(doc, root, p);
     if (!real_prefix.empty() && path_under(real, real_prefix)) return true;
   }
   return false;

@@ -9,6 +9,10 @@
 #include "config/config.h"
 
 namespace itk {
+struct DocRoot;  // http/doc_root.h
+}
+
+namespace itk {
 
 // ---- values, checked at load: each returns "" or what is wrong, phrased to follow "KEY: " ----
 
@@ -48,10 +52,10 @@ std::string encode_path(std::string_view decoded);
 // already there is removed first.
 void apply_headers(std::string& head, const std::vector<HeaderLine>& lines);
 
-// Whether the script at `script_path` (decoded, beneath `root_fd`) must not run or be sent: it lies under a
+// Whether the script at `script_path` (decoded, beneath `root`) must not run or be sent: it lies under a
 // NoExec prefix, by the path the client named or by where that path really leads (symbolic links followed
 // beneath the root), compared with each prefix both as written and as it resolves. When where it leads
 // cannot be found out, it is blocked.
-bool no_exec_blocks(int root_fd, const std::string& script_path, const std::vector<std::string>& prefixes);
+bool no_exec_blocks(const DocRoot& root, const std::string& script_path, const std::vector<std::string>& prefixes);
 
 }  // namespace itk

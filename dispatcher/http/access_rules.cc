@@ -66,10 +66,11 @@ const std::string* denying_prefix(const std::vector<std::string>& prefixes, std:
   return nullptr;
 }
 
-AccessVerdict AccessCheck::walk(int root_fd, const VHost& vh, std::string_view path, bool last_is_file) {
+AccessVerdict AccessCheck::walk(const DocRoot& root, const VHost& vh, std::string_view path, bool last_is_file,
+                                bool beyond) {
   if (vh.deny_dot_files && has_dot_segment(path)) return refuse("a path segment starts with '.' (DenyDotFiles)");
   if (has_ht_segment(path)) return refuse("a path segment starts with '.ht'");
-  if (const std::string* p = denying_prefix(vh.deny_prefixes, path)) return refuse("Deny = " + *p);
+  if (const std::string* p = beyond ? nullptr : denying_prefix(vh.deny_prefixes, path)) return refuse("Deny = " + *p);
 
   std::vector<std::string_view> segs = segments(path);
   const bool trailing_slash = !path.empty() && path.back() == '/';
@@ -81,9 +82,11 @@ AccessVerdict AccessCheck::walk(int root_fd, const VHost& vh, std::string_view p
 
   std::string rel;  // the directory being looked at, relative to the root
   unique_fd dir;    // it, opened O_PATH; the root itself is borrowed
-  int dir_fd = root_fd;
+  int dir_fd = beyond ? root.anchor.get() : root.dir.get();
+  const std::string& prefix = beyond ? std::string() : root.prefix;
+  const std::string& base = beyond ? root.anchor_real : root.real;
   for (size_t i = 0;; i++) {
-    std::string shown = vh.document_root + (rel.empty() ? "" : "/" + rel) + "/.htaccess";
+    std::string shown = base + (rel.empty() ? "" : "/" + rel) + "/.htaccess";
     HtaccessCache::Result h = cache_.load(dir_fd, shown);
     if (h.state == HtaccessCache::State::refused) return refuse(shown + " cannot be used");
     if (h.state == HtaccessCache::State::present) {
@@ -94,7 +97,7 @@ AccessVerdict AccessCheck::walk(int root_fd, const VHost& vh, std::string_view p
     if (i == dirs) break;
     if (!rel.empty()) rel += '/';
     rel += segs[i];
-    int fd = openat2_beneath(root_fd, rel.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = openat2_beneath(root.anchor.get(), (prefix + rel).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     // Not a directory, missing, or closed to the tenant: nothing deeper can be served either, and the
     // open of the file itself gives the answer (403 or 404).
     if (fd < 0) break;
@@ -104,14 +107,22 @@ AccessVerdict AccessCheck::walk(int root_fd, const VHost& vh, std::string_view p
   return {};
 }
 
-AccessVerdict AccessCheck::check_request(int root_fd, const VHost& vh, const std::string& path) {
-  return walk(root_fd, vh, path, false);
+AccessVerdict AccessCheck::check_request(const DocRoot& root, const VHost& vh, const std::string& path) {
+  return walk(root, vh, path, false);
 }
 
-AccessVerdict AccessCheck::check_resolved(int root_fd, const VHost& vh, int fd, const std::string& asked) {
-  std::string root = real_path_of(root_fd);
+// `real` below `top` as a request path ("/a/b", "/" for `top` itself), or empty when it is not below.
+static std::string below(const std::string& top, const std::string& real) {
+  if (top == "/") return real;
+  if (real == top) return "/";
+  if (real.size() > top.size() && real.compare(0, top.size(), top) == 0 && real[top.size()] == '/')
+    return real.substr(top.size());
+  return {};
+}
+
+AccessVerdict AccessCheck::check_resolved(const DocRoot& root, const VHost& vh, int fd, const std::string& asked) {
   std::string real = real_path_of(fd);
-  if (root.empty() || real.empty()) {
+  if (root.real.empty() || real.empty()) {
     static bool logged = false;
     if (!logged) {
       logged = true;
@@ -119,24 +130,21 @@ AccessVerdict AccessCheck::check_resolved(int root_fd, const VHost& vh, int fd, 
     }
     return refuse("its real path is unknown");
   }
-  std::string rel;
-  if (root == "/") rel = real;
-  else if (real == root) rel = "/";
-  else if (real.size() > root.size() && real.compare(0, root.size(), root) == 0 && real[root.size()] == '/')
-    rel = real.substr(root.size());
-  else
-    return refuse("it resolves to " + real + ", outside the DocumentRoot " + root);
-  if (rel == asked) return {};
-  return walk(root_fd, vh, rel, true);
+  std::string rel = below(root.real, real);
+  if (!rel.empty()) return rel == asked ? AccessVerdict{} : walk(root, vh, rel, true);
+  // Elsewhere in the tenant's tree (a release's `uploads -> ../../shared/uploads`): its dotfile rules and
+  // .htaccess files from SymlinkRoot down.
+  rel = root.prefix.empty() ? std::string() : below(root.anchor_real, real);
+  if (rel.empty()) return refuse("it resolves to " + real + ", outside the DocumentRoot " + root.real);
+  return walk(root, vh, rel, true, true);
 }
 
-AccessVerdict AccessCheck::check_resolved_path(int root_fd, const VHost& vh, const std::string& path,
+AccessVerdict AccessCheck::check_resolved_path(const DocRoot& root, const VHost& vh, const std::string& path,
                                                const std::string& asked) {
-  std::string rel = path.size() > 1 ? path.substr(1) : ".";
-  int fd = openat2_beneath(root_fd, rel.c_str(), O_PATH | O_CLOEXEC);
+  int fd = open_path_beneath(root, path);
   if (fd < 0) return refuse(strprintf("cannot open it: %s", strerror(-fd)));
   unique_fd owner(fd);
-  return check_resolved(root_fd, vh, fd, asked);
+  return check_resolved(root, vh, fd, asked);
 }
 
 }  // namespace itk

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "http/doc_root.h"
 #include "http/htaccess.h"
 
 namespace itk {
@@ -32,18 +33,20 @@ class AccessCheck {
   // The path the client asked for, before anything is opened or run: its segments, the Deny prefixes, and
   // the .htaccess of the DocumentRoot and of each directory along the path (its last segment too, when
   // that is a directory). `root_fd` is the DocumentRoot opened by the tenant.
-  AccessVerdict check_request(int root_fd, const VHost& vh, const std::string& path);
+  AccessVerdict check_request(const DocRoot& root, const VHost& vh, const std::string& path);
 
   // What `fd`, opened beneath root_fd for `asked` (already passed check_request), really is, wherever
   // symlinks and a DirectoryIndex led: the same rules on its real path below the DocumentRoot's. A file
   // whose real path cannot be told (no /proc) is refused.
-  AccessVerdict check_resolved(int root_fd, const VHost& vh, int fd, const std::string& asked);
+  AccessVerdict check_resolved(const DocRoot& root, const VHost& vh, int fd, const std::string& asked);
 
   // check_resolved for a path that is about to be run (a script), opened here without reading it.
-  AccessVerdict check_resolved_path(int root_fd, const VHost& vh, const std::string& path, const std::string& asked);
+  AccessVerdict check_resolved_path(const DocRoot& root, const VHost& vh, const std::string& path, const std::string& asked);
 
  private:
-  AccessVerdict walk(int root_fd, const VHost& vh, std::string_view path, bool last_is_file);
+  // `path` is below the DocumentRoot, or with `beyond` below the anchor (SymlinkRoot), where the site's
+  // Deny prefixes, which name paths of the site, do not apply.
+  AccessVerdict walk(const DocRoot& root, const VHost& vh, std::string_view path, bool last_is_file, bool beyond = false);
   HtaccessCache cache_;
 };
 

@@ -190,12 +190,6 @@ Node open_node(int root_fd, const std::string& rel) {
   return n;
 }
 
-// "/a/b" -> "a/b"; "/" -> "." (openat2 with RESOLVE_BENEATH refuses an absolute path).
-std::string relative_of(const std::string& decoded_path) {
-  if (decoded_path.size() <= 1) return std::string(1, '.');
-  return decoded_path.substr(1);
-}
-
 }  // namespace
 
 int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
@@ -213,8 +207,8 @@ int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
   }
 }
 
-int open_path_beneath(int root_fd, const std::string& decoded_path) {
-  return openat2_beneath(root_fd, relative_of(decoded_path).c_str(), O_PATH | O_CLOEXEC);
+int open_path_beneath(const DocRoot& root, const std::string& decoded_path) {
+  return openat2_beneath(root.anchor.get(), root.rel(decoded_path).c_str(), O_PATH | O_CLOEXEC);
 }
 
 std::optional<std::string> decode_request_path(std::string_view target) {
@@ -323,14 +317,15 @@ bool if_range_allows(const Preconditions& p, const std::string& etag, time_t mti
   return t != -1 && t == mtime && mtime < time(nullptr);
 }
 
-OpenResult open_beneath(int root_fd, const std::string& decoded_path,
+OpenResult open_beneath(const DocRoot& root, const std::string& decoded_path,
                         const std::vector<std::string>& directory_index) {
   OpenResult r;
   if (decoded_path.empty() || decoded_path.front() != '/' || decoded_path.find('\0') != std::string::npos) {
     r.outcome = OpenOutcome::bad_request;
     return r;
   }
-  std::string rel = relative_of(decoded_path);
+  const int root_fd = root.anchor.get();
+  std::string rel = root.rel(decoded_path);
   Node n = open_node(root_fd, rel);
   if (n.outcome != OpenOutcome::file) {
     r.outcome = n.outcome;
@@ -351,7 +346,7 @@ OpenResult open_beneath(int root_fd, const std::string& decoded_path,
         continue;
       }
       std::string candidate = decoded_path + entry;
-      std::string crel = relative_of(candidate);
+      std::string crel = root.rel(candidate);
       Node idx = open_node(root_fd, crel);
       if (idx.outcome == OpenOutcome::not_found) continue;
       if (idx.outcome != OpenOutcome::file || !idx.fd || !S_ISREG(idx.st.st_mode)) {
@@ -380,11 +375,11 @@ OpenResult open_beneath(int root_fd, const std::string& decoded_path,
   return r;
 }
 
-OpenResult open_precompressed(int root_fd, const std::string& decoded_path, std::string_view suffix,
+OpenResult open_precompressed(const DocRoot& root, const std::string& decoded_path, std::string_view suffix,
                               const struct stat& original) {
   OpenResult r;
   std::string path = decoded_path + std::string(suffix);
-  int fd = openat2_beneath(root_fd, relative_of(path).c_str(), kOpenFlags);
+  int fd = openat2_beneath(root.anchor.get(), root.rel(path).c_str(), kOpenFlags);
   if (fd < 0) return r;
   unique_fd owner(fd);
   if (fstat(fd, &r.st) != 0 || !precompressed_usable(original, r.st)) return r;

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/doc_root.h"
 #include "sys/unique_fd.h"
 
 namespace itk {
@@ -53,9 +54,9 @@ bool not_modified(const Preconditions& p, const std::string& etag, time_t mtime)
 // True when a Range header may be honoured given If-Range.
 bool if_range_allows(const Preconditions& p, const std::string& etag, time_t mtime);
 
-// An O_PATH descriptor of `decoded_path` beneath `root_fd` (symlinks followed, never out of the root), or
+// An O_PATH descriptor of `decoded_path` beneath `root` (symlinks followed, never out of its anchor), or
 // -errno. Opens nothing for reading, so it needs no permission on the last component.
-[[nodiscard]] int open_path_beneath(int root_fd, const std::string& decoded_path);
+[[nodiscard]] int open_path_beneath(const DocRoot& root, const std::string& decoded_path);
 
 enum class OpenOutcome { file, directory_redirect, forbidden, not_found, bad_request };
 
@@ -66,17 +67,17 @@ struct OpenResult {
   std::string path;      // the decoded path actually opened (index file appended for directories)
 };
 
-// Opens `decoded_path` (from decode_request_path) beneath `root_fd`, refusing anything that resolves
-// outside it (symlinks included). A directory without a trailing '/' -> directory_redirect; a directory
+// Opens `decoded_path` (from decode_request_path) beneath `root`, refusing anything that resolves
+// outside its anchor (symlinks included). A directory without a trailing '/' -> directory_redirect; a directory
 // with one -> first existing DirectoryIndex file, else forbidden. EACCES/EPERM and escapes -> forbidden,
 // ENOENT/ENOTDIR -> not_found. Only regular files are served (FIFOs, devices, sockets -> forbidden).
-OpenResult open_beneath(int root_fd, const std::string& decoded_path,
+OpenResult open_beneath(const DocRoot& root, const std::string& decoded_path,
                         const std::vector<std::string>& directory_index);
 
 // The precompressed form of the file opened for `decoded_path`: `decoded_path` + `suffix` (".gz", ".br")
-// beneath `root_fd`, when it is a regular file not older than `original` (precompressed_usable). Anything
+// beneath `root`, when it is a regular file not older than `original` (precompressed_usable). Anything
 // else (missing, unreadable, stale) is `not_found`: the caller then compresses or sends the original.
-OpenResult open_precompressed(int root_fd, const std::string& decoded_path, std::string_view suffix,
+OpenResult open_precompressed(const DocRoot& root, const std::string& decoded_path, std::string_view suffix,
                               const struct stat& original);
 
 }  // namespace itk

@@ -36,16 +36,16 @@ struct Encoding {
 
 // Precompressed variants first, in the client's order (sending one costs what sending the file does), then
 // on the fly, which needs chunked framing (HTTP/1.1) and a body worth the coding's own bytes.
-Encoding choose_encoding(const VHost& vh, int root_fd, AccessCheck& access, const RequestHead& head,
+Encoding choose_encoding(const VHost& vh, const DocRoot& root, AccessCheck& access, const RequestHead& head,
                          const OpenResult& file) {
   Encoding e;
   AcceptedCodings accepted = negotiate_codings(head.header("accept-encoding"));
   for (Coding c : {accepted.first, accepted.second}) {
     if (c == Coding::identity) break;
-    OpenResult variant = open_precompressed(root_fd, file.path, coding_suffix(c), file.st);
+    OpenResult variant = open_precompressed(root, file.path, coding_suffix(c), file.st);
     if (variant.outcome != OpenOutcome::file) continue;
     // A variant that is a symlink into a refused place is not served in the original's name.
-    if (!access.check_resolved(root_fd, vh, variant.fd.get(), variant.path).allowed) continue;
+    if (!access.check_resolved(root, vh, variant.fd.get(), variant.path).allowed) continue;
     e.coding = c;
     e.precompressed = std::move(variant);
     return e;
@@ -96,7 +96,7 @@ std::string directory_location(std::string_view raw_path) {
   return out;
 }
 
-ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
+ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, const DocRoot& root, const RequestHead& head, ClientConn& conn,
                              bool keep_alive, AccessCheck& access, int as_error, std::string_view extra) {
   const bool is_head = head.method == "HEAD";
   if (head.method == "OPTIONS") {
@@ -111,13 +111,14 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
 
   std::optional<std::string> path = decode_request_path(head.target);
   if (!path) return simple(conn, 400, keep_alive, is_head);
-  if (root_fd < 0) {
+  if (!root.ok()) {
     // The DocumentRoot itself could not be opened by the tenant (logged by the worker): as for a file in it.
-    int status = root_fd == -ENOENT || root_fd == -ENOTDIR ? 404 : root_fd == -EACCES || root_fd == -EPERM ? 403 : 500;
+    int e = root.error;
+    int status = e == ENOENT || e == ENOTDIR ? 404 : e == EACCES || e == EPERM || e == EXDEV ? 403 : 500;
     return simple(conn, status, keep_alive, is_head);
   }
 
-  OpenResult file = open_beneath(root_fd, *path, vh.directory_index);
+  OpenResult file = open_beneath(root, *path, vh.directory_index);
   switch (file.outcome) {
     case OpenOutcome::bad_request:
       return simple(conn, 400, keep_alive, is_head);
@@ -136,7 +137,7 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
       break;
   }
   // A symlink or the DirectoryIndex may have led somewhere the path asked for does not show.
-  AccessVerdict verdict = access.check_resolved(root_fd, vh, file.fd.get(), *path);
+  AccessVerdict verdict = access.check_resolved(root, vh, file.fd.get(), *path);
   if (!verdict.allowed) {
     log(Level::info, "%s: 403, it resolves to a refused file: %s", path->c_str(), verdict.reason.c_str());
     return simple(conn, 403, keep_alive, is_head);
@@ -149,7 +150,7 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, co
   const bool compressible = !as_error && vh.compress.enabled && compressible_type(type, vh.compress.types);
   const std::string* range_header = as_error ? nullptr : head.header("range");
   // A range is of the identity body: the coded one has other bytes at every offset.
-  Encoding enc = compressible && !range_header ? choose_encoding(vh, root_fd, access, head, file) : Encoding{};
+  Encoding enc = compressible && !range_header ? choose_encoding(vh, root, access, head, file) : Encoding{};
   std::optional<Encoder> encoder;
   if (enc.coding != Coding::identity && !enc.precompressed.fd) {
     encoder.emplace(enc.coding, size);

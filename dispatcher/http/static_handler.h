@@ -12,9 +12,9 @@
 
 namespace itk {
 
-// Writes the whole response for `head` to `conn`. `root_fd` is the vhost's DocumentRoot opened by
-// the tenant (O_PATH|O_DIRECTORY), or -errno if that failed (ENOENT, ENOTDIR -> 404; EACCES, EPERM
-// -> 403; else 500). `keep_alive` decides the Connection header.
+// Writes the whole response for `head` to `conn`. `root` is the vhost's DocumentRoot opened by the
+// tenant for this connection, or its error (ENOENT, ENOTDIR -> 404; EACCES, EPERM, EXDEV: outside
+// SymlinkRoot -> 403; else 500). `keep_alive` decides the Connection header.
 // The Location of the redirect of a directory requested without its trailing '/': `raw_path` as the
 // client sent it (percent-encoded), with one '/' appended. It can never name another host: leading
 // slashes are collapsed to one and backslashes encoded.
@@ -23,7 +23,7 @@ std::string directory_location(std::string_view raw_path);
 // `access` has passed the request's path already; the file it resolves to is checked here, once known.
 // `as_error` (an ErrorDocument for that status) sends the file with that status instead of 200, with
 // `extra` header lines and without validators or ranges.
-ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, int root_fd, const RequestHead& head, ClientConn& conn,
+ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, const DocRoot& root, const RequestHead& head, ClientConn& conn,
                              bool keep_alive, AccessCheck& access, int as_error = 0, std::string_view extra = {});
 
 }  // namespace itk

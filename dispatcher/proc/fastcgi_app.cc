@@ -13,6 +13,7 @@
 #include "sys/cgroup.h"
 #include "sys/log.h"
 #include "sys/privileges.h"
+#include "sys/vhost_dirs.h"
 
 namespace itk {
 
@@ -49,8 +50,9 @@ namespace itk {
   if (dup2(1, 2) < 0) _exit(1);
   std::string max_requests = strprintf("PHP_FCGI_MAX_REQUESTS=%u", p.max_requests);
   // The vhost's own temporary directory, and the admin-owned ini directory that points PHP's sessions,
-  // uploads and temporary files at it (read after php.ini, before the admin's conf.d).
-  std::string tmpdir = "TMPDIR=" + p.temp_dir, scan = "PHP_INI_SCAN_DIR=" + p.php_ini_dir + ":";
+  // uploads and temporary files at it (read after php.ini, before the admin's conf.d) and holds the
+  // vhost's PHP settings (read after conf.d).
+  std::string tmpdir = "TMPDIR=" + p.temp_dir, scan = "PHP_INI_SCAN_DIR=" + php_ini_scan_dir(p.php_ini_dir);
   std::vector<const char*> envp = {"PATH=/usr/local/bin:/usr/bin:/bin", max_requests.c_str()};
   if (!p.temp_dir.empty()) envp.push_back(tmpdir.c_str());
   if (!p.php_ini_dir.empty()) envp.push_back(scan.c_str());

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/php_settings.h"
 #include "proc/fastcgi_app.h"
 #include "sys/dir_ptr.h"
 #include "sys/io.h"
@@ -126,7 +127,7 @@ namespace {
 
 std::string pool_key(const VHost& vh, const VHostState& state, const FastCgiApp& app, const std::string& cgroup) {
   std::string k = vh.server_name + '\n' + app.extension + '\n' + app.program + '\n' + vh.document_root + '\n' + cgroup +
-                  '\n' + state.temp_dir + '\n' + state.php_ini_dir;
+                  '\n' + state.temp_dir + '\n' + state.php_ini_dir + '\n' + php_settings_ini(vh);
   k += strprintf("\n%u:%u:%d:%d:%u", static_cast<unsigned>(vh.identity.uid), static_cast<unsigned>(vh.identity.gid),
                  vh.identity.nice ? 1 : 0, vh.identity.nice.value_or(0), vh.fastcgi.max_requests);
   for (gid_t g : vh.identity.groups) k += strprintf(",%u", static_cast<unsigned>(g));

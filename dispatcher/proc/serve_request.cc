@@ -25,7 +25,7 @@ struct Request {
   const Runtime& rt;
   Scoreboard& sb;
   const VHost& vh;
-  int root_fd;
+  const DocRoot& root;
   ClientConn& io;
   std::string& buffered;
   bool in_leaf;
@@ -43,17 +43,17 @@ ResponseOutcome refuse(Request& r, const RequestHead& head, const std::string& p
 // What the access rules say of `path` as asked, and of the script `m` it names where that really is (a
 // symlink, a DirectoryIndex entry). The DocumentRoot failing to open is answered by the static path.
 AccessVerdict access_of(Request& r, const std::string& path, const ScriptMatch* m) {
-  if (r.root_fd < 0) return {};
-  AccessVerdict v = r.access.check_request(r.root_fd, r.vh, path);
+  if (!r.root.ok()) return {};
+  AccessVerdict v = r.access.check_request(r.root, r.vh, path);
   if (v.allowed && m && m->kind == ScriptMatch::script)
-    v = r.access.check_resolved_path(r.root_fd, r.vh, m->script_name, path);
+    v = r.access.check_resolved_path(r.root, r.vh, m->script_name, path);
   return v;
 }
 
 ScriptMatch find_script(const Request& r, const std::string& path) {
   const VHost& vh = r.vh;
   if (vh.cgi_extensions.empty() && vh.handlers.empty() && vh.fastcgi.apps.empty()) return {};
-  return match_script(r.root_fd, path, vh);
+  return match_script(r.root, path, vh);
 }
 
 CgiOutcome run_script(Request& r, const RequestHead& head, const ScriptMatch& m, bool keep_alive) {
@@ -78,9 +78,9 @@ void make_internal_get(RequestHead& h, const std::string& target) {
 
 // FallbackResource applies only where nothing exists: an existing directory, or a file with extra path
 // after it, keeps its own answer (as with Apache's mod_dir).
-bool is_missing(int root_fd, const std::string& path) {
-  if (root_fd < 0) return false;
-  int fd = open_path_beneath(root_fd, path);
+bool is_missing(const DocRoot& root, const std::string& path) {
+  if (!root.ok()) return false;
+  int fd = open_path_beneath(root, path);
   if (fd >= 0) {
     unique_fd owner(fd);
     return false;
@@ -118,7 +118,7 @@ ResponseOutcome route(Request& r, const RequestHead& head, bool keep_alive) {
     // Apache's order too: mod_alias answers before access control, which comes before any file is opened.
     if (AccessVerdict v = access_of(r, *path, nullptr); !v.allowed) return refuse(r, current, *path, v, keep_alive);
     ScriptMatch m = find_script(r, *path);
-    if (m.kind == ScriptMatch::none && !r.vh.fallback_resource.empty() && is_missing(r.root_fd, *path)) {
+    if (m.kind == ScriptMatch::none && !r.vh.fallback_resource.empty() && is_missing(r.root, *path)) {
       // The fallback script answers for the original request (its REQUEST_URI and query, as WordPress
       // reads them); a fallback that is no script (a single-page app's index.html) is served as a file.
       m = find_script(r, r.vh.fallback_resource);
@@ -132,7 +132,7 @@ ResponseOutcome route(Request& r, const RequestHead& head, bool keep_alive) {
     }
     if (m.kind != ScriptMatch::script) break;
     if (AccessVerdict v = access_of(r, *path, &m); !v.allowed) return refuse(r, current, m.script_name, v, keep_alive);
-    if (no_exec_blocks(r.root_fd, m.script_name, r.vh.no_exec)) {
+    if (no_exec_blocks(r.root, m.script_name, r.vh.no_exec)) {
       log(Level::info, "%s lies under NoExec: neither run nor sent (403)", m.script_name.c_str());
       return answer_error(r.io, 403, keep_alive && !current.has_body(), current.method == "HEAD");
     }
@@ -146,7 +146,7 @@ ResponseOutcome route(Request& r, const RequestHead& head, bool keep_alive) {
       return answer_error(r.io, 500, false, head.method == "HEAD");
     }
   }
-  return serve_static(r.rt, r.vh, r.root_fd, current, r.io, keep_alive && !current.has_body(), r.access);
+  return serve_static(r.rt, r.vh, r.root, current, r.io, keep_alive && !current.has_body(), r.access);
 }
 
 // The ErrorDocument of the error held in `policy`, with that error's status; the built-in page when the
@@ -166,7 +166,7 @@ ResponseOutcome serve_error_document(Request& r, const RequestHead& head, Respon
     ScriptMatch m = path ? find_script(r, *path) : ScriptMatch{};
     // The document is a request of its own to the access rules: one they refuse is not served.
     const bool refused = !path || !access_of(r, *path, &m).allowed;
-    if (!refused && m.kind == ScriptMatch::script && !no_exec_blocks(r.root_fd, m.script_name, r.vh.no_exec)) {
+    if (!refused && m.kind == ScriptMatch::script && !no_exec_blocks(r.root, m.script_name, r.vh.no_exec)) {
       std::string_view original = head.target;
       std::string_view query = target_query(original);
       m.request_uri = head.target;
@@ -178,7 +178,7 @@ ResponseOutcome serve_error_document(Request& r, const RequestHead& head, Respon
       CgiOutcome o = run_script(r, internal, m, keep_alive);
       if (policy.status == 0 && o.local_redirect.empty()) return o.response;
     } else if (!refused && m.kind == ScriptMatch::none) {
-      ResponseOutcome out = serve_static(r.rt, r.vh, r.root_fd, internal, r.io, keep_alive, r.access, status, extra);
+      ResponseOutcome out = serve_static(r.rt, r.vh, r.root, internal, r.io, keep_alive, r.access, status, extra);
       if (policy.status == 0) return out;
     }
     log(Level::warning, "ErrorDocument %d %s could not be served; the built-in page is sent", status,
@@ -192,10 +192,10 @@ ResponseOutcome serve_error_document(Request& r, const RequestHead& head, Respon
 
 }  // namespace
 
-ResponseOutcome serve_request(const Runtime& rt, Scoreboard& sb, const VHost& vh, int root_fd, const RequestHead& head,
+ResponseOutcome serve_request(const Runtime& rt, Scoreboard& sb, const VHost& vh, const DocRoot& root, const RequestHead& head,
                               ClientConn& io, std::string& buffered, bool keep_alive, bool in_leaf,
                               AccessCheck& access) {
-  Request r{rt, sb, vh, root_fd, io, buffered, in_leaf, access};
+  Request r{rt, sb, vh, root, io, buffered, in_leaf, access};
   ResponsePolicy policy;
   policy.headers = &vh.headers;
   policy.documents = &vh.error_documents;

@@ -14,12 +14,12 @@
 
 namespace itk {
 
-// Writes the whole response to `head` for `vh`. `root_fd` is its DocumentRoot as the tenant opened it
+// Writes the whole response to `head` for `vh`. `root` is its DocumentRoot as the tenant opened it
 // (or -errno); `buffered` holds the bytes after the head (a body is taken from it); `keep_alive` is what
 // the client asked for and the server allows; `in_leaf`: the worker runs in its connection's own cgroup;
 // `access` is the worker's check of the access rules (dotfiles, Deny, .htaccess), applied before anything
 // is run or sent.
-ResponseOutcome serve_request(const Runtime& rt, Scoreboard& sb, const VHost& vh, int root_fd, const RequestHead& head,
+ResponseOutcome serve_request(const Runtime& rt, Scoreboard& sb, const VHost& vh, const DocRoot& root, const RequestHead& head,
                               ClientConn& io, std::string& buffered, bool keep_alive, bool in_leaf,
                               AccessCheck& access);
 

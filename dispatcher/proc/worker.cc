@@ -400,22 +400,21 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
   }
 
   // DocumentRoots are opened as the tenant, who owns them and may remove or close them at any time:
-  // then the vhost answers 404/403 (root_fd holds -errno) and the next request tries again, so the
-  // site is back as soon as its directory is.
-  std::vector<std::pair<const VHost*, unique_fd>> roots;
-  auto root_of = [&](const VHost* vh) -> int {
-    for (auto& [v, rfd] : roots)
-      if (v == vh) return rfd.get();
-    unique_fd rfd(open(vh->document_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!rfd) {
-      int err = errno;
-      log(Level::err, "cannot open DocumentRoot %s as uid %u: %s; the vhost's user must be able to enter it",
-          vh->document_root.c_str(), static_cast<unsigned>(vh->identity.uid), strerror(err));
-      return -err;
-    }
-    int raw = rfd.get();
-    roots.emplace_back(vh, std::move(rfd));
-    return raw;
+  // then the vhost answers 404/403 and the next request tries again, so the site is back as soon as its
+  // directory is. Opened again for each connection, never kept across: a deploy that switches `current`
+  // is served from the next connection on, while a kept-alive one finishes with the release it began with.
+  std::vector<std::pair<const VHost*, DocRoot>> roots;
+  auto root_of = [&](const VHost* vh) -> const DocRoot& {
+    for (auto& [v, root] : roots)
+      if (v == vh && root.ok()) return root;
+    std::erase_if(roots, [vh](const auto& e) { return e.first == vh; });
+    DocRoot root = open_doc_root(*vh);
+    if (!root.ok())
+      log(Level::err, "cannot open DocumentRoot %s%s%s as uid %u: %s; the vhost's user must be able to enter it",
+          vh->document_root.c_str(), vh->symlink_root.empty() ? "" : " beneath SymlinkRoot ",
+          vh->symlink_root.c_str(), static_cast<unsigned>(vh->identity.uid),
+          root.error == EXDEV ? "it leads outside SymlinkRoot" : strerror(root.error));
+    return roots.emplace_back(vh, std::move(root)).second;
   };
 
   // .htaccess files read as the tenant, kept for the worker's life (each is re-read when it changes).
@@ -448,6 +447,7 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
     if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) c.stopping = true;
     RequestHead head;
     const VHost* vh = first_request(ctx, c, h, own, head);
+    roots.clear();
     if (vh) serve_connection(ctx, c, std::move(head), vh, root_of, access);
     // Not a client any more: out of MaxClients now, not when the acceptor gets to it.
     scoreboard_release_own(*ctx.sb, h.entry, getpid());

@@ -66,8 +66,8 @@ bool script_program(const VHost& vh, std::string_view name, std::string& program
 }
 
 // Stats `path` (decoded, starting with '/') beneath the root; the kernel refuses escapes. 0 or -errno.
-[[nodiscard]] int stat_beneath(int root_fd, const std::string& path, struct stat& st) {
-  int fd = open_path_beneath(root_fd, path);
+[[nodiscard]] int stat_beneath(const DocRoot& root, const std::string& path, struct stat& st) {
+  int fd = open_path_beneath(root, path);
   if (fd < 0) return fd;
   unique_fd owner(fd);
   if (fstat(fd, &st) != 0) return -errno;
@@ -121,15 +121,16 @@ std::string failure_text(RelayEnd end, const ScriptResponse& resp, int wstatus, 
 
 }  // namespace
 
-ScriptMatch match_script(int root_fd, const std::string& path, const VHost& vh) {
+ScriptMatch match_script(const DocRoot& root, const std::string& path, const VHost& vh) {
   ScriptMatch m;
-  if (root_fd < 0 || path.empty() || path[0] != '/') return m;
+  m.document_root = root.real;
+  if (!root.ok() || path.empty() || path[0] != '/') return m;
   for (size_t pos = 1;;) {
     size_t next = path.find('/', pos);
     std::string prefix = path.substr(0, next);
     if (prefix.size() > 1 && prefix.back() != '/') {
       struct stat st {};
-      if (stat_beneath(root_fd, prefix, st) != 0) return m;  // the static path answers 403/404 the same way
+      if (stat_beneath(root, prefix, st) != 0) return m;  // the static path answers 403/404 the same way
       if (S_ISREG(st.st_mode)) {
         std::string rest = next == std::string::npos ? "" : path.substr(next);
         if (script_program(vh, prefix, m.program, m.fastcgi)) {
@@ -149,7 +150,7 @@ ScriptMatch match_script(int root_fd, const std::string& path, const VHost& vh) 
   if (path.back() == '/') {
     for (const std::string& index : vh.directory_index) {
       struct stat st {};
-      int rc = stat_beneath(root_fd, path + index, st);
+      int rc = stat_beneath(root, path + index, st);
       if (rc == -ENOENT) continue;
       if (rc != 0 || !S_ISREG(st.st_mode)) return m;
       if (script_program(vh, index, m.program, m.fastcgi)) {
@@ -167,7 +168,7 @@ CgiOutcome run_cgi(const Runtime& rt, const VHost& vh, const RequestHead& head, 
   const ServerConfig& sc = rt.config->server;
   const bool is_head = head.method == "HEAD";
   CgiOutcome result;
-  const std::string script_filename = vh.document_root + m.script_name;
+  const std::string script_filename = m.document_root + m.script_name;
   if (m.program.empty() && access(script_filename.c_str(), X_OK) != 0) {
     log(Level::info, "%s is not executable by uid %u: 403", script_filename.c_str(), static_cast<unsigned>(getuid()));
     result.response = answer_error(conn, 403, keep_alive && !head.has_body(), is_head);

@@ -8,6 +8,7 @@
 
 #include "config/runtime.h"
 #include "http/client_conn.h"
+#include "http/doc_root.h"
 #include "http/http_request.h"
 #include "script/script_types.h"
 
@@ -15,8 +16,8 @@ namespace itk {
 
 // Finds the script a decoded request path names, if any: the first path prefix that is a regular
 // file with a CGI, Handler or FastCGI extension (in that order of precedence) (the rest is PATH_INFO), or a DirectoryIndex entry with such
-// an extension when the path is a directory with a trailing '/'. Resolved beneath `root_fd`.
-ScriptMatch match_script(int root_fd, const std::string& decoded_path, const VHost& vh);
+// an extension when the path is a directory with a trailing '/'. Resolved beneath `root`.
+ScriptMatch match_script(const DocRoot& root, const std::string& decoded_path, const VHost& vh);
 
 // Runs the script for `head`. `buffered` holds the bytes read after the head (body, then maybe
 // the next request); the body bytes are consumed from it. `keep_alive` is what the client asked

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <map>
 
+#include "sys/vhost_dirs.h"
+
 namespace itk {
 
 std::vector<std::string> cgi_environment(const CgiRequest& r) {
@@ -23,20 +25,21 @@ std::vector<std::string> cgi_environment(const CgiRequest& r) {
   if (r.https) env["HTTPS"] = "on";
   env["SCRIPT_NAME"] = r.script_name;
   env["SCRIPT_FILENAME"] = r.script_filename;
-  env["DOCUMENT_ROOT"] = r.vhost->document_root;
+  env["DOCUMENT_ROOT"] = r.document_root;
   env["QUERY_STRING"] = r.query;
   if (!r.path_info.empty()) {
     env["PATH_INFO"] = r.path_info;
-    env["PATH_TRANSLATED"] = r.vhost->document_root + r.path_info;
+    env["PATH_TRANSLATED"] = r.document_root + r.path_info;
   }
   // php-cgi refuses to run without it (its force-cgi-redirect guard).
   env["REDIRECT_STATUS"] = "200";
   if (r.redirect_env)
     for (const auto& [k, v] : *r.redirect_env) env[k] = v;
   env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  // The vhost's own temporary directory, and for PHP the ini directory that names it (sessions, uploads).
+  // The vhost's own temporary directory, and for PHP the ini directory that names it (sessions, uploads)
+  // and holds the vhost's PHP settings.
   if (!r.temp_dir.empty()) env["TMPDIR"] = r.temp_dir;
-  if (!r.php_ini_dir.empty()) env["PHP_INI_SCAN_DIR"] = r.php_ini_dir + ":";
+  if (!r.php_ini_dir.empty()) env["PHP_INI_SCAN_DIR"] = php_ini_scan_dir(r.php_ini_dir);
   if (h.content_length) env["CONTENT_LENGTH"] = std::to_string(*h.content_length);
   for (const auto& [name, value] : h.headers) {
     if (name == "content-type") {

@@ -15,6 +15,7 @@ struct CgiRequest {
   const VHost* vhost = nullptr;
   std::string temp_dir;         // the vhost's private TMPDIR this generation (VHostState), or empty
   std::string php_ini_dir;      // its PHP ini directory, or empty
+  std::string document_root;    // the DocumentRoot's real path for this connection (DocRoot::real)
   const RequestHead* head = nullptr;
   std::string script_name;      // URL path of the script, decoded ("/app/x.cgi")
   std::string script_filename;  // DocumentRoot + script_name

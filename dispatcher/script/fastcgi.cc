@@ -87,7 +87,7 @@ CgiOutcome run_fastcgi(const Runtime& rt, const VHost& vh, const RequestHead& he
   const FastCgiApp& app = *m.fastcgi;
   const std::string& socket_path = rt.fastcgi_socket(vh, app);
   CgiOutcome result;
-  const std::string script_filename = vh.document_root + m.script_name;
+  const std::string script_filename = m.document_root + m.script_name;
   if (socket_path.empty()) {
     log(Level::err, "%s: the FastCGI pool for %s has no socket (see the master's log): 503", m.script_name.c_str(),
         app.extension.c_str());

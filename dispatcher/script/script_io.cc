@@ -42,6 +42,7 @@ std::vector<std::string> script_environment(const VHost& vh, const VHostState& s
   req.vhost = &vh;
   req.temp_dir = state.temp_dir;
   req.php_ini_dir = state.php_ini_dir;
+  req.document_root = m.document_root;
   req.head = &head;
   req.script_name = m.script_name;
   req.script_filename = script_filename;

@@ -14,6 +14,7 @@ namespace itk {
 struct ScriptMatch {
   enum Kind { none, script, not_found, forbidden } kind = none;  // none: not a script, serve statically
   std::string script_name;  // decoded URL path of the script
+  std::string document_root;  // the DocumentRoot's real path as this connection opened it: scripts get it
   std::string path_info;    // decoded rest
   std::string program;      // handler program, or empty to run the script itself
   const FastCgiApp* fastcgi = nullptr;  // set: the vhost's FastCGI pool for this extension runs it

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "config/php_settings.h"
 #include "sys/dir_ptr.h"
 #include "sys/io.h"
 #include "sys/log.h"
@@ -25,6 +26,7 @@ namespace itk {
 namespace {
 
 constexpr const char* kIniName = "itk.ini";
+constexpr const char* kAdminIniName = "vhost.ini";
 
 // `path` as a directory owned by root with `mode`, made if missing (its parent too, 0755).
 bool make_root_dir(const std::string& path, mode_t mode) {
@@ -46,12 +48,25 @@ std::vector<std::string> entries(int dir_fd) {
   return names;
 }
 
-// Replaces dir/itk.ini in one rename, so PHP never reads half a file.
-SysResult write_ini(int dir_fd, const std::string& text) {
-  unique_fd f(openat(dir_fd, "itk.ini.new", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+// Replaces dir/name in one rename, so PHP never reads half a file.
+SysResult write_ini(int dir_fd, const char* name, const std::string& text) {
+  std::string tmp = std::string(name) + ".new";
+  unique_fd f(openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!f || fchmod(f.get(), 0644) != 0) return SysResult{errno};
   if (SysResult w = write_all_fd(f.get(), text); !w) return w;
-  if (renameat(dir_fd, "itk.ini.new", dir_fd, kIniName) != 0) return SysResult{errno};
+  if (renameat(dir_fd, tmp.c_str(), dir_fd, name) != 0) return SysResult{errno};
+  return {};
+}
+
+// <dir>/admin/vhost.ini: the vhost's PHPAdminValue and PHPValue lines, read after the admin's conf.d so that
+// they win over it as a php-fpm pool's do. Empty when the vhost has none (the file is then removed).
+SysResult write_settings_ini(int dir_fd, const VHost& vh) {
+  if (mkdirat(dir_fd, kAdminIniDir, 0755) != 0 && errno != EEXIST) return SysResult{errno};
+  unique_fd sub(openat(dir_fd, kAdminIniDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!sub || fchown(sub.get(), 0, 0) != 0 || fchmod(sub.get(), 0755) != 0) return SysResult{errno};
+  std::string text = php_settings_ini(vh);
+  if (!text.empty()) return write_ini(sub.get(), kAdminIniName, text);
+  if (unlinkat(sub.get(), kAdminIniName, 0) != 0 && errno != ENOENT) return SysResult{errno};
   return {};
 }
 
@@ -148,11 +163,18 @@ void VHostDirs::sync(Runtime& rt) {
       acl_warned_ = true;
       (void)fchmod(ifd.get(), 0755);
     }
-    if (SysResult w = write_ini(ifd.get(), ini_text(vh, state.temp_dir)); w)
-      state.php_ini_dir = ini_base_ + "/" + name;
-    else
+    SysResult w = write_ini(ifd.get(), kIniName, ini_text(vh, state.temp_dir));
+    if (!w) {
       log(Level::err, "vhost %s: cannot write %s/%s/%s: %s", name.c_str(), ini_base_.c_str(), name.c_str(), kIniName,
           strerror(w.err));
+      continue;
+    }
+    if (SysResult a = write_settings_ini(ifd.get(), vh); !a) {
+      log(Level::err, "vhost %s: cannot write its PHP settings to %s/%s/%s/%s: %s", name.c_str(), ini_base_.c_str(),
+          name.c_str(), kAdminIniDir, kAdminIniName, strerror(a.err));
+      continue;
+    }
+    state.php_ini_dir = ini_base_ + "/" + name;
   }
 
   for (const std::string& name : entries(base.get()))

@@ -5,6 +5,7 @@
 //   $STATE_DIRECTORY/tmp/<ServerName>/    the vhost's uid and gid, 0700
 //   $RUNTIME_DIRECTORY/php/               root 0711 (RuntimeDirectory=itk: /run/itk)
 //   $RUNTIME_DIRECTORY/php/<ServerName>/itk.ini   directory root 0700 + ACL user:<uid>:r-x, file root 0644
+//   $RUNTIME_DIRECTORY/php/<ServerName>/admin/vhost.ini   root 0755 / 0644: PHPAdminValue, PHPValue...
 #pragma once
 
 #include <sys/types.h>
@@ -38,6 +39,12 @@ class VHostDirs {
   uint64_t gone_ = 0;
   std::set<pid_t> cleaners_;
 };
+
+constexpr const char* kAdminIniDir = "admin";
+
+// PHP_INI_SCAN_DIR for a vhost whose ini directory is `dir`: its itk.ini before the admin's conf.d (an
+// empty element is PHP's built-in scan directory), its PHP settings after it, so they win over conf.d.
+inline std::string php_ini_scan_dir(const std::string& dir) { return dir + "::" + dir + "/" + kAdminIniDir; }
 
 // The directory for a temporary directory's old contents, removed by a child: ".gone-<name>-<n>".
 inline bool is_gone_name(const std::string& name) { return name.rfind(".gone-", 0) == 0; }

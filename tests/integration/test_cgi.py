@@ -352,7 +352,7 @@ def environment_exactly_rfc3875(d):
         "PATH_INFO": "/extra/pAth", "PATH_TRANSLATED": f"{root}/extra/pAth", "REDIRECT_STATUS": "200",
         "PATH": "/usr/local/bin:/usr/bin:/bin", "HTTP_HOST": "a.test", "HTTP_X_CUSTOM": "hello",
         "HTTP_ACCEPT": "text/plain, application/json",
-        "TMPDIR": d.temp_dir("a.test"), "PHP_INI_SCAN_DIR": os.path.join(d.runtime, "php", "a.test") + ":",
+        "TMPDIR": d.temp_dir("a.test"), "PHP_INI_SCAN_DIR": "{0}::{0}/admin".format(os.path.join(d.runtime, "php", "a.test")),
     }
     problems = [f"{k}: expected {v!r}, got {env.get(k)!r}" for k, v in expected.items() if env.get(k) != v]
     for k in ("HTTP_PROXY", "HTTP_X_UNDER", "CONTENT_LENGTH", "CONTENT_TYPE", "HTTPS", "LISTEN_FDS", "LISTEN_PID",

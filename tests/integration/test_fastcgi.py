@@ -551,9 +551,10 @@ def app_environment_is_clean(d):
     if env.get("TMPDIR") != d.temp_dir("a.test"):
         problems.append(f"TMPDIR: expected a.test's temporary directory {d.temp_dir('a.test')!r}, "
                         f"got {env.get('TMPDIR')!r}")
-    scan = os.path.join(d.runtime, "php", "a.test")
-    if env.get("PHP_INI_SCAN_DIR") != scan + ":":
-        problems.append(f"PHP_INI_SCAN_DIR: expected {scan + ':'!r} (a.test's ini directory, then PHP's own), "
+    ini_dir = os.path.join(d.runtime, "php", "a.test")
+    scan = f"{ini_dir}::{ini_dir}/admin"
+    if env.get("PHP_INI_SCAN_DIR") != scan:
+        problems.append(f"PHP_INI_SCAN_DIR: expected {scan!r} (a.test's ini directory, PHP's own, a.test's settings), "
                         f"got {env.get('PHP_INI_SCAN_DIR')!r}")
     allowed = {"PATH", "PHP_FCGI_MAX_REQUESTS", "TMPDIR", "PHP_INI_SCAN_DIR"}
     extra = sorted(set(env) - allowed - set(FORBIDDEN_IN_APP))

@@ -211,8 +211,8 @@ class Tree : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     root = tmpl;
     vh.document_root = root;
-    root_fd.reset(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    ASSERT_TRUE(root_fd);
+    root_fd = doc_root_at(unique_fd(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)));
+    ASSERT_TRUE(root_fd.ok());
   }
   void TearDown() override { fs::remove_all(root); }
 
@@ -227,7 +227,7 @@ class Tree : public ::testing::Test {
   std::string asked(const std::string& target) {
     std::optional<std::string> path = decode_request_path(target);
     if (!path) return "400";
-    return access.check_request(root_fd.get(), vh, *path).allowed ? "ok" : "deny";
+    return access.check_request(root_fd, vh, *path).allowed ? "ok" : "deny";
   }
 
   void expect_answers(const std::vector<std::pair<std::string, std::string>>& cases) {
@@ -238,11 +238,11 @@ class Tree : public ::testing::Test {
   bool resolved_allowed(const std::string& rel, const std::string& asked_path) {
     unique_fd fd(open((root + "/" + rel).c_str(), O_RDONLY | O_CLOEXEC));
     EXPECT_TRUE(fd) << rel;
-    return access.check_resolved(root_fd.get(), vh, fd.get(), asked_path).allowed;
+    return access.check_resolved(root_fd, vh, fd.get(), asked_path).allowed;
   }
 
   std::string root;
-  unique_fd root_fd;
+  DocRoot root_fd;
   VHost vh;
   AccessCheck access;
 };
@@ -360,8 +360,8 @@ TEST_F(Tree, SymlinksAreJudgedWhereTheyLead) {
   write("secret/a.html", "s");
   fs::create_symlink("../secret/a.html", fs::path(root) / "public/a.html");
   EXPECT_FALSE(resolved_allowed("public/a.html", "/public/a.html"));
-  EXPECT_TRUE(access.check_resolved_path(root_fd.get(), vh, "/public/index.html", "/public/index.html").allowed);
-  EXPECT_FALSE(access.check_resolved_path(root_fd.get(), vh, "/public/a.html", "/public/a.html").allowed);
+  EXPECT_TRUE(access.check_resolved_path(root_fd, vh, "/public/index.html", "/public/index.html").allowed);
+  EXPECT_FALSE(access.check_resolved_path(root_fd, vh, "/public/a.html", "/public/a.html").allowed);
 }
 
 TEST_F(Tree, EditedHtaccessIsReadAgain) {

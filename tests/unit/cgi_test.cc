@@ -84,6 +84,7 @@ TEST(CgiEnv, MetaVariables) {
                   {"x_under", "spoof"}, {"accept", "a"}, {"accept", "b"}, {"cookie", "c=1"}, {"cookie", "d=2"}};
   CgiRequest r;
   r.vhost = &vh;
+  r.document_root = "/srv/a";  // the real path the connection opened
   r.head = &head;
   r.script_name = "/x.cgi";
   r.script_filename = "/srv/a/x.cgi";

@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "http/doc_root.h"
+#include "sys/unique_fd.h"
 
 namespace itk {
 namespace {
@@ -131,11 +133,10 @@ class PrecompressedFiles : public ::testing::Test {
     dir_ = tmpl;
     fs::create_directories(dir_ / "root" / "js");
     write(dir_ / "root" / "js" / "app.js", "original");
-    root_ = open((dir_ / "root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    ASSERT_GE(root_, 0);
+    root_ = doc_root_at(unique_fd(open((dir_ / "root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)));
+    ASSERT_TRUE(root_.anchor);
   }
   void TearDown() override {
-    if (root_ >= 0) close(root_);
     fs::remove_all(dir_);
   }
   static void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
@@ -149,7 +150,7 @@ class PrecompressedFiles : public ::testing::Test {
     return st;
   }
   fs::path dir_;
-  int root_ = -1;
+  DocRoot root_;
 };
 
 TEST_F(PrecompressedFiles, UsedWhenPresentAndNotOlder) {

@@ -482,12 +482,12 @@ class OpenBeneath : public ::testing::Test {
     ASSERT_EQ(mkfifo((root_ + "/fifo").c_str(), 0644), 0) << strerror(errno);
     make_socket("sock");
 
-    root_fd_.reset(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    ASSERT_TRUE(root_fd_) << strerror(errno);
+    root_fd_ = doc_root_at(unique_fd(open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)));
+    ASSERT_TRUE(root_fd_.ok()) << strerror(root_fd_.error);
   }
 
   void TearDown() override {
-    root_fd_.reset();
+    root_fd_ = DocRoot{};
     if (base_.empty()) return;
     // Give back the permissions a test took away, so that the tree can be deleted when not root.
     std::error_code ec;
@@ -533,7 +533,7 @@ class OpenBeneath : public ::testing::Test {
   }
 
   OpenResult beneath(const std::string& path, const std::vector<std::string>& index = {"index.html"}) {
-    return open_beneath(root_fd_.get(), path, index);
+    return open_beneath(root_fd_, path, index);
   }
 
   static std::string contents(const OpenResult& r) {
@@ -567,7 +567,7 @@ class OpenBeneath : public ::testing::Test {
 
   std::string base_;
   std::string root_;
-  unique_fd root_fd_;
+  DocRoot root_fd_;
 };
 
 TEST_F(OpenBeneath, RegularFile) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "http/doc_root.h"
 #include "sys/unique_fd.h"
 
 namespace itk {
@@ -247,25 +248,25 @@ class NoExecTree : public ::testing::Test {
     fs::create_directory_symlink("wp-content/uploads", dir_ / "media");
     fs::create_symlink("wp-content/uploads/x.php", dir_ / "innocent.php");
     fs::create_directory_symlink("../real", dir_ / "wp-content/files");  // a NoExec prefix that is a link
-    root_.reset(open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    ASSERT_TRUE(root_);
+    root_ = doc_root_at(unique_fd(open(dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)));
+    ASSERT_TRUE(root_.ok());
   }
   void TearDown() override { fs::remove_all(dir_); }
 
   fs::path dir_;
-  unique_fd root_;
+  DocRoot root_;
 };
 
 TEST_F(NoExecTree, TextualAndResolvedPathsAreBothChecked) {
   const std::vector<std::string> prefixes = {"/wp-content/uploads", "/wp-content/files"};
-  EXPECT_TRUE(no_exec_blocks(root_.get(), "/wp-content/uploads/x.php", prefixes));
-  EXPECT_TRUE(no_exec_blocks(root_.get(), "/wp-content/uploads/2026/y.php", prefixes));
-  EXPECT_TRUE(no_exec_blocks(root_.get(), "/media/x.php", prefixes));    // a directory link into uploads
-  EXPECT_TRUE(no_exec_blocks(root_.get(), "/innocent.php", prefixes));   // a file link into uploads
-  EXPECT_TRUE(no_exec_blocks(root_.get(), "/real/z.php", prefixes));     // where a prefix link leads
-  EXPECT_FALSE(no_exec_blocks(root_.get(), "/index.php", prefixes));
-  EXPECT_FALSE(no_exec_blocks(root_.get(), "/index.php", {}));
-  EXPECT_TRUE(no_exec_blocks(root_.get(), "/missing.php", prefixes));    // cannot be resolved: refused
+  EXPECT_TRUE(no_exec_blocks(root_, "/wp-content/uploads/x.php", prefixes));
+  EXPECT_TRUE(no_exec_blocks(root_, "/wp-content/uploads/2026/y.php", prefixes));
+  EXPECT_TRUE(no_exec_blocks(root_, "/media/x.php", prefixes));    // a directory link into uploads
+  EXPECT_TRUE(no_exec_blocks(root_, "/innocent.php", prefixes));   // a file link into uploads
+  EXPECT_TRUE(no_exec_blocks(root_, "/real/z.php", prefixes));     // where a prefix link leads
+  EXPECT_FALSE(no_exec_blocks(root_, "/index.php", prefixes));
+  EXPECT_FALSE(no_exec_blocks(root_, "/index.php", {}));
+  EXPECT_TRUE(no_exec_blocks(root_, "/missing.php", prefixes));    // cannot be resolved: refused
 }
 
 }  // namespace
