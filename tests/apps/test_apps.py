@@ -4,8 +4,9 @@
 #
 # WordPress: the installer, a login, pretty permalinks set on the Permalinks screen, a post made through
 # the REST API and read back by its permalink and through /wp-json/, a media upload served back with the
-# same bytes and owned by the tenant, no PHP run from uploads. DokuWiki: the installer, a login, a page
-# edited and viewed, data/ and conf/ refused by DokuWiki's own .htaccess files, the admin's check page.
+# same bytes and owned by the tenant, the pages' assets, no PHP run from uploads. DokuWiki: the installer,
+# a login, a page edited, viewed and found by search, data/ and conf/ refused by DokuWiki's own .htaccess
+# files, the admin's check page.
 # Across tenants: neither application's PHP reads the other's secrets.
 #
 # Missing packages (wordpress wordpress-theme-twentytwentythree dokuwiki mariadb-server php-mysql php-cgi
@@ -14,7 +15,7 @@
 # install brought it. MariaDB runs privately: its own data directory and socket in the test's temporary
 # tree, no network, stopped at the end. Nothing of the host's /etc is written by the test itself.
 # Where the packages cannot be installed, every case is SKIPPED with the reason (a failure with
-# ITK_NSPAWN_REQUIRE=1 or ITK_APPS_REQUIRE=1, which CI sets).
+# ITK_NSPAWN_REQUIRE=1, which CI sets, or ITK_APPS_REQUIRE=1).
 
 import atexit
 import html
@@ -882,8 +883,6 @@ def main():
     # meson's timeout (SIGTERM) becomes an exit, so that apt's policy file, MariaDB and itkd are cleaned up.
     signal.signal(signal.SIGTERM, h._on_term)
     reason = h.skip_reason()
-    if reason is None and not shutil.which("apt-get") and not all(installed(p) for p in PACKAGES):
-        reason = "packages missing and no apt-get"
     if reason is None:
         reason = ensure_packages()
     if reason is not None:
