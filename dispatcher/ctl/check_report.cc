@@ -31,7 +31,11 @@ int print_check(const LoadResult& r, const LoadOptions& opts, const char* prog, 
   for (const ConfigError& w : r.warnings) fprintf(err, "%swarning: %s\n", warn, w.str().c_str());
   for (const ConfigError& e : r.errors) fprintf(err, "%s%s\n", error, e.str().c_str());
   if (!r.errors.empty() || !r.config) {
-    fprintf(err, "%s%s: configuration has %zu error(s)\n", error, prog, r.errors.size());
+    // The last line names the first error too: it alone says why, wherever the lines before it went.
+    if (r.errors.empty()) fprintf(err, "%s%s: configuration has errors\n", error, prog);
+    else
+      fprintf(err, "%s%s: configuration has %zu error(s), the first: %s\n", error, prog, r.errors.size(),
+              r.errors.front().str().c_str());
     return 1;
   }
   fprintf(out, "%s: configuration OK: %s and %s, %zu vhost(s)\n", prog, opts.config_file.c_str(),

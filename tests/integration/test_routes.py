@@ -10,7 +10,9 @@ import harness as h  # noqa: E402
 import test_tls as tls  # noqa: E402
 
 PHP_CGI = "/usr/bin/php-cgi"
-UID_WP, UID_ERR, UID_MOVE, UID_HTTPS = h.UID_A, h.UID_B, 2003, 2004
+# Uids of its own: whatever they leave running is killed by uid at the end, which must not reach the
+# workers of tests running beside this one.
+UID_WP, UID_ERR, UID_MOVE, UID_HTTPS = 2021, 2022, 2023, 2024
 SH = "#!/bin/sh\n"
 TEXT_HEAD = "printf 'Content-Type: text/plain\\n\\n'\n"
 SOURCE = "SOURCE-MARKER-7f3a"   # in every planted script's text: its source must never reach a client

@@ -56,7 +56,7 @@ expect_http broken.test / 200 "carol's home page"  # not a vhost: the Default on
 wait_for 10 "the journal to name /etc/itk.d/60-broken.conf:5" 'journal_has "/etc/itk.d/60-broken.conf:5"'
 journal_since | grep -F "60-broken.conf:5"
 # ExecReload's `itkd --check` writes to the journal stream: its errors are at priority err.
-journalctl -u itk.service -p err --after-cursor="$JOURNAL_CURSOR" --no-pager | grep -qF "60-broken.conf:5" ||
+journalctl -u itk.service -p err --after-cursor="$JOURNAL_CURSOR" --no-pager | grep -F "60-broken.conf:5" >/dev/null ||
   fail "journalctl -u itk -p err does not show why the reload failed:" "$(journalctl -u itk.service -p err --after-cursor="$JOURNAL_CURSOR" --no-pager)"
 
 step "SIGHUP with the broken drop-in: itkd keeps the old config and says why in STATUS"
