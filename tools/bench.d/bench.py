@@ -58,6 +58,10 @@ CASES = [
      "close": True, "servers": STATIC_SERVERS},
     {"name": "100k-keepalive", "title": "100 KiB keep-alive", "kind": "static", "path": "/100k.html",
      "servers": STATIC_SERVERS},
+    # The cost of an access log: 1k-keepalive again with every server writing the Combined format to a file
+    # per vhost (itk AccessLog, Apache CustomLog, nginx access_log); set against 1k-keepalive's figures.
+    {"name": "1k-keepalive-log", "title": "1 KiB keep-alive, access log on", "kind": "static",
+     "path": "/1k.html", "access_log": True, "servers": STATIC_SERVERS},
     {"name": "cgi", "title": "shell CGI (`id -u`), keep-alive", "kind": "cgi", "path": "/id.cgi",
      "servers": ["itk", "apache-itk", "apache-prefork"]},
     # PHP: one script everywhere. php-cgi per request on both sides (itk's Handler, Apache's mod_actions) is
@@ -492,6 +496,8 @@ class Itk(Server):
                     f"StartServers = {self.args.processes}\n"
                     f"MaxKeepAliveRequests = {case.get('max_keepalive', 100)}\n"
                     "GracefulShutdownTimeout = 2\n")
+            if case.get("access_log"):
+                f.write(f"AccessLog = {conf_dir}/logs/%v/access.log\n")
         for vh in self.tree.vhosts:
             with open(os.path.join(conf_dir, "itk.d", f"{vh['name']}.conf"), "w") as f:
                 f.write(f"[vhost]\nServerName = {vh['name']}\nDocumentRoot = {vh['root']}\n"
@@ -657,9 +663,13 @@ class Apache(Server):
         if case.get("tls"):
             lines += [f'SSLSessionCache "shmcb:{d}/ssl_scache(512000)"', "SSLProtocol all -SSLv3 -TLSv1 -TLSv1.1",
                       "SSLRandomSeed startup builtin"]
+        if case.get("access_log"):
+            lines.append('LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\"" combined')
         for vh in self.tree.vhosts:
             lines += [f"<VirtualHost 127.0.0.1:{port}>", f"  ServerName {vh['name']}",
                       f'  DocumentRoot "{vh["root"]}"']
+            if case.get("access_log"):
+                lines.append(f'  CustomLog "{d}/access-{vh["name"]}.log" combined')
             if self.itk:
                 lines.append(f"  AssignUserID #{vh['uid']} #{vh['gid']}")
             if case.get("tls"):
@@ -718,11 +728,14 @@ class Nginx(Server):
                 f"pid {self.dir}/nginx.pid;\nerror_log {self.log_file} warn;\n"
                 "events { worker_connections 1024; }\n"
                 "http {\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n"
-                "  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_timeout 5;\n"
+                f"  {self.access_log(case)}\n  sendfile on;\n  tcp_nopush on;\n  keepalive_timeout 5;\n"
                 f"  keepalive_requests {case.get('max_keepalive', 100)};\n"
                 "  ssl_session_cache shared:SSL:1m;\n"
                 f"{self.compression(case)}"
                 f"{servers}}}\n")
+
+    def access_log(self, case):
+        return f"access_log {self.dir}/access.log combined;" if case.get("access_log") else "access_log off;"
 
     @staticmethod
     def compression(case):
