@@ -15,6 +15,9 @@ namespace {
 char* g_area = nullptr;
 size_t g_size = 0;  // bytes, the final NUL included
 size_t g_used = 0;  // length of the title written last
+// Every environment string copied at start, kept here too: unsetenv() (LISTEN_FDS and the rest) drops
+// pointers from environ, and the copies must stay owned for the process's life rather than leak.
+char** g_env_copies = nullptr;
 
 }  // namespace
 
@@ -28,10 +31,11 @@ void proctitle_init(int argc, char** argv) {
   size_t n = 0;
   while (environ[n]) n++;
   char** env = static_cast<char**>(calloc(n + 1, sizeof(char*)));
-  if (!env) return;
+  g_env_copies = static_cast<char**>(calloc(n + 1, sizeof(char*)));
+  if (!env || !g_env_copies) return;
   for (size_t i = 0; i < n; i++) {
     if (environ[i] == end) end = environ[i] + strlen(environ[i]) + 1;
-    env[i] = strdup(environ[i]);
+    env[i] = g_env_copies[i] = strdup(environ[i]);
     if (!env[i]) return;  // keeps the old environment and no title: nothing is half moved
   }
   environ = env;
