@@ -439,7 +439,11 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
     }
     io = ClientConn(kWorkerConnFd);
     io.addrs = h.addrs;
-    c.client = address_text(conn_client(io));
+    // Asked of the socket once per connection (unless a PROXY header stated them): every request's log
+    // entry and script environment read them, and each system call counts on the hot path.
+    io.addrs.client = conn_client(io);
+    io.addrs.server = conn_server(io);
+    c.client = address_text(io.addrs.client);
     prepare_socket(io.fd, sc);
     c.buf = std::move(h.bytes);
     h.bytes.clear();
