@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+import test_reuse  # noqa: E402
 import test_tls  # noqa: E402
 
 PHP_CGI = "/usr/bin/php-cgi"
@@ -31,7 +32,8 @@ echo 'remote=', $_SERVER['REMOTE_ADDR'], ':', $_SERVER['REMOTE_PORT'], "\\n";
 
 def setup():
     tree = h.Tree(prefix="itk-proxy-")
-    tree.write_server_conf(ProxyProtocol="http", ProxyProtocolFrom="127.0.0.1 ::1", KeepAliveTimeout=5)
+    # One acceptor: it owns every spare, so the next connection meets the spare the last one left.
+    tree.write_server_conf(ProxyProtocol="http", ProxyProtocolFrom="127.0.0.1 ::1", KeepAliveTimeout=5, StartServers=1)
     root = h.make_tenant(tree, "a", h.UID_A)
     tree.write(os.path.join(root, "addr.cgi"), ADDR_CGI, h.UID_A, mode=0o755)
     tree.write(os.path.join(root, "addr.php"), ADDR_PHP, h.UID_A)
@@ -143,6 +145,9 @@ def address_follows_the_connection_to_a_spare(d):
     for port in (1111, 2222, 3333):
         kv = answer(d, v1(client=("198.51.100.9", port)) + request("/addr.cgi"), f"request from port {port}")
         seen.append((kv.get("remote"), kv.get("worker")))
+        # The next connection is forked for unless the worker is back as a spare first.
+        if kv.get("worker", "").isdigit():
+            test_reuse.wait_spare(int(kv["worker"]), f"after the request from port {port}")
     h.expect_eq([r for r, _ in seen], [f"198.51.100.9:{p}" for p in (1111, 2222, 3333)],
                 "REMOTE_ADDR:PORT of three connections in a row")
     h.check(len({w for _, w in seen}) < 3, f"expected a spare worker to serve more than one of them, got {seen}")
