@@ -8,12 +8,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <climits>
-#include <cstdio>
 #include <cstring>
 
 #include "http/http_chars.h"
 #include "http/static_file.h"
+#include "sys/fd_path.h"
 #include "sys/log.h"
 #include "sys/unique_fd.h"
 
@@ -61,16 +60,6 @@ bool has_scheme(std::string_view url) {
   for (char c : url.substr(0, colon))
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') return false;
   return url.substr(colon + 1, 2) == "//" && url.size() > colon + 3;
-}
-
-// The absolute path an O_PATH descriptor names now, from /proc; empty if it cannot be read.
-std::string fd_path(int fd) {
-  char link[64];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  char buf[PATH_MAX];
-  ssize_t n = readlink(link, buf, sizeof buf);
-  if (n <= 0 || static_cast<size_t>(n) >= sizeof buf || buf[0] != '/') return {};
-  return std::string(buf, static_cast<size_t>(n));
 }
 
 // Where `path` really is, relative to the root ("/" for the root itself), or empty when it does not exist

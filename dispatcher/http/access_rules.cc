@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "http/static_file.h"
+#include "sys/fd_path.h"
 #include "sys/log.h"
 #include "sys/unique_fd.h"
 
@@ -30,15 +32,10 @@ std::vector<std::string_view> segments(std::string_view path) {
   return out;
 }
 
-// Where an open file really is, as the kernel names it; empty when /proc cannot tell.
-std::string real_path_of(int fd) {
-  char link[64];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  std::string out(4096, '\0');
-  ssize_t n = readlink(link, out.data(), out.size());
-  if (n <= 0 || static_cast<size_t>(n) >= out.size()) return {};
-  out.resize(static_cast<size_t>(n));
-  return out;
+int64_t coarse_now_ns() {
+  struct timespec ts {};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 AccessVerdict refuse(std::string reason) { return {false, std::move(reason)}; }
@@ -81,13 +78,34 @@ AccessVerdict AccessCheck::walk(const DocRoot& root, const VHost& vh, std::strin
   size_t dirs = segs.size() - (last_is_file && !segs.empty() ? 1 : 0);
 
   std::string rel;  // the directory being looked at, relative to the root
-  unique_fd dir;    // it, opened O_PATH; the root itself is borrowed
-  int dir_fd = beyond ? root.anchor.get() : root.dir.get();
+  const int top_fd = beyond ? root.anchor.get() : root.dir_fd();
   const std::string& prefix = beyond ? std::string() : root.prefix;
   const std::string& base = beyond ? root.anchor_real : root.real;
+  const int64_t now = recheck_ns_ > 0 ? coarse_now_ns() : 0;
+  // Bounded: a tenant with many directories cannot grow a worker without end; all is looked at again.
+  if (seen_.size() >= 4096) seen_.clear();
   for (size_t i = 0;; i++) {
     std::string shown = base + (rel.empty() ? "" : "/" + rel) + "/.htaccess";
-    HtaccessCache::Result h = cache_.load(dir_fd, shown);
+    const Seen* s = fresh(shown, now);
+    if (s == nullptr) {
+      Seen fresh_look{now, false, {}};
+      unique_fd dir;  // the directory, opened O_PATH; the root itself is borrowed
+      int dir_fd = top_fd;
+      if (i > 0) {
+        int fd = openat2_beneath(root.anchor.get(), (prefix + rel).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) dir.reset(fd);
+        dir_fd = fd;
+      }
+      if (dir_fd >= 0) {
+        fresh_look.is_dir = true;
+        fresh_look.htaccess = cache_.load(dir_fd, shown);
+      }
+      s = &(seen_[shown] = std::move(fresh_look));
+    }
+    // Not a directory, missing, or closed to the tenant: nothing deeper can be served either, and the
+    // open of the file itself gives the answer (403 or 404).
+    if (!s->is_dir) break;
+    const HtaccessCache::Result& h = s->htaccess;
     if (h.state == HtaccessCache::State::refused) return refuse(shown + " cannot be used");
     if (h.state == HtaccessCache::State::present) {
       if (int line = h.file->denies_directory()) return refuse(strprintf("%s:%d", shown.c_str(), line));
@@ -97,14 +115,15 @@ AccessVerdict AccessCheck::walk(const DocRoot& root, const VHost& vh, std::strin
     if (i == dirs) break;
     if (!rel.empty()) rel += '/';
     rel += segs[i];
-    int fd = openat2_beneath(root.anchor.get(), (prefix + rel).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    // Not a directory, missing, or closed to the tenant: nothing deeper can be served either, and the
-    // open of the file itself gives the answer (403 or 404).
-    if (fd < 0) break;
-    dir.reset(fd);
-    dir_fd = fd;
   }
   return {};
+}
+
+const AccessCheck::Seen* AccessCheck::fresh(const std::string& shown, int64_t now_ns) const {
+  if (recheck_ns_ <= 0) return nullptr;
+  auto it = seen_.find(shown);
+  if (it == seen_.end() || now_ns - it->second.at_ns >= recheck_ns_) return nullptr;
+  return &it->second;
 }
 
 AccessVerdict AccessCheck::check_request(const DocRoot& root, const VHost& vh, const std::string& path) {
@@ -121,15 +140,9 @@ static std::string below(const std::string& top, const std::string& real) {
 }
 
 AccessVerdict AccessCheck::check_resolved(const DocRoot& root, const VHost& vh, int fd, const std::string& asked) {
-  std::string real = real_path_of(fd);
-  if (root.real.empty() || real.empty()) {
-    static bool logged = false;
-    if (!logged) {
-      logged = true;
-      log(Level::err, "cannot read /proc/self/fd: itk cannot tell where a file resolves to, so it refuses it");
-    }
-    return refuse("its real path is unknown");
-  }
+  std::string real = fd_path(fd);
+  if (root.real.empty() || real.empty())
+    return refuse("its real path is unknown (is /proc mounted?): itk cannot tell where it resolves to");
   std::string rel = below(root.real, real);
   if (!rel.empty()) return rel == asked ? AccessVerdict{} : walk(root, vh, rel, true);
   // Elsewhere in the tenant's tree (a release's `uploads -> ../../shared/uploads`): its dotfile rules and
@@ -139,9 +152,21 @@ AccessVerdict AccessCheck::check_resolved(const DocRoot& root, const VHost& vh, 
   return walk(root, vh, rel, true, true);
 }
 
+AccessVerdict AccessCheck::check_opened(const DocRoot& root, const VHost& vh, const OpenResult& file,
+                                        const std::string& asked) {
+  if (!file.plain) return check_resolved(root, vh, file.fd.get(), asked);
+  return file.path == asked ? AccessVerdict{} : walk(root, vh, file.path, true);
+}
+
 AccessVerdict AccessCheck::check_resolved_path(const DocRoot& root, const VHost& vh, const std::string& path,
                                                const std::string& asked) {
-  int fd = open_path_beneath(root, path);
+  std::string rel = root.rel(path);
+  int plain = openat2_beneath_plain(root.anchor.get(), rel.c_str(), O_PATH | O_CLOEXEC);
+  if (plain >= 0) {
+    unique_fd owner(plain);
+    return path == asked ? AccessVerdict{} : walk(root, vh, path, true);
+  }
+  int fd = plain == -ELOOP ? open_path_beneath(root, path) : plain;
   if (fd < 0) return refuse(strprintf("cannot open it: %s", strerror(-fd)));
   unique_fd owner(fd);
   return check_resolved(root, vh, fd, asked);

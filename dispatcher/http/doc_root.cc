@@ -4,21 +4,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
 #include <cerrno>
-#include <climits>
 
 #include "http/static_file.h"
+#include "sys/fd_path.h"
 
 namespace itk {
 namespace {
-
-std::string real_path(int fd) {
-  char link[64], buf[PATH_MAX];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  ssize_t n = readlink(link, buf, sizeof buf);
-  if (n <= 0 || static_cast<size_t>(n) >= sizeof buf || buf[0] != '/') return {};
-  return std::string(buf, static_cast<size_t>(n));
-}
 
 DocRoot failed(int err) {
   DocRoot r;
@@ -33,22 +28,27 @@ std::string DocRoot::rel(const std::string& decoded_path) const {
   return prefix + decoded_path.substr(1);
 }
 
-DocRoot doc_root_at(unique_fd dir) {
+DocRoot doc_root_at(unique_fd dir, std::string real) {
+  if (!dir) return failed(EBADF);
   DocRoot r;
-  r.anchor_real = dir ? real_path(dir.get()) : std::string();
-  if (r.anchor_real.empty()) return failed(dir ? EACCES : EBADF);  // without /proc nothing beneath can be checked
-  r.anchor.reset(fcntl(dir.get(), F_DUPFD_CLOEXEC, 3));
-  if (!r.anchor) return failed(errno);
-  r.dir = std::move(dir);
+  r.anchor_real = real.empty() ? fd_path(dir.get()) : std::move(real);
+  if (r.anchor_real.empty()) return failed(EACCES);  // without /proc nothing beneath can be checked
+  r.anchor = std::move(dir);
   r.real = r.anchor_real;
   return r;
 }
 
 DocRoot open_doc_root(const VHost& vh) {
   const std::string& top = vh.symlink_root.empty() ? vh.document_root : vh.symlink_root;
-  unique_fd top_fd(open(top.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  // The configured path is normalised (absolute, no "." or ".."): opened without following any link, it is
+  // its own real path, and no /proc lookup is needed, which a connection that serves one request notices.
+  struct open_how how {};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS;
+  long plain = syscall(SYS_openat2, AT_FDCWD, top.c_str(), &how, sizeof how);
+  unique_fd top_fd(plain >= 0 ? static_cast<int>(plain) : open(top.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!top_fd) return failed(errno);
-  DocRoot r = doc_root_at(std::move(top_fd));
+  DocRoot r = doc_root_at(std::move(top_fd), plain >= 0 ? top : std::string());
   if (!r.ok() || vh.symlink_root.empty()) return r;
   // The part of DocumentRoot below SymlinkRoot ("current"), resolved beneath it: the tenant's links are
   // followed as far as they stay inside.
@@ -56,7 +56,7 @@ DocRoot open_doc_root(const VHost& vh) {
   int fd = openat2_beneath(r.anchor.get(), below.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return failed(-fd);
   r.dir.reset(fd);
-  r.real = real_path(fd);
+  r.real = fd_path(fd);
   if (r.real.empty()) return failed(EACCES);
   const std::string& a = r.anchor_real;
   if (r.real == a) return r;

@@ -151,13 +151,18 @@ struct Node {
   OpenOutcome outcome = OpenOutcome::not_found;
   unique_fd fd;  // empty for a directory seen only through O_PATH
   struct stat st {};
+  bool plain = false;  // no symlink on the way
 };
 
 // Opens `rel` beneath root_fd and stats it. outcome is `file` for anything that exists and could be
 // examined; the caller decides by st_mode what to do with it.
 Node open_node(int root_fd, const std::string& rel) {
   Node n;
-  int fd = openat2_beneath(root_fd, rel.c_str(), kOpenFlags);
+  // Most paths hold no symlink: opened without following one, the file's real path is known without
+  // asking /proc. ELOOP says one is there (or a loop): then the open that follows them within the root.
+  int fd = openat2_beneath_plain(root_fd, rel.c_str(), kOpenFlags);
+  n.plain = fd >= 0;
+  if (fd == -ELOOP) fd = openat2_beneath(root_fd, rel.c_str(), kOpenFlags);
   if (fd < 0) {
     int err = -fd;
     if (err != EACCES) {
@@ -192,10 +197,12 @@ Node open_node(int root_fd, const std::string& rel) {
 
 }  // namespace
 
-int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
+namespace {
+
+int openat2_retried(int root_fd, const char* rel, uint64_t flags, uint64_t resolve) {
   struct open_how how {};
   how.flags = flags;
-  how.resolve = kResolve;
+  how.resolve = resolve;
   // EAGAIN: the kernel saw a concurrent rename while resolving ".." inside a symlink target and could
   // not prove the walk stayed beneath; openat2(2) says to retry. Bounded so a hostile renamer cannot
   // keep a worker spinning.
@@ -205,6 +212,16 @@ int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
     if ((errno == EAGAIN || errno == EINTR) && attempt < 8) continue;
     return -errno;
   }
+}
+
+}  // namespace
+
+int openat2_beneath(int root_fd, const char* rel, uint64_t flags) {
+  return openat2_retried(root_fd, rel, flags, kResolve);
+}
+
+int openat2_beneath_plain(int root_fd, const char* rel, uint64_t flags) {
+  return openat2_retried(root_fd, rel, flags, kResolve | RESOLVE_NO_SYMLINKS);
 }
 
 int open_path_beneath(const DocRoot& root, const std::string& decoded_path) {
@@ -357,6 +374,7 @@ OpenResult open_beneath(const DocRoot& root, const std::string& decoded_path,
       r.fd = std::move(idx.fd);
       r.st = idx.st;
       r.path = std::move(candidate);
+      r.plain = idx.plain;
       return r;
     }
     // No index: Apache without Options Indexes answers 403, and so do we (no listings).
@@ -372,6 +390,7 @@ OpenResult open_beneath(const DocRoot& root, const std::string& decoded_path,
   r.fd = std::move(n.fd);
   r.st = n.st;
   r.path = decoded_path;
+  r.plain = n.plain;
   return r;
 }
 
@@ -379,7 +398,10 @@ OpenResult open_precompressed(const DocRoot& root, const std::string& decoded_pa
                               const struct stat& original) {
   OpenResult r;
   std::string path = decoded_path + std::string(suffix);
-  int fd = openat2_beneath(root.anchor.get(), root.rel(path).c_str(), kOpenFlags);
+  std::string rel = root.rel(path);
+  int fd = openat2_beneath_plain(root.anchor.get(), rel.c_str(), kOpenFlags);
+  r.plain = fd >= 0;
+  if (fd == -ELOOP) fd = openat2_beneath(root.anchor.get(), rel.c_str(), kOpenFlags);
   if (fd < 0) return r;
   unique_fd owner(fd);
   if (fstat(fd, &r.st) != 0 || !precompressed_usable(original, r.st)) return r;

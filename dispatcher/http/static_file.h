@@ -20,6 +20,9 @@ namespace itk {
 // openat2() of `rel` (relative, no leading '/') beneath root_fd with RESOLVE_BENEATH and
 // RESOLVE_NO_MAGICLINKS, retried on the kernel's EAGAIN a few times. The fd, or -errno.
 [[nodiscard]] int openat2_beneath(int root_fd, const char* rel, uint64_t flags);
+// The same without following any symlink (RESOLVE_NO_SYMLINKS): -ELOOP when one is on the way. What it
+// opens is exactly at root_fd's path + `rel`, so its real path needs no /proc lookup.
+[[nodiscard]] int openat2_beneath_plain(int root_fd, const char* rel, uint64_t flags);
 
 // Percent-decodes the path part of a request target (query removed), then normalises it:
 // "//" and "." segments dropped. Returns nullopt (-> 400) for: not starting with '/', a bad %xx,
@@ -65,6 +68,7 @@ struct OpenResult {
   unique_fd fd;          // set for `file`
   struct stat st {};     // set for `file`
   std::string path;      // the decoded path actually opened (index file appended for directories)
+  bool plain = false;    // reached without a symlink: really at the DocumentRoot + `path`
 };
 
 // Opens `decoded_path` (from decode_request_path) beneath `root`, refusing anything that resolves

@@ -45,7 +45,7 @@ Encoding choose_encoding(const VHost& vh, const DocRoot& root, AccessCheck& acce
     OpenResult variant = open_precompressed(root, file.path, coding_suffix(c), file.st);
     if (variant.outcome != OpenOutcome::file) continue;
     // A variant that is a symlink into a refused place is not served in the original's name.
-    if (!access.check_resolved(root, vh, variant.fd.get(), variant.path).allowed) continue;
+    if (!access.check_opened(root, vh, variant, variant.path).allowed) continue;
     e.coding = c;
     e.precompressed = std::move(variant);
     return e;
@@ -137,7 +137,7 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, const DocRoot& 
       break;
   }
   // A symlink or the DirectoryIndex may have led somewhere the path asked for does not show.
-  AccessVerdict verdict = access.check_resolved(root, vh, file.fd.get(), *path);
+  AccessVerdict verdict = access.check_opened(root, vh, file, *path);
   if (!verdict.allowed) {
     log(Level::info, "%s: 403, it resolves to a refused file: %s", path->c_str(), verdict.reason.c_str());
     return simple(conn, 403, keep_alive, is_head);

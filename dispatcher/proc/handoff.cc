@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <openssl/crypto.h>
+
 #include "sys/io.h"
 #include "sys/unique_fd.h"
 
@@ -43,19 +45,20 @@ bool handoff_idle(int ctl) {
 }
 
 int handoff_receive(int ctl, Handoff& h) {
-  h.bytes.resize(kMaxPayload);
+  if (!h.scratch) h.scratch.reset(new char[kMaxPayload]);
+  h.bytes.clear();
   iovec iov[4] = {{&h.entry, sizeof h.entry}, {&h.flags, sizeof h.flags}, {&h.addrs, sizeof h.addrs},
-                  {h.bytes.data(), h.bytes.size()}};
+                  {h.scratch.get(), kMaxPayload}};
   unique_fd fd;
   ssize_t n = recv_with_fd(ctl, iov, 4, fd, MSG_DONTWAIT);
   const ssize_t fixed = sizeof h.entry + sizeof h.flags + sizeof h.addrs;
   const bool tls = (h.flags & kHandoffTls) != 0;
-  if (n < fixed || !fd || (n == fixed) != tls) {
-    h.bytes.clear();
-    return -1;
-  }
-  h.bytes.resize(static_cast<size_t>(n - fixed));
-  return fd.release();
+  const size_t len = n > fixed ? static_cast<size_t>(n - fixed) : 0;
+  const bool ok = n >= fixed && fd && (n == fixed) == tls;
+  if (ok) h.bytes.assign(h.scratch.get(), len);
+  // The kept buffer holds nothing of this client once its bytes are where the connection's are.
+  OPENSSL_cleanse(h.scratch.get(), len);
+  return ok ? fd.release() : -1;
 }
 
 bool handoff_read_idle(int ctl) {

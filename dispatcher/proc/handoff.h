@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,9 @@ struct Handoff {
   uint32_t flags = 0;
   ConnAddrs addrs;     // from a PROXY header, or AF_UNSPEC
   std::string bytes;   // plain HTTP: the head and whatever followed it; TLS: empty
+  // The worker's receive buffer, made once and kept across connections: a fresh one of the largest
+  // message's size for each connection is an mmap, its page faults and a munmap.
+  std::unique_ptr<char[]> scratch;
 };
 
 // Acceptor: hands `conn_fd` to the worker. False with errno when the worker is gone or its channel is full.

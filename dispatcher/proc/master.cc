@@ -505,6 +505,8 @@ void Master::reload() {
   }
   logs_ = std::move(logs);
   check_proxy_listeners(*r.config);
+  if (std::string e; !set_connection_options(listeners_, r.config->server.timeout, e))
+    log(Level::err, "%s; connections keep the Timeout of the previous configuration", e.c_str());
   generation_++;
   std::unique_ptr<Runtime> next = make_runtime(std::move(r.config), generation_);
   assign_slots(*next);
@@ -726,6 +728,12 @@ int Master::run(std::unique_ptr<Config> cfg) {
     return 1;
   }
   check_proxy_listeners(*cfg);
+  if (std::string e; !set_connection_options(listeners_, cfg->server.timeout, e)) {
+    // Without it a client that stops reading would hold a worker for ever.
+    log(Level::err, "%s; itk does not serve without a bound on writes", e.c_str());
+    notify("STATUS=" + e);
+    return 1;
+  }
   fastcgi_.set_scoreboard(sb_);
   generation_ = 1;
   current_ = make_runtime(std::move(cfg), generation_);

@@ -68,6 +68,9 @@ struct Conn {
   const sigset_t* wait_mask;
   bool stopping = false;  // SIGTERM arrived: finish the request in hand, then close
   std::string client;     // the client's address, for the process title
+  // The client may still be sending (a body or requests not read, an error answered early): its end is
+  // drained before the close, so that no RST destroys the response. nginx's `lingering_close on`.
+  bool linger = true;
 };
 
 // The process title while a request is served (docs/security.md: what a title shows): method and path,
@@ -118,16 +121,6 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc, int64_t dead
   }
 }
 
-// The worker's socket options: blocking, bounded writes, no Nagle delay.
-void prepare_socket(int fd, const ServerConfig& sc) {
-  timeval tv{static_cast<time_t>(sc.timeout), 0};
-  (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int one = 1;
-  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  // The acceptor's only status flag is O_NONBLOCK (accept4): clearing all of them takes one call.
-  (void)fcntl(fd, F_SETFL, 0);
-}
-
 // A request the worker refuses itself (a bad or late head, a misdirected one): said in the journal and
 // `vh`'s logs, then answered.
 void refuse(const ProcessContext& ctx, const VHost& vh, const RequestHead& head, ClientConn& io, int status,
@@ -164,7 +157,11 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
                                       ctx.cgroups && ctx.cgroups->enabled, access);
     request_log.finish(r);
     scoreboard_count_served(*ctx.sb, rt.state(*vh).slot);
-    if (!r.ok || !r.keep_alive) break;
+    // A client that asked for this request alone, and whose every byte was read, sends nothing more.
+    if (!r.ok || !r.keep_alive) {
+      c.linger = r.ok && (head.has_body() || !c.buf.empty());
+      break;
+    }
 
     proctitle_set({"worker", vh->server_name, c.client, "keep-alive"});
     HeadParser parser(rt.limits);
@@ -173,7 +170,10 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
       refuse(ctx, *vh, parser.head(), io, next == Next::timeout ? 408 : parser.error_status(), why_not(next, parser));
       break;
     }
-    if (next != Next::request) break;
+    if (next != Next::request) {
+      c.linger = next == Next::stopping && !c.buf.empty();
+      break;
+    }
     head = parser.head();
     c.buf.erase(0, parser.head_length());
     const VHost* target = rt.vhosts.lookup(head.host);
@@ -191,17 +191,22 @@ void serve_connection(const ProcessContext& ctx, Conn& c, RequestHead head, cons
   }
 }
 
-// A plain connection whose last response is written: its write side is shut (the client sees the
-// end), and it stays open, drained, until the client closes or kLingerMs passes, so that a client still
-// sending gets no RST that would destroy the response it has not read. Meanwhile the worker already
-// says it is idle, and may serve the next connection.
+// A connection whose last response is written, when its client may still be sending (Conn::linger): its
+// write side is shut (the client sees the end), and it stays open, drained, until the client closes or
+// kLingerMs passes, so that no RST destroys the response it has not read. Meanwhile the worker already
+// says it is idle, and may serve the next connection. Any other is closed at once.
 struct Lingering {
   unique_fd fd;
   int64_t until = 0;
   size_t drained = 0;
 };
 
-void linger_later(ClientConn& io, std::vector<Lingering>& lingering) {
+void end_connection(ClientConn& io, bool linger, std::vector<Lingering>& lingering) {
+  if (!linger) {
+    (void)close(io.fd);
+    io.fd = -1;
+    return;
+  }
   (void)shutdown(io.fd, SHUT_WR);
   // Off fd 3, which the next connection takes.
   int moved = fcntl(io.fd, F_DUPFD_CLOEXEC, 5);
@@ -365,8 +370,6 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
 [[noreturn]] void worker_main(const ProcessContext& inherited, const VHost& own, int ctl_fd, int key_fd) {
   ProcessContext ctx = inherited;
   ctx.logs = arrange_fds(inherited, own, ctl_fd, key_fd);
-  const Runtime& rt = *ctx.rt;
-  const ServerConfig& sc = rt.config->server;
   log_set_role("worker " + own.server_name);
   (void)prctl(PR_SET_NAME, "itk-worker", 0, 0, 0);
 
@@ -417,8 +420,10 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
     return roots.emplace_back(vh, std::move(root)).second;
   };
 
-  // .htaccess files read as the tenant, kept for the worker's life (each is re-read when it changes).
+  // .htaccess files read as the tenant, kept for the worker's life (each is looked at again when what was
+  // seen is a second old, and re-read when it changed).
   AccessCheck access;
+  const pid_t self = getpid();
   // Connections of this vhost, one after another, as the acceptor hands them over; the acceptor ends the
   // wait by closing the channel.
   ClientConn io;
@@ -444,7 +449,7 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
     io.addrs.client = conn_client(io);
     io.addrs.server = conn_server(io);
     c.client = address_text(io.addrs.client);
-    prepare_socket(io.fd, sc);
+    c.linger = true;
     c.buf = std::move(h.bytes);
     h.bytes.clear();
     sigset_t pending;
@@ -454,9 +459,9 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
     roots.clear();
     if (vh) serve_connection(ctx, c, std::move(head), vh, root_of, access);
     // Not a client any more: out of MaxClients now, not when the acceptor gets to it.
-    scoreboard_release_own(*ctx.sb, h.entry, getpid());
+    scoreboard_release_own(*ctx.sb, h.entry, self);
     if (io.tls) conn_close_notify(io);
-    linger_later(io, lingering);
+    end_connection(io, c.linger, lingering);
   }
   for (Lingering& l : lingering) lingering_close(l.fd.get(), static_cast<int>(std::max<int64_t>(0, l.until - now_ms())));
   _exit(0);

@@ -2,6 +2,9 @@
 #include "sys/listen_fds.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
 #include <cerrno>
@@ -64,6 +67,22 @@ bool collect_listeners(std::vector<Listener>& out, std::string& error) {
     out.push_back(l);
   }
   free(names);
+  return ok;
+}
+
+bool set_connection_options(const std::vector<Listener>& listeners, unsigned timeout_s, std::string& error) {
+  bool ok = true;
+  for (const Listener& l : listeners) {
+    timeval tv{static_cast<time_t>(timeout_s), 0};
+    if (setsockopt(l.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 && ok) {
+      error = strprintf("setting SO_SNDTIMEO on listening socket %d (%s) failed: %s", l.fd, l.name.c_str(),
+                        strerror(errno));
+      ok = false;
+    }
+    // A unix stream socket has no Nagle to turn off.
+    int one = 1;
+    (void)setsockopt(l.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   return ok;
 }
 

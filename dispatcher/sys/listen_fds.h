@@ -18,4 +18,9 @@ struct Listener {
 // with a message saying what is wrong and how to start itkd properly.
 bool collect_listeners(std::vector<Listener>& out, std::string& error);
 
+// What every accepted connection inherits from its listener, set once per configuration instead of once
+// per connection: TCP_NODELAY, and SO_SNDTIMEO of `timeout_s` (Timeout), which bounds each blocking write
+// of a worker. False, with a message naming the listener, when the send timeout could not be set.
+bool set_connection_options(const std::vector<Listener>& listeners, unsigned timeout_s, std::string& error);
+
 }  // namespace itk

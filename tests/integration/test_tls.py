@@ -495,6 +495,13 @@ def acceptors_and_key_process_hold_no_privilege(d):
             problems.append(f"{role} {pid}: NoNewPrivs {st.get('NoNewPrivs')}, Seccomp {st.get('Seccomp')}")
         if h.ids(st["Uid"])[:3] != [h.NOBODY_UID] * 3:
             problems.append(f"{role} {pid}: uid {h.ids(st['Uid'])[:3]}")
+        # Set before the privileges went (docs/architecture.md): dispatch is not starved by busy workers.
+        if role == "acceptor" and h.nice_of(pid) != -10:
+            problems.append(f"acceptor {pid}: nice {h.nice_of(pid)}, expected -10")
+    # ...and that priority stays with the acceptors: a tenant's worker never runs with it.
+    for pid, (_, _, comm) in h.process_table().items():
+        if comm == "itk-worker" and h.ppid_of(h.ppid_of(pid)) == d.pid and (h.nice_of(pid) or 0) < 0:
+            problems.append(f"worker {pid}: nice {h.nice_of(pid)}, below 0")
     h.check(not problems, "\n".join(problems))
 
 

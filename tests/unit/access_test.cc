@@ -224,10 +224,11 @@ class Tree : public ::testing::Test {
 
   // What a request for `target` (as the client sends it) gets from the checks before anything is opened:
   // "400" when the target cannot be decoded, "deny" or "ok".
-  std::string asked(const std::string& target) {
+  std::string asked(const std::string& target) { return asked_of(access, target); }
+  std::string asked_of(AccessCheck& check, const std::string& target) {
     std::optional<std::string> path = decode_request_path(target);
     if (!path) return "400";
-    return access.check_request(root_fd, vh, *path).allowed ? "ok" : "deny";
+    return check.check_request(root_fd, vh, *path).allowed ? "ok" : "deny";
   }
 
   void expect_answers(const std::vector<std::pair<std::string, std::string>>& cases) {
@@ -365,19 +366,44 @@ TEST_F(Tree, SymlinksAreJudgedWhereTheyLead) {
 }
 
 TEST_F(Tree, EditedHtaccessIsReadAgain) {
+  AccessCheck every_time(0);  // looks at the directories at every request
   write("d/a.txt", "x");
-  EXPECT_EQ(asked("/d/a.txt"), "ok");
+  EXPECT_EQ(asked_of(every_time, "/d/a.txt"), "ok");
   write("d/.htaccess", "RewriteEngine on\n");
-  EXPECT_EQ(asked("/d/a.txt"), "ok");
+  EXPECT_EQ(asked_of(every_time, "/d/a.txt"), "ok");
   write("d/.htaccess", "Require all denied\n");  // another size
-  EXPECT_EQ(asked("/d/a.txt"), "deny");
+  EXPECT_EQ(asked_of(every_time, "/d/a.txt"), "deny");
   // The same size, only the mtime tells.
   write("d/.htaccess", "Require all granted");
   struct timespec times[2] = {{0, UTIME_OMIT}, {time(nullptr) + 5, 0}};
   ASSERT_EQ(utimensat(AT_FDCWD, (root + "/d/.htaccess").c_str(), times, 0), 0);
-  EXPECT_EQ(asked("/d/a.txt"), "ok");
+  EXPECT_EQ(asked_of(every_time, "/d/a.txt"), "ok");
   fs::remove(fs::path(root) / "d/.htaccess");
-  EXPECT_EQ(asked("/d/a.txt"), "ok");
+  EXPECT_EQ(asked_of(every_time, "/d/a.txt"), "ok");
+}
+
+TEST_F(Tree, DirectoriesAreLookedAtAgainAfterTheRecheckTime) {
+  write("d/a.txt", "x");
+  write("e/a.txt", "x");
+  AccessCheck hourly(3600'000'000'000);
+  AccessCheck quick(20'000'000);  // 20 ms
+  EXPECT_EQ(asked_of(hourly, "/d/a.txt"), "ok");
+  EXPECT_EQ(asked_of(quick, "/d/a.txt"), "ok");
+  EXPECT_EQ(asked_of(hourly, "/e/a.txt"), "ok");
+  write("d/.htaccess", "Require all denied\n");
+  fs::remove_all(fs::path(root) / "e");
+  write("e", "now a file");
+  // Within the recheck time what was seen stands, a deny the tenant just wrote too...
+  EXPECT_EQ(asked_of(hourly, "/d/a.txt"), "ok");
+  EXPECT_EQ(asked_of(hourly, "/e/a.txt"), "ok");
+  // ...but a directory not seen yet is looked at now.
+  write("f/.htaccess", "Require all denied\n");
+  EXPECT_EQ(asked_of(hourly, "/f/a.txt"), "deny");
+  struct timespec pause = {0, 100'000'000};
+  nanosleep(&pause, nullptr);
+  EXPECT_EQ(asked_of(quick, "/d/a.txt"), "deny");
+  // The default: one second.
+  EXPECT_EQ(kHtaccessRecheckNs, 1'000'000'000);
 }
 
 TEST_F(Tree, UnusableHtaccessFailsClosed) {
