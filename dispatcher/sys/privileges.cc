@@ -208,6 +208,9 @@ const int kKeyAllowed[] = {
     SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),
     SCMP_SYS(getpid),       SCMP_SYS(gettid),         SCMP_SYS(futex),         SCMP_SYS(sched_yield),
     SCMP_SYS(fstat),        SCMP_SYS(newfstatat),     SCMP_SYS(getppid),       SCMP_SYS(sigaltstack),
+    // A poll() stopped by SIGSTOP (or a debugger attaching) is resumed through restart_syscall: without it
+    // the key process failed its wait and every TLS vhost lost its signatures.
+    SCMP_SYS(restart_syscall),
 };
 
 // The acceptor: an epoll loop over sockets, cgroup leaves (mkdir, rmdir, files under its own

@@ -639,6 +639,23 @@ def reload_serves_a_renewed_certificate(_):
     d.stop()
 
 
+def key_process_survives_a_stop_and_continue(d):
+    # SIGSTOP/SIGCONT (an operator, a debugger attaching) resume its wait through restart_syscall, which
+    # its seccomp filter must allow: it used to fail the wait and end, and every handshake with it.
+    keys = key_processes(d)
+    h.check(len(keys) == 1, f"expected one itk-keys child of the master, found {keys}")
+    os.kill(keys[0], signal.SIGSTOP)
+    time.sleep(0.3)
+    os.kill(keys[0], signal.SIGCONT)
+    time.sleep(0.3)
+    h.check(h.pid_alive(keys[0]) and key_processes(d) == keys,
+            f"the key process {keys[0]} ended after SIGSTOP and SIGCONT:\n{d.log_tail()}")
+    # A new client context: no session to resume, so the handshake needs a signature.
+    resp, info = https_get(d, "a.test", ctx=client_context())
+    h.expect_status(resp, 200, "a full handshake after the key process was stopped and continued")
+    h.check(not info["reused"], "the handshake was expected to be a full one")
+
+
 def check_names_file_and_vhost_of_bad_keys(_):
     tree = tls_tree()
     # b.test's drop-in names a.test's key for b.test's certificate.
@@ -692,6 +709,7 @@ if __name__ == "__main__":
         key_process_is_unprivileged,
         tenant_cannot_reach_keys_or_worker_memory,
         slow_handshakes_do_not_pin_acceptors,
+        key_process_survives_a_stop_and_continue,
         reload_serves_a_renewed_certificate,
         check_names_file_and_vhost_of_bad_keys,
         https_without_certificate_is_refused,
