@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -66,7 +67,7 @@ void note_written(ClientConn& c, std::string_view data) {
 
 }  // namespace
 
-void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned timeout_s) {
+void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name) {
   if (!tls) return;
   c.tls = std::move(tls);
   c.server_name = std::move(server_name);
@@ -80,15 +81,13 @@ void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned
   // conn_read must come back after a record that carries no data (a key update, a close_notify) instead
   // of blocking for the next one: the worker's own poll decides how long to wait.
   SSL_clear_mode(s, SSL_MODE_AUTO_RETRY);
-  timeval tv{static_cast<time_t>(timeout_s), 0};
-  (void)setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
-ssize_t conn_read(ClientConn& c, void* buf, size_t len) {
+ssize_t conn_read(ClientConn& c, void* buf, size_t len, bool readable) {
   if (c.tls) {
     SSL* s = c.tls.get();
     if (c.tls_failed) return 0;
-    if (SSL_pending(s) == 0) {
+    if (!readable && !SSL_has_pending(s)) {
       // The socket blocks (for writes); without a record under way, reading must not.
       pollfd p{c.fd, POLLIN, 0};
       if (poll(&p, 1, 0) <= 0) {
@@ -119,8 +118,10 @@ ssize_t conn_read(ClientConn& c, void* buf, size_t len) {
 }
 
 size_t conn_buffered(const ClientConn& c) {
-  if (c.tls && !c.tls_failed) return static_cast<size_t>(SSL_pending(c.tls.get()));
-  return 0;
+  if (!c.tls || c.tls_failed) return 0;
+  // Read ahead (tls.cc): whole records may wait in OpenSSL's buffer, not yet decrypted.
+  const int pending = SSL_pending(c.tls.get());
+  return pending > 0 ? static_cast<size_t>(pending) : SSL_has_pending(c.tls.get()) ? 1 : 0;
 }
 
 bool conn_write_all(ClientConn& c, std::string_view data, bool more) {
@@ -180,6 +181,32 @@ bool send_file_range(ClientConn& c, int file, uint64_t offset, uint64_t len) {
 bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len) {
   bool ok = send_file_range(c, file, offset, len);
   if (ok) c.bytes_out += len;
+  return ok;
+}
+
+bool conn_send_head_and_file(ClientConn& c, std::string& head, int file, uint64_t offset, uint64_t len) {
+  constexpr size_t kRecord = 16384;  // the most plaintext one TLS record carries
+  if (!c.tls || head.size() >= kRecord || len > kRecord - head.size()) {
+    if (!conn_write_all(c, head, len > 0)) return false;
+    return len == 0 || conn_send_file(c, file, offset, len);
+  }
+  const size_t at = head.size();
+  head.resize(at + static_cast<size_t>(len));
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(file, head.data() + at + got, static_cast<size_t>(len) - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // a read error, or the file shrank: the promised length cannot be kept
+      OPENSSL_cleanse(head.data() + at, got);
+      head.resize(at);
+      return false;
+    }
+    got += static_cast<size_t>(n);
+  }
+  bool ok = conn_write_all(c, head);
+  // The file's bytes leave this buffer as they leave the worker's others: wiped.
+  OPENSSL_cleanse(head.data() + at, got);
+  head.resize(at);
   return ok;
 }
 

@@ -20,7 +20,7 @@ struct ClientConn {
   ClientConn() = default;
   explicit ClientConn(int socket) : fd(socket) {}
 
-  int fd = -1;              // blocking socket, SO_SNDTIMEO set by the worker
+  int fd = -1;              // blocking socket; SO_SNDTIMEO and SO_RCVTIMEO come from the listener
   SslPtr tls;               // the TLS session on `fd`, or null for plain TCP
   std::string server_name;  // the name the TLS client asked for (SNI), lower-case; empty without one
   bool tls_failed = false;  // a fatal TLS error happened: OpenSSL must not be asked to write again
@@ -29,6 +29,7 @@ struct ClientConn {
   // For the access log: bytes written, and the first final response head written since it was cleared.
   uint64_t bytes_out = 0;
   std::string response_head;
+  pid_t worker = 0;         // the serving process, for the log (asked once, not per request)
 };
 
 // The client and this end of the connection as a PROXY header stated them, else as the socket has them.
@@ -36,20 +37,24 @@ sockaddr_storage conn_client(const ClientConn& c);
 sockaddr_storage conn_server(const ClientConn& c);
 
 // After the worker's handshake: moves the session, if any, into `c` (whose fd is then used blocking) and
-// points its BIO at `c.fd`. `timeout_s` bounds a read that waits for the rest of a TLS record, as Timeout
-// does for writes.
-void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name, unsigned timeout_s);
+// points its BIO at `c.fd`. A read that waits for the rest of a TLS record is bounded by the socket's
+// SO_RCVTIMEO (Timeout, set on the listener), as writes are by SO_SNDTIMEO.
+void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name);
 
 // Non-blocking read: >0 bytes, 0 at end of stream, -1 with errno (EAGAIN: nothing available now).
-ssize_t conn_read(ClientConn& c, void* buf, size_t len);
-// Bytes already received and buffered inside the connection (a TLS record decrypted ahead);
-// a caller must not wait for the socket to become readable while this is non-zero.
+// `readable`: the caller has just seen the socket readable, so it need not be asked again.
+ssize_t conn_read(ClientConn& c, void* buf, size_t len, bool readable = false);
+// Non-zero when bytes are already received and buffered inside the connection (TLS records read ahead,
+// or decrypted and not yet taken): a caller must not wait for the socket to become readable then.
 size_t conn_buffered(const ClientConn& c);
 // Writes all of `data`; `more` says a body follows at once (lets TCP coalesce head and body).
 bool conn_write_all(ClientConn& c, std::string_view data, bool more = false);
 // Sends `len` bytes of `file` from `offset` (sendfile on plain TCP and with kernel TLS, else read and
 // encrypt in chunks).
 bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len);
+// A response head and `len` bytes of `file` from `offset`: over TLS, a head and body that fit one record
+// (16 KiB) go as one record in one write; else as conn_write_all and conn_send_file.
+bool conn_send_head_and_file(ClientConn& c, std::string& head, int file, uint64_t offset, uint64_t len);
 // Ends a TLS session without ending the socket: sends close_notify (unless the session failed) and frees the
 // session, whose buffers OpenSSL cleanses; the socket is then drained and closed as a plain one.
 void conn_close_notify(ClientConn& c);

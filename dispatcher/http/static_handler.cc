@@ -215,13 +215,15 @@ ResponseOutcome serve_static(const Runtime& rt, const VHost& vh, const DocRoot& 
   out += "\r\n";
   apply_policy_headers(conn, out);
   const bool body = !is_head && (length > 0 || encoder);
+  if (body && !encoder) {
+    const int from = enc.precompressed.fd ? enc.precompressed.fd.get() : file.fd.get();
+    const uint64_t offset = !enc.precompressed.fd && status == 206 ? range.first : 0;
+    if (!conn_send_head_and_file(conn, out, from, offset, length)) return {false, status, false};
+    return {true, status, keep_alive};
+  }
   if (!conn_write_all(conn, out, body)) return {false, status, false};
   if (!body) return {true, status, keep_alive};
-  bool sent = false;
-  if (encoder) sent = send_encoded(conn, file.fd.get(), size, *encoder);
-  else if (enc.precompressed.fd) sent = conn_send_file(conn, enc.precompressed.fd.get(), 0, length);
-  else sent = conn_send_file(conn, file.fd.get(), status == 206 ? range.first : 0, length);
-  if (!sent) return {false, status, false};
+  if (!send_encoded(conn, file.fd.get(), size, *encoder)) return {false, status, false};
   return {true, status, keep_alive};
 }
 

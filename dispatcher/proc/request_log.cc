@@ -123,7 +123,7 @@ void RequestLog::finish(const ResponseOutcome& out) {
   r.bytes_out = sent;
   r.server_name = vh_.server_name;
   r.response_head = io_.response_head;
-  r.pid = getpid();
+  r.pid = io_.worker ? io_.worker : getpid();
   write_line(fd, vh_.logs.format, r);
 }
 

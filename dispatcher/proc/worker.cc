@@ -111,7 +111,7 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc, int64_t dead
     }
     if (r <= 0) continue;  // the deadline check above decides
     char tmp[16384];
-    ssize_t n = conn_read(c.io, tmp, sizeof tmp);
+    ssize_t n = conn_read(c.io, tmp, sizeof tmp, true);
     if (n == 0) return Next::closed;
     if (n < 0) {
       if (errno == EAGAIN) continue;
@@ -261,14 +261,14 @@ int wait_for_connection(int ctl, bool say_idle, std::vector<Lingering>& lingerin
 // `deadline` (a client that trickles its handshake is a slowloris too). The vhost's certificate is chosen by
 // SNI in the ClientHello callback (tls.cc); its signature is made by the key process over this worker's
 // channel. False when the handshake failed or timed out (said at info: it is the client's problem).
-bool handshake(ClientConn& io, const TlsContexts& contexts, int64_t deadline, unsigned timeout_s) {
+bool handshake(ClientConn& io, const TlsContexts& contexts, int64_t deadline) {
   SslPtr ssl = tls_new_connection(contexts, io.fd);
   if (!ssl) {
     log(Level::err, "cannot start TLS on a connection: %s", tls_error_text().c_str());
     return false;
   }
-  int fl = fcntl(io.fd, F_GETFL);
-  (void)fcntl(io.fd, F_SETFL, fl | O_NONBLOCK);
+  // Accepted blocking with no other status flag (acceptor.cc): no F_GETFL needed to restore it.
+  (void)fcntl(io.fd, F_SETFL, O_NONBLOCK);
   bool done = false;
   for (;;) {
     ERR_clear_error();
@@ -289,10 +289,10 @@ bool handshake(ClientConn& io, const TlsContexts& contexts, int64_t deadline, un
     (void)poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
   }
   ERR_clear_error();
-  (void)fcntl(io.fd, F_SETFL, fl & ~O_NONBLOCK);
+  (void)fcntl(io.fd, F_SETFL, 0);
   if (!done) return false;
   std::string sni = tls_server_name(ssl.get());
-  conn_adopt_tls(io, std::move(ssl), std::move(sni), timeout_s);
+  conn_adopt_tls(io, std::move(ssl), std::move(sni));
   return true;
 }
 
@@ -317,7 +317,7 @@ const VHost* first_request(const ProcessContext& ctx, Conn& c, const Handoff& h,
     return vh;
   }
   const int64_t deadline = now_ms() + static_cast<int64_t>(sc.request_read_timeout) * 1000;
-  if (!ctx.tls.contexts || !handshake(c.io, *ctx.tls.contexts, deadline, sc.timeout)) return nullptr;
+  if (!ctx.tls.contexts || !handshake(c.io, *ctx.tls.contexts, deadline)) return nullptr;
   Next next = read_next(c, parser, sc, deadline);
   if (next == Next::error || next == Next::timeout) {
     refuse(ctx, own, parser.head(), c.io, next == Next::timeout ? 408 : parser.error_status(), why_not(next, parser));
@@ -443,6 +443,7 @@ LogFds arrange_fds(const ProcessContext& ctx, const VHost& own, int ctl_fd, int 
       (void)close(next);
     }
     io = ClientConn(kWorkerConnFd);
+    io.worker = self;
     io.addrs = h.addrs;
     // Asked of the socket once per connection (unless a PROXY header stated them): every request's log
     // entry and script environment read them, and each system call counts on the hot path.

@@ -57,7 +57,7 @@ void refresh_ticket_keys() {
         error.c_str(), static_cast<unsigned long long>(g_tickets.epoch));
 }
 
-int ticket_key_cb(SSL*, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cipher,
+int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cipher,
                   EVP_MAC_CTX* mac, int enc) {
   refresh_ticket_keys();
   if (!g_tickets.loaded) return 0;  // no ticket: the session simply cannot be resumed
@@ -76,6 +76,10 @@ int ticket_key_cb(SSL*, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_
       }
     }
     if (!key) return 0;
+    // TLS 1.3 clients use a ticket once (RFC 8446 C.4: browsers do, and OpenSSL's client keeps no
+    // session from a resumption that brought no new ticket): a resumption that issued none made every
+    // other handshake of such a client a full one, with a signature.
+    if (SSL_version(ssl) >= TLS1_3_VERSION) result = 2;
     if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes, iv) != 1) return -1;
   }
   OSSL_PARAM params[] = {
@@ -143,7 +147,11 @@ SslCtxPtr new_context(const TlsContexts* owner, X509* leaf, std::vector<X509Ptr>
   // CLEANSE_PLAINTEXT: records read are wiped once the application has them, so a buffer freed or kept
   // for the next record holds no request bytes (a script later running in this process never sees them).
   SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CLEANSE_PLAINTEXT);
-  SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  // Buffers are kept for the connection (a worker has one at a time): releasing them between records was a
+  // malloc and a free per record. Read ahead: a record's header and body, and whatever follows, in one
+  // read() instead of two per record.
+  SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_read_ahead(c, 1);
   // Resumption is by tickets only: a server-side cache would live in one acceptor.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_timeout(c, kSessionTimeoutS);

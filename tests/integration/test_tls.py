@@ -375,6 +375,22 @@ def sessions_resume_across_acceptors(d):
         session = info["session"]
 
 
+def tls13_resumption_issues_a_new_ticket(d):
+    # A TLS 1.3 client uses each ticket once (RFC 8446 C.4): a resumption must bring the next ticket, or
+    # every other connection of such a client is a full handshake.
+    tmp = d.tree.path("sessions")
+    os.makedirs(tmp, exist_ok=True)
+    req = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+    first, second = os.path.join(tmp, "1.pem"), os.path.join(tmp, "2.pem")
+    code, out = s_client(d, "-tls1_3", "-servername", "a.test", "-sess_out", first, "-ign_eof", stdin=req)
+    h.check(code == 0 and os.path.exists(first), f"first TLS 1.3 connection: exit {code}\n{out[-800:]}")
+    code, out = s_client(d, "-tls1_3", "-servername", "a.test", "-sess_in", first, "-sess_out", second, "-msg",
+                         "-ign_eof", stdin=req)
+    h.check(code == 0 and "Reused, TLSv1.3" in out, f"second connection with the first's ticket was not resumed:\n"
+                                                    f"{out[-1500:]}")
+    h.check("NewSessionTicket" in out, f"the resumed connection brought no NewSessionTicket:\n{out[-1500:]}")
+
+
 def no_resumption_under_another_certificate(d):
     ctx = client_context(minimum=ssl.TLSVersion.TLSv1_3)
     with TlsConn(d.port, "a.test", ctx) as c:
@@ -699,6 +715,7 @@ if __name__ == "__main__":
         every_signature_kind_goes_through_the_key_process,
         alpn_is_http11_only,
         sessions_resume_across_acceptors,
+        tls13_resumption_issues_a_new_ticket,
         no_resumption_under_another_certificate,
         renegotiation_is_refused,
         private_keys_only_in_the_key_process,
