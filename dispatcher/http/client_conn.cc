@@ -15,6 +15,7 @@
 #include <climits>
 
 #include "sys/io.h"
+#include "tls/socket_bio.h"
 
 namespace itk {
 
@@ -53,6 +54,11 @@ bool tls_write_all(ClientConn& c, std::string_view data) {
     ERR_clear_error();
     return false;
   }
+  // The records (and a session ticket still waiting from the handshake) leave in one write().
+  if (!socket_bio_flush(SSL_get_wbio(s))) {
+    c.tls_failed = true;
+    return false;
+  }
   return true;
 }
 
@@ -72,29 +78,16 @@ void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name) {
   c.tls = std::move(tls);
   c.server_name = std::move(server_name);
   SSL* s = c.tls.get();
-  // The acceptor's descriptor number is gone (the worker keeps the socket as fd 3). Changing the number
-  // in the existing BIO keeps everything else of it, kernel TLS state included.
-  BIO* rbio = SSL_get_rbio(s);
-  BIO* wbio = SSL_get_wbio(s);
-  if (rbio) BIO_set_fd(rbio, c.fd, BIO_NOCLOSE);
-  if (wbio && wbio != rbio) BIO_set_fd(wbio, c.fd, BIO_NOCLOSE);
   // conn_read must come back after a record that carries no data (a key update, a close_notify) instead
   // of blocking for the next one: the worker's own poll decides how long to wait.
   SSL_clear_mode(s, SSL_MODE_AUTO_RETRY);
 }
 
-ssize_t conn_read(ClientConn& c, void* buf, size_t len, bool readable) {
+ssize_t conn_read(ClientConn& c, void* buf, size_t len) {
   if (c.tls) {
     SSL* s = c.tls.get();
     if (c.tls_failed) return 0;
-    if (!readable && !SSL_has_pending(s)) {
-      // The socket blocks (for writes); without a record under way, reading must not.
-      pollfd p{c.fd, POLLIN, 0};
-      if (poll(&p, 1, 0) <= 0) {
-        errno = EAGAIN;
-        return -1;
-      }
-    }
+    // The socket blocks (for writes); its BIO reads with MSG_DONTWAIT (socket_bio.h), so nothing waits here.
     ERR_clear_error();
     int n = SSL_read(s, buf, static_cast<int>(std::min<size_t>(len, INT_MAX)));
     if (n > 0) return n;
@@ -214,6 +207,7 @@ void conn_close_notify(ClientConn& c) {
   if (c.tls && !c.tls_failed) {
     ERR_clear_error();
     (void)SSL_shutdown(c.tls.get());  // sends close_notify; the client's own is not waited for
+    (void)socket_bio_flush(SSL_get_wbio(c.tls.get()));
     ERR_clear_error();
   }
   c.tls.reset();

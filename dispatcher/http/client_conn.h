@@ -42,8 +42,7 @@ sockaddr_storage conn_server(const ClientConn& c);
 void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name);
 
 // Non-blocking read: >0 bytes, 0 at end of stream, -1 with errno (EAGAIN: nothing available now).
-// `readable`: the caller has just seen the socket readable, so it need not be asked again.
-ssize_t conn_read(ClientConn& c, void* buf, size_t len, bool readable = false);
+ssize_t conn_read(ClientConn& c, void* buf, size_t len);
 // Non-zero when bytes are already received and buffered inside the connection (TLS records read ahead,
 // or decrypted and not yet taken): a caller must not wait for the socket to become readable then.
 size_t conn_buffered(const ClientConn& c);

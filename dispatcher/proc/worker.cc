@@ -111,7 +111,7 @@ Next read_next(Conn& c, HeadParser& parser, const ServerConfig& sc, int64_t dead
     }
     if (r <= 0) continue;  // the deadline check above decides
     char tmp[16384];
-    ssize_t n = conn_read(c.io, tmp, sizeof tmp, true);
+    ssize_t n = conn_read(c.io, tmp, sizeof tmp);
     if (n == 0) return Next::closed;
     if (n < 0) {
       if (errno == EAGAIN) continue;
@@ -267,8 +267,8 @@ bool handshake(ClientConn& io, const TlsContexts& contexts, int64_t deadline) {
     log(Level::err, "cannot start TLS on a connection: %s", tls_error_text().c_str());
     return false;
   }
-  // Accepted blocking with no other status flag (acceptor.cc): no F_GETFL needed to restore it.
-  (void)fcntl(io.fd, F_SETFL, O_NONBLOCK);
+  // The socket stays blocking: its BIO reads with MSG_DONTWAIT and sends a flight before it reads the
+  // answer (socket_bio.h).
   bool done = false;
   for (;;) {
     ERR_clear_error();
@@ -289,8 +289,15 @@ bool handshake(ClientConn& io, const TlsContexts& contexts, int64_t deadline) {
     (void)poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
   }
   ERR_clear_error();
-  (void)fcntl(io.fd, F_SETFL, 0);
-  if (!done) return false;
+  BIO* bio = SSL_get_wbio(ssl.get());
+  if (!done) {
+    (void)socket_bio_flush(bio);  // an alert says why, where there is one
+    return false;
+  }
+  // TLS 1.2 ends with the server's flight, which the client waits for; TLS 1.3 with session tickets only,
+  // which wait for the first response and leave with it.
+  if (SSL_version(ssl.get()) < TLS1_3_VERSION && !socket_bio_flush(bio)) return false;
+  socket_bio_handshake_done(bio);
   std::string sni = tls_server_name(ssl.get());
   conn_adopt_tls(io, std::move(ssl), std::move(sni));
   return true;

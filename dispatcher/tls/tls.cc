@@ -211,6 +211,11 @@ std::unique_ptr<TlsContexts> TlsContexts::build(const Config& cfg, std::string& 
     return nullptr;
   }
   t->default_ = t->contexts_[*id].get();
+  t->bio_method_ = socket_bio_method();
+  if (!t->bio_method_) {
+    error = "cannot make the TLS socket BIO: " + tls_error_text();
+    return nullptr;
+  }
   return t;
 }
 
@@ -220,8 +225,12 @@ SSL_CTX* TlsContexts::context_for(std::string_view sni) const {
 }
 
 SslPtr tls_new_connection(const TlsContexts& contexts, int fd) {
+  if (!contexts.bio_method_) return nullptr;
   SslPtr ssl(SSL_new(contexts.default_context()));
-  if (!ssl || SSL_set_fd(ssl.get(), fd) != 1) return nullptr;
+  if (!ssl) return nullptr;
+  BIO* bio = socket_bio_new(contexts.bio_method_.get(), fd);
+  if (!bio) return nullptr;
+  SSL_set_bio(ssl.get(), bio, bio);  // one reference, for both directions
   SSL_set_accept_state(ssl.get());
   return ssl;
 }

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "config/vhost_table.h"
+#include "tls/socket_bio.h"
 #include "tls/tls_config.h"
 #include "tls/tls_ptr.h"
 
@@ -33,9 +34,13 @@ class TlsContexts {
   TlsKeyMap keys_;
   std::vector<SslCtxPtr> contexts_;  // by key id
   SSL_CTX* default_ = nullptr;
+  BioMethodPtr bio_method_;  // the worker's socket BIO (socket_bio.h)
+
+  friend SslPtr tls_new_connection(const TlsContexts& contexts, int fd);
 };
 
-// A server-side TLS connection on the non-blocking socket `fd`, starting in the default context.
+// A server-side TLS connection on the blocking socket `fd`, starting in the default context, through a
+// socket BIO (socket_bio.h): reads never block, writes go out on socket_bio_flush.
 SslPtr tls_new_connection(const TlsContexts& contexts, int fd);
 
 // The name the client sent with SNI, lower-case; empty without one.

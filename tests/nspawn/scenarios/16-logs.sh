@@ -37,6 +37,15 @@ goaccess /var/log/itk/alice.test/access.log --log-format=COMBINED --no-global-co
 total=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["general"]["total_requests"])' "$SCEN_TMP/report.json")
 expect_eq "$total" "$((before + 6))" "total_requests GoAccess reads in alice's access log"
 
+step "journal fields: ITK_VHOST and ITK_STATUS select a vhost's entries"
+# `journalctl -u itk ITK_VHOST=alice.test` is how an operator reads one customer's errors (docs/operations.md).
+wait_for 10 "a journal entry with ITK_VHOST=alice.test and ITK_STATUS=404 naming /missing.html" \
+  '[[ $(journalctl -u itk.service ITK_VHOST=alice.test ITK_STATUS=404 -o cat --no-pager) == *"/missing.html"* ]]'
+out=$(journalctl -u itk.service ITK_VHOST=bob.test -o cat --no-pager)
+[[ $out != *"/srv/www/alice/missing.html"* ]] || fail "an entry about alice's request carries ITK_VHOST=bob.test:" "$out"
+out=$(journalctl -u itk.service ITK_VHOST=alice.test ITK_STATUS=200 -o cat --no-pager)
+[[ $out != *"/srv/www/alice/missing.html"* ]] || fail "the entry of a 404 carries ITK_STATUS=200:" "$out"
+
 step "logrotate -f with the shipped file: renamed, reopened, nothing lost"
 logrotate -f -s "$SCEN_TMP/logrotate.state" "$rotate" || fail "logrotate -f $rotate failed"
 [[ -f /var/log/itk/alice.test/access.log.1 ]] || fail "no access.log.1 after logrotate -f:" "$(ls -l /var/log/itk/alice.test)"
