@@ -32,6 +32,7 @@
 #include "config/config.h"
 #include "tls/key_client.h"
 #include "tls/key_protocol.h"
+#include "tls/socket_bio.h"
 #include "sys/io.h"
 #include "proc/key_server.h"
 #include "tls/ticket_secret.h"
@@ -1059,6 +1060,49 @@ TEST(TlsMisdirected, HostMustNameTheSniVhost) {
   EXPECT_FALSE(tls_misdirected(table, "", b)) << "without SNI any Host is served";
   EXPECT_FALSE(tls_misdirected(table, "unknown.test", a)) << "an unknown name means the default vhost";
   EXPECT_TRUE(tls_misdirected(table, "unknown.test", b));
+}
+
+// The worker's socket BIO: what it writes waits for a flush (or, during the handshake, for the next read),
+// and a read with nothing there is a retry, not a wait.
+TEST(SocketBio, WritesWaitForAFlushAndReadsNeverBlock) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  unique_fd mine(sv[0]), peer(sv[1]);
+  BioMethodPtr method = socket_bio_method();
+  ASSERT_TRUE(method);
+  BioPtr bio(socket_bio_new(method.get(), mine.get()));
+  ASSERT_TRUE(bio);
+  char buf[64];
+  // Nothing to read: -1 with the retry flag, at once (the socket itself blocks).
+  EXPECT_EQ(BIO_read(bio.get(), buf, sizeof buf), -1);
+  EXPECT_TRUE(BIO_should_retry(bio.get()));
+  EXPECT_TRUE(BIO_should_read(bio.get()));
+  // A write and OpenSSL's own flush send nothing...
+  EXPECT_EQ(BIO_write(bio.get(), "flight", 6), 6);
+  EXPECT_EQ(BIO_flush(bio.get()), 1);
+  EXPECT_EQ(recv(peer.get(), buf, sizeof buf, MSG_DONTWAIT), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  // ...until the handshake reads: a flight reaches the peer before its answer is awaited.
+  EXPECT_EQ(BIO_read(bio.get(), buf, sizeof buf), -1);
+  ASSERT_EQ(recv(peer.get(), buf, sizeof buf, MSG_DONTWAIT), 6);
+  EXPECT_EQ(std::string(buf, 6), "flight");
+  // After the handshake a read leaves what is written (a session ticket) for the response's flush.
+  socket_bio_handshake_done(bio.get());
+  EXPECT_EQ(BIO_write(bio.get(), "ticket", 6), 6);
+  ASSERT_EQ(send(peer.get(), "request", 7, 0), 7);
+  ASSERT_EQ(BIO_read(bio.get(), buf, sizeof buf), 7);
+  EXPECT_EQ(std::string(buf, 7), "request");
+  EXPECT_EQ(recv(peer.get(), buf, sizeof buf, MSG_DONTWAIT), -1);
+  EXPECT_EQ(BIO_write(bio.get(), "response", 8), 8);
+  ASSERT_TRUE(socket_bio_flush(bio.get()));
+  ASSERT_EQ(recv(peer.get(), buf, sizeof buf, MSG_DONTWAIT), 14);
+  EXPECT_EQ(std::string(buf, 14), "ticketresponse");
+  // The peer gone: a flush fails and says so, and so does every later write.
+  peer.reset();
+  EXPECT_EQ(BIO_write(bio.get(), "late", 4), 4);
+  EXPECT_FALSE(socket_bio_flush(bio.get()));
+  EXPECT_EQ(BIO_write(bio.get(), "later", 5), -1);
+  EXPECT_EQ(BIO_read(bio.get(), buf, sizeof buf), 0);  // end of stream
 }
 
 }  // namespace
