@@ -77,10 +77,8 @@ void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name) {
   if (!tls) return;
   c.tls = std::move(tls);
   c.server_name = std::move(server_name);
-  SSL* s = c.tls.get();
-  // conn_read must come back after a record that carries no data (a key update, a close_notify) instead
-  // of blocking for the next one: the worker's own poll decides how long to wait.
-  SSL_clear_mode(s, SSL_MODE_AUTO_RETRY);
+  // SSL_MODE_AUTO_RETRY stays on: after a record without data (a key update) OpenSSL reads on, and as its
+  // BIO never blocks, SSL_read says WANT_READ only once nothing complete is left (conn_buffered).
 }
 
 ssize_t conn_read(ClientConn& c, void* buf, size_t len) {
@@ -89,10 +87,12 @@ ssize_t conn_read(ClientConn& c, void* buf, size_t len) {
     if (c.tls_failed) return 0;
     // The socket blocks (for writes); its BIO reads with MSG_DONTWAIT (socket_bio.h), so nothing waits here.
     ERR_clear_error();
+    c.tls_want_read = false;
     int n = SSL_read(s, buf, static_cast<int>(std::min<size_t>(len, INT_MAX)));
     if (n > 0) return n;
     int e = SSL_get_error(s, n);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      c.tls_want_read = true;
       errno = EAGAIN;
       return -1;
     }
@@ -112,6 +112,9 @@ ssize_t conn_read(ClientConn& c, void* buf, size_t len) {
 
 size_t conn_buffered(const ClientConn& c) {
   if (!c.tls || c.tls_failed) return 0;
+  // What OpenSSL holds after it asked for more is the start of a record: only the socket can finish it.
+  // Counting it would have the caller read again at once, for ever (a client that never finishes a record).
+  if (c.tls_want_read) return 0;
   // Read ahead (tls.cc): whole records may wait in OpenSSL's buffer, not yet decrypted.
   const int pending = SSL_pending(c.tls.get());
   return pending > 0 ? static_cast<size_t>(pending) : SSL_has_pending(c.tls.get()) ? 1 : 0;

@@ -24,6 +24,7 @@ struct ClientConn {
   SslPtr tls;               // the TLS session on `fd`, or null for plain TCP
   std::string server_name;  // the name the TLS client asked for (SNI), lower-case; empty without one
   bool tls_failed = false;  // a fatal TLS error happened: OpenSSL must not be asked to write again
+  bool tls_want_read = false;  // the last read needs more from the socket: what OpenSSL buffers is partial
   ConnAddrs addrs;          // what a load balancer's PROXY header said; AF_UNSPEC: the socket's own
   ResponsePolicy* policy = nullptr;  // the vhost's Header lines and ErrorDocuments for the request in hand
   // For the access log: bytes written, and the first final response head written since it was cleared.

@@ -26,7 +26,8 @@ struct StatusCounts {
 //  cgroups: on[; DocumentRoot unusable: a.test, b.test][; NOTE]"
 std::string format_status(const StatusCounts& c);
 
-// Sends `state` (e.g. "READY=1\nSTATUS=...") to $NOTIFY_SOCKET if set; failures are logged once.
+// Sends `state` (e.g. "READY=1\nSTATUS=...") to $NOTIFY_SOCKET if set, waiting at most 3 s for room in a
+// full receiver; failures are logged once.
 void notify(const std::string& state);
 // A STATUS= line alone, sent without ever blocking: a receiver whose queue is full (a busy systemd)
 // must not stall the master's loop, which also starts FastCGI apps and reaps children. False when it

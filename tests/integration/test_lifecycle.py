@@ -5,6 +5,7 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -252,6 +253,33 @@ def sigterm_when_idle_exits_cleanly(_):
                   f"{[(p, h.comm_of(p)) for p in h.group_members(d.pid)]}")
 
 
+def sigterm_exits_when_systemd_does_not_read(_):
+    # A notify socket whose queue is full (systemd busy or hung; here nobody reads it): the master's
+    # STOPPING=1 must not hold it in sendmsg for ever. It waits a few seconds, says so, and stops.
+    d = started()
+    d.notify.drain()
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    filler.connect(d.notify.path)
+    filler.setblocking(False)
+    sent = 0
+    try:
+        while sent < 1_000_000:
+            filler.send(b"X=" + b"x" * 4000)
+            sent += 1
+    except BlockingIOError:
+        pass
+    finally:
+        filler.close()
+    h.check(sent < 1_000_000, "could not fill the notify socket's queue")
+    d.signal(signal.SIGTERM)
+    code = d.wait_exit(h.STOP_TIMEOUT)
+    h.check(code is not None, f"itkd did not exit within {h.STOP_TIMEOUT}s of SIGTERM while its notify socket "
+                              f"was full ({sent} messages queued):\n{d.log_tail()}")
+    h.expect_eq(code, 0, "exit status after SIGTERM with a full notify socket")
+    h.check("its queue stayed full" in d.log_text(), f"expected the journal to say the notify socket was full:\n"
+                                                     f"{d.log_tail()}")
+
+
 SCENARIOS = [
     check_accepts_a_good_tree,
     check_reports_every_error_with_file_and_line,
@@ -265,6 +293,7 @@ SCENARIOS = [
     sigterm_lets_a_download_finish,
     status_follows_busy_workers_within_a_second,
     sigterm_when_idle_exits_cleanly,
+    sigterm_exits_when_systemd_does_not_read,
 ]
 
 if __name__ == "__main__":

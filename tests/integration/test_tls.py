@@ -655,6 +655,30 @@ def reload_serves_a_renewed_certificate(_):
     d.stop()
 
 
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().decode("latin-1").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def unfinished_record_does_not_spin_the_worker(d):
+    # A hostile client begins a TLS record after a request and never finishes it. OpenSSL reads what came
+    # ahead of need; the worker must wait on the socket for the rest (its keep-alive deadline ends the
+    # connection), not call SSL_read again and again on bytes that can never make a record.
+    with TlsConn(d.port, "a.test") as c:
+        h.expect_status(c.get("/", "a.test"), 200, "a first request on the connection")
+        pid = d.worker_for(c)
+        h.check(pid is not None, "no worker found for the connection")
+        # The plain socket's send, under the TLS layer: a record header announcing 64 bytes, and 10 of them.
+        socket.socket.send(c.sock, b"\x17\x03\x03\x00\x40" + b"\x00" * 10)
+        time.sleep(0.3)
+        before = cpu_seconds(pid)
+        time.sleep(1.5)
+        used = cpu_seconds(pid) - before
+        h.check(used < 0.3, f"worker {pid} used {used:.2f} s of CPU in 1.5 s while it waited for the rest of a "
+                            f"TLS record (a busy loop)")
+
+
 def key_process_survives_a_stop_and_continue(d):
     # SIGSTOP/SIGCONT (an operator, a debugger attaching) resume its wait through restart_syscall, which
     # its seccomp filter must allow: it used to fail the wait and end, and every handshake with it.
@@ -727,6 +751,7 @@ if __name__ == "__main__":
         tenant_cannot_reach_keys_or_worker_memory,
         slow_handshakes_do_not_pin_acceptors,
         key_process_survives_a_stop_and_continue,
+        unfinished_record_does_not_spin_the_worker,
         reload_serves_a_renewed_certificate,
         check_names_file_and_vhost_of_bad_keys,
         https_without_certificate_is_refused,
