@@ -133,20 +133,6 @@ namespace {
 bool send_file_range(ClientConn& c, int file, uint64_t offset, uint64_t len) {
   off_t off = static_cast<off_t>(offset);
   if (c.tls) {
-#ifndef OPENSSL_NO_KTLS
-    if (BIO_get_ktls_send(SSL_get_wbio(c.tls.get()))) {
-      while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : static_cast<size_t>(len);
-        ERR_clear_error();
-        ossl_ssize_t n = SSL_sendfile(c.tls.get(), file, off, chunk, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        off += n;
-        len -= static_cast<uint64_t>(n);
-      }
-      return true;
-    }
-#endif
     char buf[kTlsFileChunk];
     while (len > 0) {
       size_t want = len > sizeof buf ? sizeof buf : static_cast<size_t>(len);

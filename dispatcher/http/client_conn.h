@@ -20,7 +20,7 @@ struct ClientConn {
   ClientConn() = default;
   explicit ClientConn(int socket) : fd(socket) {}
 
-  int fd = -1;              // blocking socket; SO_SNDTIMEO and SO_RCVTIMEO come from the listener
+  int fd = -1;              // blocking socket (for writes; SO_SNDTIMEO comes from the listener)
   SslPtr tls;               // the TLS session on `fd`, or null for plain TCP
   std::string server_name;  // the name the TLS client asked for (SNI), lower-case; empty without one
   bool tls_failed = false;  // a fatal TLS error happened: OpenSSL must not be asked to write again
@@ -37,9 +37,8 @@ struct ClientConn {
 sockaddr_storage conn_client(const ClientConn& c);
 sockaddr_storage conn_server(const ClientConn& c);
 
-// After the worker's handshake: moves the session, if any, into `c` (whose fd is then used blocking) and
-// points its BIO at `c.fd`. A read that waits for the rest of a TLS record is bounded by the socket's
-// SO_RCVTIMEO (Timeout, set on the listener), as writes are by SO_SNDTIMEO.
+// After the worker's handshake: moves the session, if any, into `c`. Its socket BIO never blocks a read
+// (socket_bio.h): a record not yet complete is waited for by the worker's poll, under its deadlines.
 void conn_adopt_tls(ClientConn& c, SslPtr tls, std::string server_name);
 
 // Non-blocking read: >0 bytes, 0 at end of stream, -1 with errno (EAGAIN: nothing available now).
@@ -49,7 +48,7 @@ ssize_t conn_read(ClientConn& c, void* buf, size_t len);
 size_t conn_buffered(const ClientConn& c);
 // Writes all of `data`; `more` says a body follows at once (lets TCP coalesce head and body).
 bool conn_write_all(ClientConn& c, std::string_view data, bool more = false);
-// Sends `len` bytes of `file` from `offset` (sendfile on plain TCP and with kernel TLS, else read and
+// Sends `len` bytes of `file` from `offset` (sendfile on plain TCP; over TLS read and
 // encrypt in chunks).
 bool conn_send_file(ClientConn& c, int file, uint64_t offset, uint64_t len);
 // A response head and `len` bytes of `file` from `offset`: over TLS, a head and body that fit one record

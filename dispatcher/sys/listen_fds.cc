@@ -74,12 +74,11 @@ bool set_connection_options(const std::vector<Listener>& listeners, unsigned tim
   bool ok = true;
   for (const Listener& l : listeners) {
     timeval tv{static_cast<time_t>(timeout_s), 0};
-    for (int opt : {SO_SNDTIMEO, SO_RCVTIMEO})
-      if (setsockopt(l.fd, SOL_SOCKET, opt, &tv, sizeof tv) != 0 && ok) {
-        error = strprintf("setting %s on listening socket %d (%s) failed: %s",
-                          opt == SO_SNDTIMEO ? "SO_SNDTIMEO" : "SO_RCVTIMEO", l.fd, l.name.c_str(), strerror(errno));
-        ok = false;
-      }
+    if (setsockopt(l.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0 && ok) {
+      error = strprintf("setting SO_SNDTIMEO on listening socket %d (%s) failed: %s", l.fd, l.name.c_str(),
+                        strerror(errno));
+      ok = false;
+    }
     // A unix stream socket has no Nagle to turn off.
     int one = 1;
     (void)setsockopt(l.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

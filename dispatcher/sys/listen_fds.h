@@ -19,9 +19,9 @@ struct Listener {
 bool collect_listeners(std::vector<Listener>& out, std::string& error);
 
 // What every accepted connection inherits from its listener, set once per configuration instead of once
-// per connection: TCP_NODELAY, and SO_SNDTIMEO and SO_RCVTIMEO of `timeout_s` (Timeout), which bound each
-// blocking write of a worker and each wait for the rest of a TLS record. False, with a message naming the
-// listener, when a timeout could not be set.
+// per connection: TCP_NODELAY, and SO_SNDTIMEO of `timeout_s` (Timeout), which bounds each blocking write
+// of a worker (no read of a client blocks: plain reads say MSG_DONTWAIT, and so does the TLS socket BIO).
+// False, with a message naming the listener, when the send timeout could not be set.
 bool set_connection_options(const std::vector<Listener>& listeners, unsigned timeout_s, std::string& error);
 
 }  // namespace itk

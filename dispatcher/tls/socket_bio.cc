@@ -6,7 +6,6 @@
 #include <openssl/bio.h>
 
 #include <cerrno>
-#include <climits>
 #include <string>
 
 #include "sys/io.h"
@@ -56,12 +55,6 @@ int bio_read(BIO* b, char* out, int len) {
   return static_cast<int>(n);
 }
 
-int bio_puts(BIO* b, const char* s) {
-  size_t n = 0;
-  while (s[n] && n < INT_MAX) n++;
-  return bio_write(b, s, static_cast<int>(n));
-}
-
 long bio_ctrl(BIO* b, int cmd, long, void* ptr) {
   SocketBio& d = *data_of(b);
   switch (cmd) {
@@ -101,7 +94,7 @@ BioMethodPtr socket_bio_method() {
   BioMethodPtr m(BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "itk socket"));
   if (!m) return nullptr;
   if (BIO_meth_set_write(m.get(), bio_write) != 1 || BIO_meth_set_read(m.get(), bio_read) != 1 ||
-      BIO_meth_set_puts(m.get(), bio_puts) != 1 || BIO_meth_set_ctrl(m.get(), bio_ctrl) != 1 ||
+      BIO_meth_set_ctrl(m.get(), bio_ctrl) != 1 ||
       BIO_meth_set_create(m.get(), bio_create) != 1 || BIO_meth_set_destroy(m.get(), bio_destroy) != 1)
     return nullptr;
   return m;

@@ -166,6 +166,23 @@ def worker_lets_go_when_client_closes(d):
     h.check(gone, f"expected worker {worker} to let go of the connection once the client closed (exit or spare)")
 
 
+def closed_at_once_when_the_client_sent_everything(d):
+    # Connection: close, no body, nothing after it: the client has nothing more to send, so the worker closes
+    # the socket as it ends the response (nginx's lingering_close on), instead of draining it for 2 s.
+    with h.Conn(d.port) as c:
+        request = h.build_request("GET", "/one.txt", "a.test", {"Connection": "close"})
+        c.send(request[:-2])  # the head without its last CRLF: the connection waits in an acceptor
+        inode = h.wait_until(lambda: h.server_socket_inode(d.port, c.client_port), 3)
+        h.check(inode, "expected the server side of the connection in /proc/net/tcp")
+        c.send(request[-2:])
+        h.expect_status(c.read_response(), 200, "GET with Connection: close")
+        expect_closed(c, "after a response to Connection: close")
+        # The client still holds its end open: only a lingering worker would hold the server's.
+        released = h.wait_until(lambda: not h.pids_holding_socket(inode, h.group_members(d.pid)), 0.5)
+        h.check(released, f"expected no itkd process to hold the connection once its response was sent, held by "
+                          f"{h.pids_holding_socket(inode, h.group_members(d.pid))}")
+
+
 SCENARIOS = [
     keep_alive_by_default,
     connection_close_honoured,
@@ -178,6 +195,7 @@ SCENARIOS = [
     pipelining_in_order,
     get_with_body_answered_then_closed,
     worker_lets_go_when_client_closes,
+    closed_at_once_when_the_client_sent_everything,
 ]
 
 if __name__ == "__main__":
