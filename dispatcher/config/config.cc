@@ -538,6 +538,7 @@ const UintKey kServerUintKeys[] = {
     {"KeepAliveTimeout", 0, 3600, &ServerConfig::keep_alive_timeout},
     {"MaxKeepAliveRequests", 0, 1000000, &ServerConfig::max_keep_alive_requests},
     {"RequestReadTimeout", 1, 3600, &ServerConfig::request_read_timeout},
+    {"QueueTimeout", 0, 3600, &ServerConfig::queue_timeout},
     {"LimitRequestLine", 256, 65536, &ServerConfig::limit_request_line},
     {"LimitRequestFieldSize", 256, 65536, &ServerConfig::limit_request_field_size},
     {"LimitRequestFields", 1, 1000, &ServerConfig::limit_request_fields},

@@ -156,6 +156,7 @@ struct ServerConfig {
   unsigned keep_alive_timeout = 5;        // seconds: idle wait for the next request on a connection
   unsigned max_keep_alive_requests = 100; // 0 = unlimited
   unsigned request_read_timeout = 20;     // seconds: whole request head must arrive within this
+  unsigned queue_timeout = 5;             // seconds a connection over a limit waits for a slot; 0 = 503 at once
   unsigned limit_request_line = 8190;
   unsigned limit_request_field_size = 8190;
   unsigned limit_request_fields = 100;

@@ -45,18 +45,28 @@ constexpr size_t kMaxAcceptsPerWake = 64;
 // How long an admitted connection may wait for a worker of its vhost (the spawner forks one in well under a
 // second; past this the machine is overloaded) before it is answered 503.
 constexpr int64_t kWorkerWaitMs = 10000;
-// Idle workers kept for reuse: per vhost (at most its MaxClientsVHost), in all, and for how long without a
-// connection once more are idle than the vhost's recent load asks for.
+// Idle workers forked ahead of demand: per vhost at most this (and its MaxClientsVHost); kept, in all, at most
+// kMaxSpares, and for kSpareIdleMs without a connection once more are idle than the vhost's recent load asks
+// for. A worker back from a connection is kept up to the vhost's MaxClientsVHost: load moves between the
+// acceptors (the kernel wakes one of them per connection), and one that retired its workers the moment they
+// were idle would fork them again a few milliseconds later when the load comes back to it.
 constexpr size_t kMaxSparesPerVHost = 64;
 // A connection that finds no idle worker of a vhost whose workers are busy waits this long for one of
 // them before a new one is forked for it. A static request frees its worker within a fraction of it; a
 // fork costs 0.1 to 1 ms, and workers forked for every short wait pile up as spares that are retired
 // again, a fork per few connections under load.
 constexpr int64_t kSpawnAfterWaitMs = 2;
+// How often queued connections look for slots that other acceptors' workers gave back (this acceptor's own
+// workers say so at once).
+constexpr int64_t kQueueRetryMs = 1;
 // The acceptors' nice value (docs/architecture.md): a CFS weight about ten times a nice-0 worker's.
 constexpr int kAcceptorNice = -10;
 constexpr size_t kMaxSpares = kMaxSparesPerAcceptor;
 constexpr int64_t kSpareIdleMs = 10000;
+// Spares past kSpareIdleMs go one a second per vhost, as Apache's idle maintenance kills one child a second
+// over MaxSpareServers: load that comes back after a lull finds most of its workers still there instead of
+// waiting for a hundred forks.
+constexpr int64_t kRetireEveryMs = 1000;
 // A vhost's recent concurrency is the peak of busy plus waiting connections over the current and the
 // previous window of this length.
 constexpr int64_t kLoadWindowMs = 5000;
@@ -65,7 +75,9 @@ constexpr int64_t kLoadWindowMs = 5000;
 constexpr uint64_t kWorkerTag = 2;
 constexpr uint64_t kSpawnerTag = 4;
 
-enum class Stage { reading, waiting, lingering };
+// reading: its head (or ClientHello) arrives; queued: over MaxClientsVHost or MaxClients, waiting for a slot;
+// waiting: admitted, waiting for a worker; lingering: refused, its answer leaving and what it still sends drained.
+enum class Stage { reading, queued, waiting, lingering };
 
 // 0.0.0.0 or [::]: the address a connection came to is known only to its socket.
 bool is_wildcard(const sockaddr_storage& ss) {
@@ -84,6 +96,7 @@ struct PendingConn {
   std::string buf;          // plain HTTP: the head read so far
   std::unique_ptr<HeadParser> parser;
   int64_t deadline = 0;
+  int64_t waiting_since = 0;  // admitted, no worker yet: since when
   std::string out;          // response still to write (errors only)
   size_t out_off = 0;
   size_t drained = 0;       // bytes dropped while lingering
@@ -114,10 +127,12 @@ struct Pool {
   std::vector<pid_t> idle;  // most recently idle last
   unsigned busy = 0;
   unsigned waiting = 0;     // admitted connections without a worker
+  unsigned queued = 0;      // connections over a limit, waiting for a slot (QueueTimeout)
   unsigned requested = 0;   // workers asked of the spawner, not arrived yet
-  int64_t waiting_since = 0;  // when `waiting` last rose from 0
+  int64_t waiting_since = 0;  // when the oldest of the `waiting` began to wait
   unsigned peak = 0, previous_peak = 0;
   int spare_pair = -1;      // where its idle count is published in the scoreboard; -1: none (no idle worker)
+  int64_t retired_at = 0;   // when expire() last retired one of its spares
 };
 
 class Acceptor {
@@ -137,6 +152,12 @@ class Acceptor {
   void on_readable(PendingConn& c);
   void on_writable(PendingConn& c);
   void dispatch(PendingConn& c, const VHost* vh);
+  Admission reserve(PendingConn& c);
+  void to_worker(PendingConn& c);
+  void enqueue(PendingConn& c, Admission why);
+  void admit_queued();
+  const char* limit_reached() const;
+  void uncount(PendingConn& c);
   void refuse(PendingConn& c, int status, const char* why, std::string_view extra = {});
   void close_conn(PendingConn& c);
   std::list<PendingConn>& list_of(const PendingConn& c);
@@ -153,6 +174,7 @@ class Acceptor {
   void serve_waiting(const VHost* vh);
   void publish_spares(const VHost* vh);
   void ask_for_workers(const VHost* vh);
+  unsigned returning(const VHost* vh) const;
   void on_spawner();
   void on_worker_message(pid_t pid);
   void worker_gone(pid_t pid);
@@ -171,9 +193,10 @@ class Acceptor {
   };
   std::unordered_map<int, ListenerInfo> listener_;  // by listening fd
   std::list<PendingConn> reading_;    // ordered by deadline (all get the same timeout): oldest first
+  std::list<PendingConn> queued_;     // over a limit, waiting for a slot; ordered by deadline (and arrival)
   std::list<PendingConn> waiting_;    // admitted, waiting for a worker; ordered by deadline
   std::list<PendingConn> lingering_;  // ordered by deadline (all get the same linger time)
-  size_t head_bytes_ = 0;             // memory held for the heads of reading_ and waiting_, all together
+  size_t head_bytes_ = 0;             // memory held for the heads of reading_, queued_ and waiting_, all together
   std::unordered_map<pid_t, WorkerInfo> workers_;
   std::unordered_map<const VHost*, Pool> pools_;
   size_t spare_count_ = 0;
@@ -249,7 +272,7 @@ void Acceptor::setup() {
 }
 
 void Acceptor::update_reading() {
-  ctx_.sb->acceptors[index_].reading.store(static_cast<uint32_t>(reading_.size() + waiting_.size()),
+  ctx_.sb->acceptors[index_].reading.store(static_cast<uint32_t>(reading_.size() + queued_.size() + waiting_.size()),
                                            std::memory_order_relaxed);
 }
 
@@ -338,13 +361,13 @@ void Acceptor::charge(PendingConn& c) {
 }
 
 // Over the acceptor's budget for heads, the connections that have waited longest go first: a slow
-// client's, never the one whose bytes are arriving now unless it is the oldest itself. True when `c`
-// itself was shed (it may be gone: the caller must not touch it).
+// client's, then a queued one's, never the one whose bytes are arriving now unless it is the oldest itself.
+// True when `c` itself was shed (it may be gone: the caller must not touch it).
 bool Acceptor::shed_for(PendingConn& c) {
-  while (head_bytes_ > rt_.config->server.limit_head_buffers && !reading_.empty()) {
-    PendingConn& oldest = reading_.front();
+  while (head_bytes_ > rt_.config->server.limit_head_buffers && (!reading_.empty() || !queued_.empty())) {
+    PendingConn& oldest = !reading_.empty() ? reading_.front() : queued_.front();
     bool self = &oldest == &c;
-    refuse(oldest, 503, "LimitHeadBuffers reached: the acceptor sheds the unfinished head that waited longest",
+    refuse(oldest, 503, "LimitHeadBuffers reached: the acceptor sheds the head that waited longest",
            "Retry-After: 2\r\n");
     if (self) return true;
   }
@@ -357,7 +380,27 @@ void Acceptor::uncharge(PendingConn& c) {
 }
 
 std::list<PendingConn>& Acceptor::list_of(const PendingConn& c) {
-  return c.stage == Stage::reading ? reading_ : c.stage == Stage::waiting ? waiting_ : lingering_;
+  switch (c.stage) {
+    case Stage::reading: return reading_;
+    case Stage::queued: return queued_;
+    case Stage::waiting: return waiting_;
+    case Stage::lingering: break;
+  }
+  return lingering_;
+}
+
+// The connection leaves its vhost's count of queued or waiting connections (it keeps its stage).
+void Acceptor::uncount(PendingConn& c) {
+  if (c.stage == Stage::queued) pools_[c.vh].queued--;
+  if (c.stage != Stage::waiting) return;
+  Pool& p = pools_[c.vh];
+  if (--p.waiting == 0) return;
+  // The next oldest of the vhost, almost always the next of the list (it is in the order they began).
+  for (const PendingConn& o : waiting_)
+    if (o.vh == c.vh && &o != &c) {
+      p.waiting_since = o.waiting_since;
+      break;
+    }
 }
 
 // Gives back what admission reserved for a connection that no worker took.
@@ -372,7 +415,7 @@ void Acceptor::release_admission(PendingConn& c) {
 void Acceptor::close_conn(PendingConn& c) {
   uncharge(c);
   release_admission(c);
-  if (c.stage == Stage::waiting) pools_[c.vh].waiting--;
+  uncount(c);
   // Explicit removal: a worker holds the same open file description once it has the connection, and epoll
   // keeps a registration until every descriptor of the description is closed.
   unwatch(c);
@@ -404,7 +447,7 @@ void Acceptor::refuse(PendingConn& c, int status, const char* why, std::string_v
   }
   std::string response = silent ? std::string() : error_response(status, false, extra);
   log_refusal(ctx_.logs, rt_, vh, c.fd.get(), c.addrs, c.parser ? &c.parser->head() : nullptr, status, response);
-  if (c.stage == Stage::waiting) pools_[c.vh].waiting--;
+  uncount(c);
   // Lingering is watched: what the client still sends is drained.
   watch(c, EPOLLIN);
   release_admission(c);
@@ -510,7 +553,7 @@ void Acceptor::peek_client_hello(PendingConn& c) {
 }
 
 void Acceptor::on_readable(PendingConn& c) {
-  if (c.stage == Stage::waiting) return;
+  if (c.stage == Stage::waiting || c.stage == Stage::queued) return;
   if (c.stage == Stage::reading && c.proxy_wait) return read_proxy_header(c);
   if (c.stage == Stage::reading && c.https) return peek_client_hello(c);
   const size_t cap = rt_.limits.total + 1;
@@ -546,39 +589,110 @@ void Acceptor::on_readable(PendingConn& c) {
   }
 }
 
-// Admission, then a worker of the vhost: an idle one at once, else the connection waits for one (never
-// holding up the others).
+// Admission, then a worker of the vhost. Over MaxClientsVHost or MaxClients the connection is queued for a
+// slot (QueueTimeout), behind the connections of its vhost queued here already: first come, first served.
 void Acceptor::dispatch(PendingConn& c, const VHost* vh) {
-  const ServerConfig& sc = rt_.config->server;
   c.vh = vh;
-  // With per-vhost cgroups the kernel counts the vhost's connections (its leaves) and the
-  // scoreboard only bounds MaxClients; without them the scoreboard counts both.
+  const Admission a = pools_[vh].queued ? Admission::vhost_full : reserve(c);
+  if (a == Admission::admitted) return to_worker(c);
+  enqueue(c, a);
+}
+
+// A slot of MaxClientsVHost and MaxClients for the connection: with per-vhost cgroups the kernel counts the
+// vhost's connections (its leaves) and the scoreboard only bounds MaxClients; without them the scoreboard
+// counts both.
+Admission Acceptor::reserve(PendingConn& c) {
+  const VHost& vh = *c.vh;
   std::string leaf;
   bool vhost_full = false;
-  const bool by_cgroup = ctx_.cgroups && ctx_.cgroups->enabled && place_in_cgroup(*vh, leaf, vhost_full);
-  if (vhost_full) {
-    scoreboard_count_refused(*ctx_.sb, rt_.state(*vh).slot);
-    return refuse(c, 503, "vhost at MaxClientsVHost", "Retry-After: 2\r\n");
-  }
+  const bool by_cgroup = ctx_.cgroups && ctx_.cgroups->enabled && place_in_cgroup(vh, leaf, vhost_full);
+  if (vhost_full) return Admission::vhost_full;
   uint32_t entry = 0;
-  Admission a = scoreboard_admit(*ctx_.sb, rt_.state(*vh).slot, by_cgroup ? 0 : vh->max_clients_vhost, sc.max_clients, &entry);
+  const Admission a = scoreboard_admit(*ctx_.sb, rt_.state(vh).slot, by_cgroup ? 0 : vh.max_clients_vhost,
+                                       rt_.config->server.max_clients, &entry);
   if (a != Admission::admitted) {
     if (!leaf.empty()) (void)rmdir(leaf.c_str());
-    scoreboard_count_refused(*ctx_.sb, rt_.state(*vh).slot);
-    return refuse(c, 503, a == Admission::vhost_full ? "vhost at MaxClientsVHost" : "server at MaxClients",
-                  "Retry-After: 2\r\n");
+    return a;
   }
   c.admitted = true;
   c.entry = entry;
   c.leaf = std::move(leaf);
-  Pool& p = pools_[vh];
-  if (hand_to_spare(c)) {
-    ask_for_workers(vh);
-    return;
+  return a;
+}
+
+// An admitted connection goes to an idle worker of its vhost at once, else waits for one (never holding up
+// the others).
+void Acceptor::to_worker(PendingConn& c) {
+  const VHost* vh = c.vh;
+  if (!hand_to_spare(c)) {
+    wait_for_worker(c);
+    Pool& p = pools_[vh];
+    p.peak = std::max(p.peak, p.busy + p.waiting);
   }
-  wait_for_worker(c);
-  p.peak = std::max(p.peak, p.busy + p.waiting);
   ask_for_workers(vh);
+}
+
+// Over a limit: the connection waits for a slot, out of the epoll set, for at most QueueTimeout (HAProxy's
+// `timeout queue`; Apache leaves such connections in the listen queue). Refused at once with QueueTimeout 0
+// (mpm-itk's MaxClientsVHost), or when MaxClients connections are queued in this acceptor already (each
+// holds a descriptor; their heads count against LimitHeadBuffers).
+void Acceptor::enqueue(PendingConn& c, Admission why) {
+  const ServerConfig& sc = rt_.config->server;
+  Pool& p = pools_[c.vh];
+  if (sc.queue_timeout == 0 || queued_.size() >= sc.max_clients) {
+    scoreboard_count_refused(*ctx_.sb, rt_.state(*c.vh).slot);
+    std::string text = why == Admission::server_full ? "server at MaxClients" : "vhost at MaxClientsVHost";
+    if (sc.queue_timeout != 0) text += ", and MaxClients connections wait for a slot already";
+    return refuse(c, 503, text.c_str(), "Retry-After: 2\r\n");
+  }
+  unwatch(c);
+  c.deadline = now_ms() + static_cast<int64_t>(sc.queue_timeout) * 1000;
+  queued_.splice(queued_.end(), list_of(c), c.self);
+  c.stage = Stage::queued;
+  p.queued++;
+  update_reading();
+}
+
+// Queued connections, oldest first, take the slots given back: by this acceptor's workers as they say they
+// are idle, by other acceptors' workers as found every kQueueRetryMs. A slot alone is not enough while
+// workers of the vhost here are busy: the connection goes with an idle one, or as the one connection of
+// the vhost that waits for the next busy one to be back. Admitted without a worker, each would wait
+// kSpawnAfterWaitMs and have one forked, and the other acceptor's idle workers, whose slots they took,
+// would be retired again.
+void Acceptor::admit_queued() {
+  const ServerConfig& sc = rt_.config->server;
+  std::vector<const VHost*> full;  // found at their limit in this pass: their later connections stay queued
+  for (auto it = queued_.begin(); it != queued_.end();) {
+    PendingConn& c = *it++;
+    if (std::find(full.begin(), full.end(), c.vh) != full.end()) continue;
+    const Pool& p = pools_[c.vh];
+    if (p.idle.empty() && p.busy > 0 && p.waiting > 0) {
+      full.push_back(c.vh);
+      continue;
+    }
+    // The counts are read first, so that a full queue costs no write to shared memory or to the cgroup tree.
+    if (ctx_.sb->workers.load(std::memory_order_relaxed) >= sc.max_clients) return;
+    const uint32_t slot = rt_.state(*c.vh).slot % kMaxVHostSlots;
+    if (c.vh->max_clients_vhost &&
+        ctx_.sb->vhost_workers[slot].load(std::memory_order_relaxed) >= c.vh->max_clients_vhost) {
+      full.push_back(c.vh);
+      continue;
+    }
+    const Admission a = reserve(c);
+    if (a == Admission::server_full) return;
+    if (a != Admission::admitted) {
+      full.push_back(c.vh);
+      continue;
+    }
+    to_worker(c);  // out of queued_: `it` stays valid
+  }
+}
+
+// Which limit keeps a queued connection out, for its refusal's log line.
+const char* Acceptor::limit_reached() const {
+  return ctx_.sb->workers.load(std::memory_order_relaxed) >= rt_.config->server.max_clients
+             ? "server at MaxClients for QueueTimeout"
+             : "vhost at MaxClientsVHost for QueueTimeout";
 }
 
 bool Acceptor::place_in_cgroup(const VHost& vh, std::string& leaf, bool& full) {
@@ -646,7 +760,7 @@ bool Acceptor::hand_to_spare(PendingConn& c) {
     w.has_entry = true;
     w.leaf = std::move(c.leaf);
     c.admitted = false;  // the worker has what admission reserved
-    if (c.stage == Stage::waiting) p.waiting--;
+    uncount(c);
     unwatch(c);
     uncharge(c);
     if (!c.buf.empty()) OPENSSL_cleanse(c.buf.data(), c.buf.size());
@@ -661,11 +775,13 @@ bool Acceptor::hand_to_spare(PendingConn& c) {
 // Out of the epoll set (its events would only repeat) until a worker takes it or its wait ends.
 void Acceptor::wait_for_worker(PendingConn& c) {
   unwatch(c);
-  c.deadline = now_ms() + kWorkerWaitMs;
+  uncount(c);
+  c.waiting_since = now_ms();
+  c.deadline = c.waiting_since + kWorkerWaitMs;
   waiting_.splice(waiting_.end(), list_of(c), c.self);
   c.stage = Stage::waiting;
   Pool& p = pools_[c.vh];
-  if (p.waiting++ == 0) p.waiting_since = now_ms();
+  if (p.waiting++ == 0) p.waiting_since = c.waiting_since;
   update_reading();
 }
 
@@ -702,6 +818,17 @@ void Acceptor::publish_spares(const VHost* vh) {
   }
 }
 
+// Busy workers of the vhost that have ended their connection (their scoreboard entry is no longer theirs)
+// and are about to say they are idle.
+unsigned Acceptor::returning(const VHost* vh) const {
+  unsigned n = 0;
+  for (const auto& [pid, w] : workers_)
+    if (w.vh == vh && !w.idle && w.has_entry &&
+        ctx_.sb->worker_table[w.entry % kMaxWorkers].pid.load(std::memory_order_relaxed) != pid)
+      n++;
+  return n;
+}
+
 // Keeps a vhost's idle workers at what its recent concurrency asks for (a quarter of the peak, plus one, for
 // a vhost that had any connection in the last 5-10 s; none for one that had none) plus one per waiting
 // connection. The spawner forks them outside this loop, ahead of the connections that will need them.
@@ -717,11 +844,26 @@ void Acceptor::ask_for_workers(const VHost* vh) {
   // Ahead of demand, the busy workers count as spares to come: under load each is back within a request
   // (a fork is dearer than the wait), and a connection that waits too long for one is forked for.
   const size_t want = overdue ? target + p.waiting : target;
-  const size_t have = p.idle.size() + p.requested + (overdue ? 0 : p.busy);
+  // Overdue, still those busy workers whose connection has ended count: under load a worker may wait tens of
+  // milliseconds for a CPU between giving back its slot and saying it is idle, and forking for each would
+  // only add to the processes that wait for one.
+  const size_t have = p.idle.size() + p.requested + (overdue ? returning(vh) : p.busy);
   if (have >= want || (stopping_ && p.waiting == 0)) return;
+  // No more workers idle or on the way than connections that may still come to them: those waiting, and as
+  // many more as MaxClientsVHost and MaxClients admit. Past the limit a spare would only be retired again
+  // (at 256 clients of one vhost, a fork every 10 ms).
+  const auto room = [](unsigned limit, uint32_t used) { return limit > used ? limit - used : 0u; };
+  const Scoreboard& sb = *ctx_.sb;
+  unsigned admissible = room(rt_.config->server.max_clients, sb.workers.load(std::memory_order_relaxed));
+  if (vh->max_clients_vhost)
+    admissible = std::min(admissible, room(vh->max_clients_vhost, sb.vhost_workers[rt_.state(*vh).slot % kMaxVHostSlots]
+                                                                      .load(std::memory_order_relaxed)));
+  const size_t bound = p.waiting + admissible;
+  const size_t on_hand = p.idle.size() + p.requested;
+  if (on_hand >= bound) return;
   SpawnRequest r;
   r.vhost = static_cast<uint32_t>(vh - rt_.config->vhosts.data());
-  r.count = static_cast<uint32_t>(std::min<size_t>(want - have, kMaxSpawnPerRequest));
+  r.count = static_cast<uint32_t>(std::min<size_t>({want - have, bound - on_hand, kMaxSpawnPerRequest}));
   if (spawn_send_request(spawner_, r) == 0) p.requested += r.count;
 }
 
@@ -794,10 +936,15 @@ void Acceptor::on_worker_message(pid_t pid) {
   p.idle.push_back(pid);
   spare_count_++;
   publish_spares(w.vh);
-  const size_t cap = w.vh->max_clients_vhost ? std::min<size_t>(kMaxSparesPerVHost, w.vh->max_clients_vhost)
-                                             : kMaxSparesPerVHost;
-  if (p.waiting) serve_waiting(w.vh);
-  else if (stopping_) retire(pid);
+  const size_t cap = w.vh->max_clients_vhost ? std::min<size_t>(kMaxSpares, w.vh->max_clients_vhost) : kMaxSpares;
+  if (p.waiting) return serve_waiting(w.vh);
+  if (!queued_.empty()) {
+    // Its slot is free: the oldest queued connection takes it (this worker, if of the same vhost).
+    admit_queued();
+    auto again = workers_.find(pid);
+    if (again == workers_.end() || !again->second.idle) return;
+  }
+  if (stopping_) retire(pid);
   else if (p.idle.size() > cap || spare_count_ > kMaxSpares) retire(p.idle.front());  // the coldest goes
 }
 
@@ -843,19 +990,28 @@ void Acceptor::expire(int64_t now) {
   }
   for (auto& [vh, p] : pools_) {
     if (p.waiting && now - p.waiting_since >= kSpawnAfterWaitMs) ask_for_workers(vh);
-    // Oldest first: a spare idle past kSpareIdleMs goes once more are idle than the load asks for.
+    // Oldest first: a spare idle past kSpareIdleMs goes once more are idle than the load asks for, one per
+    // kRetireEveryMs (all at once when stopping).
     const unsigned load = std::max(p.peak, p.previous_peak);
     const size_t keep = stopping_ ? 0 : load ? load / 4 + 1 : 0;
-    while (p.idle.size() > keep) {
+    while (p.idle.size() > keep && (stopping_ || now - p.retired_at >= kRetireEveryMs)) {
       auto it = workers_.find(p.idle.front());
       if (it != workers_.end() && now - it->second.idle_since < kSpareIdleMs && !stopping_) break;
       retire(p.idle.front());
+      if (it != workers_.end()) p.retired_at = now;
     }
   }
   for (auto it = dying_leaves_.begin(); it != dying_leaves_.end();)
     it = cgroup_kill_and_remove(*it) ? dying_leaves_.erase(it) : std::next(it);
   while (!reading_.empty() && reading_.front().deadline <= now)
     refuse(reading_.front(), 408, "head not complete within RequestReadTimeout");
+  // One more look for a slot before the oldest are refused.
+  if (!queued_.empty()) admit_queued();
+  while (!queued_.empty() && queued_.front().deadline <= now) {
+    PendingConn& c = queued_.front();
+    scoreboard_count_refused(*ctx_.sb, rt_.state(*c.vh).slot);
+    refuse(c, 503, limit_reached(), "Retry-After: 2\r\n");
+  }
   while (!waiting_.empty() && waiting_.front().deadline <= now)
     refuse(waiting_.front(), 503, "no worker of the vhost became free in time", "Retry-After: 2\r\n");
   while (!lingering_.empty() && lingering_.front().deadline <= now) close_conn(lingering_.front());
@@ -879,16 +1035,23 @@ void Acceptor::run() {
   epoll_event events[64];
   for (;;) {
     // A stopping acceptor stays until its busy workers are done: it removes their connections' cgroups.
-    if (stopping_ && reading_.empty() && waiting_.empty() && lingering_.empty() && workers_.empty()) _exit(0);
+    if (stopping_ && reading_.empty() && queued_.empty() && waiting_.empty() && lingering_.empty() &&
+        workers_.empty())
+      _exit(0);
     int64_t now = now_ms();
     int64_t next = std::min(now + 60000, window_end_);
-    for (auto* list : {&reading_, &waiting_, &lingering_})
+    for (auto* list : {&reading_, &queued_, &waiting_, &lingering_})
       if (!list->empty()) next = std::min(next, list->front().deadline);
+    if (!queued_.empty()) next = std::min(next, now + kQueueRetryMs);
     if (accept_paused_until_ > now) next = std::min(next, accept_paused_until_);
     if (spare_count_ > 0 || !dying_leaves_.empty()) next = std::min(next, now + 1000);
-    if (!waiting_.empty())
-      for (const auto& [vh, p] : pools_)
-        if (p.waiting) next = std::min(next, p.waiting_since + kSpawnAfterWaitMs);
+    // The first wait to become overdue (one that is already was asked for in expire(); waking for it again
+    // would spin until a worker comes).
+    for (const PendingConn& c : waiting_)
+      if (c.waiting_since + kSpawnAfterWaitMs > now) {
+        next = std::min(next, c.waiting_since + kSpawnAfterWaitMs);
+        break;
+      }
     int timeout = static_cast<int>(std::max<int64_t>(0, next - now));
     int n = epoll_wait(epoll_.get(), events, 64, timeout);
     if (n < 0 && errno != EINTR) {

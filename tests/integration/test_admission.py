@@ -1,8 +1,10 @@
-# Admission control: MaxClientsVHost and MaxClients count live workers (one per kept-alive connection);
-# over a limit the answer is 503 with Retry-After at once, other vhosts are unaffected, and a slot is
-# freed when its connection closes or its worker is killed.
+# Admission control: MaxClientsVHost and MaxClients count live workers (one per kept-alive connection).
+# Over a limit a connection waits for a slot for QueueTimeout, first come first served, then gets 503 with
+# Retry-After; with QueueTimeout 0 it gets the 503 at once. Other vhosts are unaffected, and a slot is freed
+# when its connection closes or its worker is killed.
 
 import os
+import select
 import signal
 import sys
 import time
@@ -12,12 +14,22 @@ import harness as h  # noqa: E402
 
 VHOST_LIMIT = 2
 GLOBAL_LIMIT = 4
+QUEUE_TIMEOUT = 2
 
 
 def setup():
-    tree = h.two_tenant_tree(server={"MaxClients": GLOBAL_LIMIT, "KeepAliveTimeout": 60},
+    # QueueTimeout 0: refused at once, as mpm-itk does.
+    tree = h.two_tenant_tree(server={"MaxClients": GLOBAL_LIMIT, "KeepAliveTimeout": 60, "QueueTimeout": 0},
                              a_keys={"MaxClientsVHost": VHOST_LIMIT})
     return h.Daemon(tree).start()
+
+
+def queue_daemon():
+    # One acceptor, so that every connection meets the same queue.
+    tree = h.two_tenant_tree(server={"MaxClients": GLOBAL_LIMIT, "KeepAliveTimeout": 60, "StartServers": 1,
+                                     "QueueTimeout": QUEUE_TIMEOUT},
+                             a_keys={"MaxClientsVHost": VHOST_LIMIT})
+    return h.Daemon(tree, name="itkd-queue").start()
 
 
 def hold(d, host, conns):
@@ -133,6 +145,101 @@ def global_limit_refuses_every_vhost(d):
         release(d, conns)
 
 
+def send_pending(d, host, conns):
+    """A keep-alive request whose answer is not read yet; served, it keeps its slot."""
+    c = h.Conn(d.port, timeout=QUEUE_TIMEOUT + 10)
+    conns.append(c)
+    c.request("GET", "/", host)
+    return c
+
+
+def silent_for(c, seconds):
+    readable, _, _ = select.select([c.sock], [], [], seconds)
+    return not readable
+
+
+def queue_daemon_at_limit():
+    """A queue daemon with a.test at its MaxClientsVHost: the connections holding its slots."""
+    d = queue_daemon()
+    conns = []
+    try:
+        for _ in range(VHOST_LIMIT):
+            hold(d, "a.test", conns)
+        wait_workers(d, h.UID_A, VHOST_LIMIT)
+    except BaseException:
+        for c in conns:
+            c.close()
+        d.stop()
+        raise
+    return d, conns
+
+
+def finish(d, conns):
+    for c in conns:
+        c.close()
+    d.stop()
+
+
+def over_the_limit_waits_for_a_slot(_):
+    d, conns = queue_daemon_at_limit()
+    try:
+        first = send_pending(d, "a.test", conns)
+        second = send_pending(d, "a.test", conns)
+        h.check(silent_for(first, 0.5) and silent_for(second, 0),
+                f"expected two connections over MaxClientsVHost = {VHOST_LIMIT} to wait for a slot "
+                f"(QueueTimeout = {QUEUE_TIMEOUT}), but one was answered")
+        # Waiting connections hold no slot: the other vhost is served at once, and a.test never has more
+        # workers than its share.
+        h.expect_status(h.fetch(d.port, "/", "b.test", timeout=1), 200, "b.test while two a.test connections wait")
+        h.expect_eq(len(d.busy_workers(h.UID_A)), VHOST_LIMIT, "workers of a.test holding a connection while two wait")
+        # First come, first served: the first slot freed goes to the first that waited.
+        conns.pop(0).close()
+        h.expect_status(first.read_response(timeout=1.5), 200, "the first waiting connection once a slot was freed")
+        h.check(silent_for(second, 0.3), "the second waiting connection was answered before a second slot was freed")
+        conns.pop(0).close()
+        h.expect_status(second.read_response(timeout=1.5), 200, "the second waiting connection once another slot "
+                                                                "was freed")
+        h.expect_eq(len(d.busy_workers(h.UID_A)), VHOST_LIMIT, "workers of a.test after the waiting ones were served")
+    finally:
+        finish(d, conns)
+
+
+def waiting_past_queue_timeout_is_refused(_):
+    d, conns = queue_daemon_at_limit()
+    try:
+        start = time.monotonic()
+        c = send_pending(d, "a.test", conns)
+        resp = c.read_response(timeout=QUEUE_TIMEOUT + 5)
+        took = time.monotonic() - start
+        h.expect_status(resp, 503, f"a connection that waited QueueTimeout = {QUEUE_TIMEOUT} s for a slot of a.test")
+        h.check(resp.header("Retry-After") is not None, f"503 without Retry-After\n{resp.describe()}")
+        h.check(QUEUE_TIMEOUT - 0.3 <= took <= QUEUE_TIMEOUT + 3,
+                f"expected the 503 after about QueueTimeout = {QUEUE_TIMEOUT} s, came after {took:.2f} s")
+        h.check("MaxClientsVHost for QueueTimeout" in d.log_text(),
+                f"expected the journal to say why: 'vhost at MaxClientsVHost for QueueTimeout'\n{d.log_tail()}")
+    finally:
+        finish(d, conns)
+
+
+def queue_holds_at_most_max_clients(_):
+    # Waiting connections each hold a descriptor in the acceptor: at most MaxClients of them wait, the next
+    # is refused at once.
+    d, conns = queue_daemon_at_limit()
+    try:
+        waiting = [send_pending(d, "a.test", conns) for _ in range(GLOBAL_LIMIT)]
+        h.check(silent_for(waiting[-1], 0.5), f"expected {GLOBAL_LIMIT} connections over a.test's limit to wait")
+        start = time.monotonic()
+        resp = h.fetch(d.port, "/", "a.test", timeout=QUEUE_TIMEOUT + 5)
+        took = time.monotonic() - start
+        h.expect_status(resp, 503, f"a connection to a.test with MaxClients = {GLOBAL_LIMIT} connections waiting")
+        h.check(took < QUEUE_TIMEOUT - 0.5, f"expected the 503 at once with the queue full, came after {took:.2f} s")
+        h.check(all(silent_for(c, 0) for c in waiting), "a waiting connection was answered")
+        h.check("MaxClients connections wait for a slot already" in d.log_text(),
+                f"expected the journal to say why the 503 came at once\n{d.log_tail()}")
+    finally:
+        finish(d, conns)
+
+
 def status_counts_refusals(d):
     st = d.wait_status(lambda s: s["refused"] > 0, timeout=5)
     h.check(st is not None, f"expected a STATUS with 'refused: N' above 0 after 503s, "
@@ -158,7 +265,8 @@ STOP_CGI = "#!/bin/sh\nkill -STOP $PPID\nexec sleep 30\n"
 
 def stop_tree(**server):
     tree = h.Tree()
-    tree.write_server_conf(**server)
+    # QueueTimeout 0: a.test's connections over its share are refused at once, which shows the share.
+    tree.write_server_conf(QueueTimeout=0, **server)
     root_a = h.make_tenant(tree, "a", UID_STOP)
     root_b = h.make_tenant(tree, "b", h.UID_B)
     tree.write(os.path.join(root_a, "stop.cgi"), STOP_CGI, UID_STOP, mode=0o755)
@@ -198,9 +306,7 @@ def self_stopping_tenant_cannot_fill_max_clients(shared):
         h.check(st is not None, f"expected 'workers: 0' once the stopped workers were killed, got "
                                 f"{d.notify.statuses()[-3:]}")
     finally:
-        for c in conns:
-            c.close()
-        d.stop()
+        finish(d, conns)
         h.kill_uid(UID_STOP)
 
 
@@ -228,6 +334,9 @@ SCENARIOS = [
     slot_freed_when_worker_killed,
     global_limit_refuses_every_vhost,
     status_counts_refusals,
+    over_the_limit_waits_for_a_slot,
+    waiting_past_queue_timeout_is_refused,
+    queue_holds_at_most_max_clients,
     self_stopping_tenant_cannot_fill_max_clients,
     connection_past_max_connection_time_is_ended,
 ]

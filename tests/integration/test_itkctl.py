@@ -131,7 +131,9 @@ def check_json_on_a_good_and_a_broken_tree(_):
 
 
 def status_counts_requests_per_vhost(_):
-    tree = h.two_tenant_tree(b_keys={"MaxClientsVHost": 1}, b_files={"big.bin": os.urandom(BIG)})
+    # QueueTimeout 0: the request over b.test's limit is refused at once instead of waiting for the slot.
+    tree = h.two_tenant_tree(server={"QueueTimeout": 0}, b_keys={"MaxClientsVHost": 1},
+                             b_files={"big.bin": os.urandom(BIG)})
     d = h.Daemon(tree).start()
     for _ in range(3):
         h.expect_status(h.fetch(d.port, "/", "a.test"), 200, "GET / on a.test")

@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 SPARE_IDLE = 10         # seconds a spare may wait without a connection before its acceptor retires it
-RETIRE_WAIT = 14        # how long the retirement is waited for: the idle time, the acceptor's tick, slack
+RETIRE_WAIT = 14        # how long the retirement of one spare is waited for: the idle time, the tick, slack
+RETIRE_EVERY = 1        # seconds between two retirements of one vhost's spares
 GRACE = 30              # GracefulShutdownTimeout of the stop scenario; the stop must not come near it
 VHOST_LIMIT = 2         # MaxClientsVHost of a.test in the accounting scenario
 BODY_SIZE = 100 << 10
@@ -245,7 +246,9 @@ def concurrent_connections_then_reuse_of_that_set(d):
 
 
 def spares_are_not_clients(_):
-    d = h.Daemon(make_tree(a_keys={"MaxClientsVHost": VHOST_LIMIT}), name="itkd-limit").start()
+    # QueueTimeout 0: the connection over the limit is refused at once instead of waiting for a slot.
+    d = h.Daemon(make_tree(server={"QueueTimeout": 0}, a_keys={"MaxClientsVHost": VHOST_LIMIT}),
+                 name="itkd-limit").start()
     first = []
     for i in range(5):
         pid, _ = probe(d)
@@ -289,16 +292,33 @@ def expect_refused(d, what):
 
 
 def idle_spare_is_retired(d):
-    spare = spare_of(d, "a.test", h.UID_A)
+    # Three spares of a.test: three connections held at once, then closed.
+    conns = []
+    try:
+        held = [hold(d, "a.test", conns, f"keep-alive connection {i + 1} of 3 to a.test") for i in range(3)]
+    finally:
+        close_all(conns)
+    for pid in held:
+        wait_spare(pid, "after the 3 held connections closed")
     idle_from = time.monotonic()
     spares = d.workers()
-    h.check(spare in spares, f"expected the spare {spare} among the workers, found {spares}")
+    h.check(set(held) <= set(spares), f"expected the spares {held} among the workers, found {spares}")
     # Never before the idle time: a spare retired at once would fork for every connection again.
     time.sleep(SPARE_IDLE - 3)
-    h.check(h.pid_alive(spare), f"expected the spare {spare} still waiting {SPARE_IDLE - 3}s after its last "
-                                f"connection (retired after {SPARE_IDLE}s)")
-    expect_gone(spares, max(1.0, RETIRE_WAIT - (time.monotonic() - idle_from)),
-                f"spares idle for {SPARE_IDLE}s (waited {RETIRE_WAIT}s after the last request)")
+    h.check(all(h.pid_alive(p) for p in held), f"expected the spares {held} still waiting {SPARE_IDLE - 3}s after "
+                                               f"their last connection (retired after {SPARE_IDLE}s)")
+    # Then one a second per vhost (as Apache's idle maintenance): when the first of a.test's has gone, the
+    # others are still there.
+    first_gone = h.wait_until(lambda: any(not h.pid_alive(p) for p in held),
+                              max(1.0, RETIRE_WAIT - (time.monotonic() - idle_from)), interval=0.05)
+    h.check(first_gone, f"expected one of the spares {held} retired within {RETIRE_WAIT}s")
+    alive = [p for p in held if h.pid_alive(p)]
+    h.check(len(alive) == 2, f"expected a.test's spares {held} retired one a second, but {3 - len(alive)} went "
+                             f"at once")
+    # The last goes after SPARE_IDLE + (n - 1) * RETIRE_EVERY at most.
+    wait = RETIRE_WAIT + (len(spares) - 1) * RETIRE_EVERY
+    expect_gone(spares, max(1.0, wait - (time.monotonic() - idle_from)),
+                f"{len(spares)} spares idle for {SPARE_IDLE}s (waited {wait}s after the last request)")
     pid, uid = probe(d)
     h.expect_eq(uid, h.UID_A, "uid of the script after the spares were retired")
     h.check(pid not in spares, f"expected a new worker after the retirement, got the retired {pid}")

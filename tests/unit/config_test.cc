@@ -114,6 +114,7 @@ TEST(ServerConfig, DefaultsWhenEmpty) {
   EXPECT_EQ(s.keep_alive_timeout, 5u);
   EXPECT_EQ(s.max_keep_alive_requests, 100u);
   EXPECT_EQ(s.request_read_timeout, 20u);
+  EXPECT_EQ(s.queue_timeout, 5u);
   EXPECT_EQ(s.limit_request_line, 8190u);
   EXPECT_EQ(s.limit_request_field_size, 8190u);
   EXPECT_EQ(s.limit_request_fields, 100u);
@@ -138,6 +139,7 @@ TEST(ServerConfig, EveryKeySet) {
       "KeepAliveTimeout = 0\n"
       "MaxKeepAliveRequests = 0\n"
       "RequestReadTimeout = 15\n"
+      "QueueTimeout = 0\n"
       "LimitRequestLine = 4096\n"
       "LimitRequestFieldSize = 300\n"
       "LimitRequestFields = 50\n"
@@ -154,6 +156,7 @@ TEST(ServerConfig, EveryKeySet) {
   EXPECT_EQ(s.keep_alive_timeout, 0u);
   EXPECT_EQ(s.max_keep_alive_requests, 0u);
   EXPECT_EQ(s.request_read_timeout, 15u);
+  EXPECT_EQ(s.queue_timeout, 0u);
   EXPECT_EQ(s.limit_request_line, 4096u);
   EXPECT_EQ(s.limit_request_field_size, 300u);
   EXPECT_EQ(s.limit_request_fields, 50u);
@@ -187,6 +190,7 @@ TEST(ServerConfig, NumericRangesAndSyntax) {
       {"KeepAliveTimeout", "0", "3600", nullptr, "3601", "0..3600"},
       {"MaxKeepAliveRequests", "0", "1000000", nullptr, "1000001", "0..1000000"},
       {"RequestReadTimeout", "1", "3600", "0", "3601", "1..3600"},
+      {"QueueTimeout", "0", "3600", nullptr, "3601", "0..3600"},
       {"LimitRequestLine", "256", "65536", "255", "65537", "256..65536"},
       {"LimitRequestFieldSize", "256", "65536", "255", "65537", "256..65536"},
       {"LimitRequestFields", "1", "1000", "0", "1001", "1..1000"},
@@ -1332,7 +1336,7 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
     }
     uncommented += line + "\n";
   }
-  EXPECT_EQ(keys, 23u);
+  EXPECT_EQ(keys, 24u);
   p = parse_main(uncommented);
   std::vector<std::string> unexpected;
   for (const auto& e : p.errors)
@@ -1343,6 +1347,7 @@ TEST(Examples, ServerExampleShowsTheDefaults) {
   EXPECT_EQ(s.max_clients, defaults.max_clients);
   EXPECT_EQ(s.max_clients_vhost, defaults.max_clients / 2);  // the default share, written out
   EXPECT_EQ(s.max_connection_time, defaults.max_connection_time);
+  EXPECT_EQ(s.queue_timeout, defaults.queue_timeout);
   EXPECT_EQ(s.logs.format.source, kCombinedLogFormat);
   EXPECT_EQ(s.limit_head_buffers, defaults.limit_head_buffers);
   EXPECT_EQ(s.limit_request_body, defaults.limit_request_body);

@@ -6,9 +6,11 @@
 . "$ITK_TESTS/lib.sh"
 
 # One acceptor: it owns every spare, so the next connection finds the worker the previous one left.
+# QueueTimeout 0: a connection over MaxClientsVHost is refused at once (09-cgroups has the waiting one).
 cat >/etc/itk.conf <<'EOF2'
 [server]
 StartServers = 1
+QueueTimeout = 0
 EOF2
 cat >>/etc/itk.d/10-alice.conf <<'EOF2'
 MaxClientsVHost = 1
