@@ -364,6 +364,44 @@ def stop_with_spares_exits_promptly(_):
                   f"{[p for p in h.group_members(group) if h.comm_of(p) == 'itk-worker']}")
 
 
+def cpu_seconds(pids):
+    """User plus system CPU time of `pids`, in seconds."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def acceptor_sleeps_while_a_connection_waits_for_a_fork(_):
+    # A connection waiting for a worker the spawner has not delivered costs its acceptor nothing: it wakes
+    # when the wait is due for a fork, not again and again until the worker comes (it spun before).
+    d = h.Daemon(make_tree(), name="itkd-wait").start()
+    spawner = d.children_named("itk-spawner")
+    h.check(len(spawner) == 1, f"expected one itk-spawner child of itkd, found {spawner}")
+    c = None
+    os.kill(spawner[0], signal.SIGSTOP)
+    try:
+        c = h.Conn(d.port, timeout=15)
+        c.request("GET", "/pid.cgi", "b.test", [("Connection", "close")])
+        time.sleep(0.2)
+        acceptors = d.acceptors()
+        before = cpu_seconds(acceptors)
+        time.sleep(1.0)
+        used = cpu_seconds(acceptors) - before
+        h.check(used < 0.3, f"expected the acceptor asleep while a connection waits for a worker from a stopped "
+                            f"spawner, it used {used:.2f}s of CPU in 1s")
+    finally:
+        os.kill(spawner[0], signal.SIGCONT)
+    try:
+        _, uid = served_by(c.read_response(), "GET /pid.cgi on b.test once the spawner continued")
+        h.expect_eq(uid, h.UID_B, "uid of the script on b.test")
+    finally:
+        c.close()
+        d.stop()
+
+
 def body_and_pipelining_on_a_reused_worker(d):
     spare = spare_of(d, "a.test", h.UID_A)
     body = os.urandom(BODY_SIZE)
@@ -423,6 +461,7 @@ SCENARIOS = [
     idle_spare_is_retired,
     reload_retires_spares,
     stop_with_spares_exits_promptly,
+    acceptor_sleeps_while_a_connection_waits_for_a_fork,
     body_and_pipelining_on_a_reused_worker,
 ]
 
