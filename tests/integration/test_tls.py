@@ -3,6 +3,7 @@
 
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -696,6 +697,53 @@ def key_process_survives_a_stop_and_continue(d):
     h.check(not info["reused"], "the handshake was expected to be a full one")
 
 
+def tls_connection_over_the_limit_waits_for_a_slot(_):
+    # Over MaxClientsVHost a TLS connection waits for a slot like a plain one: the acceptor has only peeked
+    # at its ClientHello, and the vhost's worker does the handshake once the slot is free (it was closed,
+    # without an answer, before the queue).
+    tree = tls_tree(server={"StartServers": 1, "QueueTimeout": 5})
+    with open(os.path.join(tree.conf_dir, "10-a.conf"), "a") as f:
+        f.write("MaxClientsVHost = 1\n")
+    d = TlsDaemon(tree, name="itkd-tls-queue").start()
+    held = TlsConn(d.port, "a.test")
+    waiting = None
+    try:
+        h.expect_status(held.get("/", "a.test"), 200, "the keep-alive connection holding a.test's one slot")
+        raw = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        waiting = client_context().wrap_socket(raw, server_hostname="a.test", do_handshake_on_connect=False)
+        waiting.setblocking(False)
+
+        def handshake(timeout):
+            """True once the handshake is done, False if it is still waiting after `timeout` seconds."""
+            end = time.monotonic() + timeout
+            while True:
+                try:
+                    waiting.do_handshake()
+                    return True
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError) as e:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return False
+                    want_write = isinstance(e, ssl.SSLWantWriteError)
+                    select.select([] if want_write else [waiting], [waiting] if want_write else [], [], left)
+        h.check(not handshake(1.0), "expected the TLS connection over MaxClientsVHost = 1 to wait for the slot, "
+                                    "its handshake was answered")
+        held.close()
+        h.check(handshake(5.0), "expected the waiting TLS connection's handshake within 5s of the slot's release")
+        waiting.setblocking(True)
+        waiting.settimeout(10)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := waiting.recv(65536):
+            answer += chunk
+        h.check(answer.startswith(b"HTTP/1.1 200 "), f"expected 200 for the connection that waited, got {answer[:120]!r}")
+    finally:
+        held.close()
+        if waiting is not None:
+            waiting.close()
+        d.stop()
+
+
 def check_names_file_and_vhost_of_bad_keys(_):
     tree = tls_tree()
     # b.test's drop-in names a.test's key for b.test's certificate.
@@ -753,6 +801,7 @@ if __name__ == "__main__":
         key_process_survives_a_stop_and_continue,
         unfinished_record_does_not_spin_the_worker,
         reload_serves_a_renewed_certificate,
+        tls_connection_over_the_limit_waits_for_a_slot,
         check_names_file_and_vhost_of_bad_keys,
         https_without_certificate_is_refused,
     ], setup)
