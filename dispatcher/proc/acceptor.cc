@@ -735,7 +735,12 @@ bool Acceptor::hand_to_spare(PendingConn& c) {
     WorkerInfo& w = it->second;
     w.idle = false;
     p.busy++;
-    if (!c.leaf.empty() && !cgroup_move(c.leaf, pid)) {
+    // A leaf removed under the connection is made again: retiring the worker would not bring it back, and
+    // every worker forked for the connection would fail the same way.
+    bool moved = c.leaf.empty() || cgroup_move(c.leaf, pid);
+    if (!moved && access(c.leaf.c_str(), F_OK) != 0 && mkdir(c.leaf.c_str(), 0755) == 0)
+      moved = cgroup_move(c.leaf, pid);
+    if (!moved) {
       log(Level::err, "cannot move worker %d into %s: %s; retiring it", pid, c.leaf.c_str(), strerror(errno));
       retire(pid);
       ask_for_workers(c.vh);

@@ -571,7 +571,9 @@ void Master::run_removals() {
   }
   if (sweep_) {
     sweep_ = false;
-    cgroup_sweep_leaves(cgroups_);
+    std::vector<pid_t> live;
+    for (const AcceptorProc& a : acceptors_) live.push_back(a.pid);
+    cgroup_sweep_leaves(cgroups_, live);
   }
 }
 

@@ -10,7 +10,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -223,11 +225,13 @@ bool cgroup_kill_and_remove(const std::string& dir) {
   return all;
 }
 
-void cgroup_sweep_leaves(const CgroupTree& t) {
+void cgroup_sweep_leaves(const CgroupTree& t, const std::vector<pid_t>& live) {
   if (!t.enabled) return;
   for (const std::string& name : list_dir(t.serving, [](const dirent& e) { return std::strncmp(e.d_name, "v-", 2) == 0; })) {
     const std::string v = t.serving + "/" + name;
     for (const std::string& l : list_dir(v, [](const dirent& e) { return e.d_type == DT_DIR && e.d_name[0] == 'c'; })) {
+      const pid_t maker = static_cast<pid_t>(std::strtol(l.c_str() + 1, nullptr, 10));
+      if (std::find(live.begin(), live.end(), maker) != live.end()) continue;
       const std::string leaf = v + "/" + l;
       // Only leaves whose worker is gone: a live worker's leaf is populated.
       if (read_file(leaf + "/cgroup.events").find("populated 0") != std::string::npos) (void)rmdir(leaf.c_str());

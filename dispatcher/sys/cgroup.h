@@ -62,8 +62,10 @@ std::string cgroup_spare_dir(const CgroupTree& t, const VHost& vh);
 // Returns false if something could not be removed yet (processes still dying): call again later.
 [[nodiscard]] bool cgroup_kill_and_remove(const std::string& dir);
 
-// Master: removes connection leaves left empty by workers whose acceptor was gone when they ended.
-void cgroup_sweep_leaves(const CgroupTree& t);
+// Master: removes connection leaves left empty by workers whose acceptor was gone when they ended. Leaves
+// of the acceptors in `live` (named c<acceptor pid>-<n>) are theirs to remove: an empty one may belong to a
+// connection admitted a moment ago, waiting for its worker.
+void cgroup_sweep_leaves(const CgroupTree& t, const std::vector<pid_t>& live);
 
 // Worker, after a script ran: SIGKILLs every other process in the caller's own cgroup, i.e. what
 // the script left running, even if it left its process group (setsid). The caller is the tenant,
