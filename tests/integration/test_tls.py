@@ -701,7 +701,7 @@ def tls_connection_over_the_limit_waits_for_a_slot(_):
     # Over MaxClientsVHost a TLS connection waits for a slot like a plain one: the acceptor has only peeked
     # at its ClientHello, and the vhost's worker does the handshake once the slot is free (it was closed,
     # without an answer, before the queue).
-    tree = tls_tree(server={"StartServers": 1, "QueueTimeout": 5})
+    tree = tls_tree(server={"StartServers": 1, "QueueTimeout": 15})
     with open(os.path.join(tree.conf_dir, "10-a.conf"), "a") as f:
         f.write("MaxClientsVHost = 1\n")
     d = TlsDaemon(tree, name="itkd-tls-queue").start()
@@ -729,7 +729,7 @@ def tls_connection_over_the_limit_waits_for_a_slot(_):
         h.check(not handshake(1.0), "expected the TLS connection over MaxClientsVHost = 1 to wait for the slot, "
                                     "its handshake was answered")
         held.close()
-        h.check(handshake(5.0), "expected the waiting TLS connection's handshake within 5s of the slot's release")
+        h.check(handshake(10.0), "expected the waiting TLS connection's handshake within 10s of the slot's release")
         waiting.setblocking(True)
         waiting.settimeout(10)
         waiting.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
